@@ -1,0 +1,29 @@
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Logger } from 'nestjs-pino';
+import { ConfigService, PorticoConfig } from '@portico/config';
+import { AppModule } from './app.module';
+import { StreamableHttpTransport } from './mcp/streamable-http.transport';
+
+/** Builds the gateway application (not yet listening): used by main.ts and the e2e suites. */
+export async function createGatewayApp(config?: PorticoConfig): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    bodyLimit: config?.http.maxBodyBytes ?? 4 * 1024 * 1024,
+    // Slow-client defences; the values are deliberately generous for long tool calls.
+    connectionTimeout: 0,
+    keepAliveTimeout: 72_000,
+    requestTimeout: 0,
+    return503OnClosing: true,
+    trustProxy: false,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    bufferLogs: true,
+    abortOnError: false,
+  });
+  app.useLogger(app.get(Logger));
+  const values = app.get(ConfigService).values;
+  app
+    .get(StreamableHttpTransport)
+    .register(app.getHttpAdapter().getInstance(), values.mcp.path, values.http.maxBodyBytes);
+  return app;
+}

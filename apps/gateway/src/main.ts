@@ -1,0 +1,52 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { ConfigError, loadConfig, PorticoConfig } from '@portico/config';
+import { createGatewayApp } from './app.factory';
+import { LifecycleService } from './health/lifecycle.service';
+
+function readConfig(): PorticoConfig {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`portico: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const app = await createGatewayApp(config);
+  const logger = new Logger('Bootstrap');
+  if (config.mcp.secretGenerated) {
+    logger.warn(
+      'PORTICO_SECRET is not set: using a random per-process secret (fine for one node only)',
+    );
+  }
+  await app.listen({ port: config.http.port, host: config.http.host });
+  logger.log(
+    `Portico listening on http://${config.http.host}:${config.http.port}${config.mcp.path}`,
+  );
+
+  const lifecycle = app.get(LifecycleService);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    // Readiness fails first so the load balancer stops sending traffic; then in-flight work
+    // gets the grace period to finish before the process exits regardless.
+    lifecycle.startDraining();
+    logger.log(`${signal}: draining, closing within ${config.shutdownGraceMs} ms`);
+    setTimeout(() => process.exit(0), config.shutdownGraceMs).unref();
+    void app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

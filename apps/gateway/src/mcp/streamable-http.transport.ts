@@ -1,0 +1,628 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ConfigService } from '@portico/config';
+import {
+  Classified,
+  ErrorCode,
+  JsonRpcErrorObject,
+  JsonRpcMessage,
+  JsonRpcRequest,
+  JsonRpcResponse,
+  McpEngine,
+  META,
+  MODERN_PROTOCOL_VERSION,
+  McpError,
+  NAMED_METHODS,
+  LEGACY_PROTOCOL_VERSIONS,
+  DEFAULT_LEGACY_HTTP_VERSION,
+  classify,
+  errorResponse,
+} from '@portico/mcp-protocol';
+import { EVENT_STORE, EventStore } from '@portico/session';
+import { LiveSession, SessionLimitError, SessionRegistry } from './session-registry.service';
+import { SessionStream } from './session-stream';
+import { SseWriter } from './sse-writer';
+import { HttpGuard } from './http-guard';
+
+const SESSION_HEADER = 'mcp-session-id';
+const VERSION_HEADER = 'mcp-protocol-version';
+const METHOD_HEADER = 'mcp-method';
+const NAME_HEADER = 'mcp-name';
+
+/** Thrown when a body could not be parsed as JSON; answered with -32700. */
+const PARSE_FAILED = Symbol('parse-failed');
+
+class HttpRejection extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: JsonRpcErrorObject,
+    readonly id: string | number | null = null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(error.message);
+  }
+}
+
+function reject(status: number, code: number, message: string, data?: unknown): HttpRejection {
+  return new HttpRejection(
+    status,
+    data === undefined ? { code, message } : { code, message, data },
+  );
+}
+
+/**
+ * The MCP Streamable HTTP endpoint for both eras. A POST whose request carries the 2026-07-28
+ * `_meta` envelope is served statelessly; `initialize` starts a 2025-era session and later
+ * messages of that session carry Mcp-Session-Id. Raw Fastify routes keep the hot path free
+ * of framework layers the protocol does not need.
+ */
+@Injectable()
+export class StreamableHttpTransport {
+  private readonly logger = new Logger(StreamableHttpTransport.name);
+  private readonly keepAliveMs: number;
+  private readonly retryMs: number;
+
+  constructor(
+    private readonly engine: McpEngine,
+    private readonly sessions: SessionRegistry,
+    private readonly guard: HttpGuard,
+    @Inject(EVENT_STORE) private readonly events: EventStore,
+    config: ConfigService,
+  ) {
+    this.keepAliveMs = config.values.mcp.sseKeepAliveMs;
+    this.retryMs = config.values.mcp.sseRetryMs;
+  }
+
+  register(app: FastifyInstance, path: string, bodyLimit: number): void {
+    void app.register((scope, _opts, done) => {
+      // Our own JSON parser: a malformed body is a JSON-RPC parse error, not a framework 400.
+      scope.removeContentTypeParser('application/json');
+      scope.addContentTypeParser(
+        'application/json',
+        { parseAs: 'string', bodyLimit },
+        (_req, body, next) => {
+          try {
+            next(null, JSON.parse(body as string));
+          } catch {
+            next(null, PARSE_FAILED);
+          }
+        },
+      );
+      scope.setErrorHandler((error: { statusCode?: number; code?: string }, _request, reply) => {
+        const status = error.statusCode ?? 500;
+        if (status === 413) {
+          return this.send(
+            reply,
+            reject(413, ErrorCode.InvalidRequest, `Request body exceeds ${bodyLimit} bytes`),
+          );
+        }
+        if (status === 415 || error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+          return this.send(
+            reply,
+            reject(415, ErrorCode.InvalidRequest, 'Content-Type must be application/json'),
+          );
+        }
+        if (status >= 400 && status < 500) {
+          return this.send(reply, reject(status, ErrorCode.InvalidRequest, 'Invalid HTTP request'));
+        }
+        this.logger.error(error);
+        return this.send(reply, reject(500, ErrorCode.InternalError, 'Internal error'));
+      });
+      scope.post(path, (request, reply) =>
+        this.guarded(request, reply, () => this.post(request, reply)),
+      );
+      scope.get(path, (request, reply) =>
+        this.guarded(request, reply, () => this.get(request, reply)),
+      );
+      scope.delete(path, (request, reply) =>
+        this.guarded(request, reply, () => this.delete(request, reply)),
+      );
+      done();
+    });
+  }
+
+  private async guarded(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    run: () => Promise<void>,
+  ): Promise<void> {
+    try {
+      const problem = this.guard.check(request);
+      if (problem) throw reject(problem.status, ErrorCode.InvalidRequest, problem.message);
+      await run();
+    } catch (err) {
+      if (reply.sent || reply.raw.headersSent) return;
+      if (err instanceof HttpRejection) return this.send(reply, err);
+      this.logger.error(err);
+      this.send(reply, reject(500, ErrorCode.InternalError, 'Internal error'));
+    }
+  }
+
+  private send(reply: FastifyReply, rejection: HttpRejection): void {
+    void reply
+      .code(rejection.status)
+      .headers(rejection.headers)
+      .type('application/json')
+      .send(JSON.stringify(errorResponse(rejection.id, rejection.error)));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // POST
+
+  private async post(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const accept = request.headers.accept ?? '';
+    if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
+      throw reject(
+        406,
+        ErrorCode.InvalidRequest,
+        'Accept must list application/json and text/event-stream',
+      );
+    }
+    if (!isJsonContentType(request.headers['content-type'])) {
+      throw reject(415, ErrorCode.InvalidRequest, 'Content-Type must be application/json');
+    }
+    const body = request.body;
+    if (body === PARSE_FAILED) throw reject(400, ErrorCode.ParseError, 'Parse error: invalid JSON');
+    if (body === undefined || body === null)
+      throw reject(400, ErrorCode.InvalidRequest, 'Empty request body');
+
+    if (Array.isArray(body)) return this.postBatch(request, reply, body);
+
+    const classified = classify(body);
+    if (classified.kind === 'invalid') {
+      throw new HttpRejection(400, classified.error, classified.id);
+    }
+    if (isModern(classified, request)) {
+      return this.postModern(request, reply, classified);
+    }
+    if (classified.kind === 'request' && classified.message.method === 'initialize') {
+      return this.initialize(request, reply, classified.message);
+    }
+    if (classified.kind === 'request' && classified.message.method === 'server/discover') {
+      // A modern client probing without the envelope gets the envelope error, not "no session".
+      return this.postModern(request, reply, classified);
+    }
+    const live = await this.requireSession(request);
+    const versionProblem = checkLegacyVersionHeader(request, live);
+    if (versionProblem) throw versionProblem;
+    return this.postLegacy(request, reply, live, [classified]);
+  }
+
+  private async postModern(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    classified: Classified,
+  ): Promise<void> {
+    if (classified.kind !== 'request') {
+      // Modern clients send notifications only over stdio; accept and ignore.
+      void reply.code(202).send();
+      return;
+    }
+    const message = classified.message;
+    let envelope;
+    try {
+      envelope = this.engine.readEnvelope(message);
+    } catch (err) {
+      throw new HttpRejection(400, (err as McpError).toJson(), message.id);
+    }
+    const headerError = checkModernHeaders(request, message, envelope.protocolVersion);
+    if (headerError) throw new HttpRejection(400, headerError.toJson(), message.id);
+    if (!MODERN_HTTP_METHODS.has(message.method)) {
+      throw new HttpRejection(404, McpError.methodNotFound(message.method).toJson(), message.id);
+    }
+
+    const controller = new AbortController();
+    const exchange = new PostExchange(request, reply, this.keepAliveMs, () => controller.abort());
+    if (message.method === 'subscriptions/listen') exchange.upgrade();
+    const response = await this.engine.handleModern(
+      message,
+      {
+        outbound: { send: (m) => exchange.send(m) },
+        signal: controller.signal,
+      },
+      envelope,
+    );
+    exchange.finish(response ? [response] : [], modernStatus(response));
+  }
+
+  private async initialize(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    message: JsonRpcRequest,
+  ): Promise<void> {
+    let created;
+    try {
+      created = await this.sessions.create(message);
+    } catch (err) {
+      if (err instanceof McpError) throw new HttpRejection(400, err.toJson(), message.id);
+      if (err instanceof SessionLimitError) {
+        throw new HttpRejection(
+          503,
+          { code: ErrorCode.InternalError, message: err.message },
+          message.id,
+          {
+            'retry-after': '5',
+          },
+        );
+      }
+      throw err;
+    }
+    void reply
+      .code(200)
+      .header(SESSION_HEADER, created.live.id)
+      .type('application/json')
+      .send(JSON.stringify(created.result));
+  }
+
+  private async postBatch(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    body: unknown[],
+  ): Promise<void> {
+    const live = await this.requireSession(request);
+    if (live.session.protocolVersion !== '2025-03-26') {
+      throw reject(
+        400,
+        ErrorCode.InvalidRequest,
+        `Batches are not supported in protocol ${live.session.protocolVersion}`,
+      );
+    }
+    if (body.length === 0) throw reject(400, ErrorCode.InvalidRequest, 'Empty batch');
+    const messages = body.map(classify);
+    if (messages.some((m) => m.kind === 'request' && m.message.method === 'initialize')) {
+      throw reject(400, ErrorCode.InvalidRequest, 'initialize cannot be part of a batch');
+    }
+    return this.postLegacy(request, reply, live, messages);
+  }
+
+  private async postLegacy(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    live: LiveSession,
+    messages: Classified[],
+  ): Promise<void> {
+    const requests = messages.filter((m) => m.kind === 'request' || m.kind === 'invalid');
+    if (requests.length === 0) {
+      // Notifications and responses only: acknowledge before processing completes.
+      for (const m of messages) {
+        if (m.kind === 'response') await this.sessions.deliverResponse(live, m.message);
+        else
+          await this.engine.handleSession(live.session, m, { outbound: { send: () => undefined } });
+      }
+      if (messages.some((m) => m.kind === 'notification')) await this.sessions.persist(live);
+      else await this.sessions.touch(live);
+      void reply.code(202).header(SESSION_HEADER, live.id).send();
+      return;
+    }
+    const exchange = new PostExchange(request, reply, this.keepAliveMs, undefined, {
+      live,
+      events: this.events,
+      primeRetryMs: live.session.protocolVersion >= '2025-11-25' ? this.retryMs : undefined,
+    });
+    const responses = await Promise.all(
+      messages.map(async (m) => {
+        if (m.kind === 'response') {
+          await this.sessions.deliverResponse(live, m.message);
+          return undefined;
+        }
+        return this.engine.handleSession(live.session, m, {
+          outbound: { send: (msg) => exchange.send(msg) },
+        });
+      }),
+    );
+    const out = responses.filter((r): r is JsonRpcResponse => r !== undefined);
+    if (messages.some((m) => m.kind === 'request' && STATEFUL_METHODS.has(m.message.method))) {
+      await this.sessions.persist(live);
+    } else {
+      await this.sessions.touch(live);
+    }
+    exchange.finish(out, 200, Array.isArray(request.body));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // GET and DELETE (2025 era only)
+
+  private async get(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (request.headers[VERSION_HEADER] === MODERN_PROTOCOL_VERSION) {
+      throw reject(
+        405,
+        ErrorCode.InvalidRequest,
+        'GET is not supported in protocol 2026-07-28',
+        undefined,
+      );
+    }
+    if (!accepts(request.headers.accept ?? '', 'text/event-stream')) {
+      throw reject(406, ErrorCode.InvalidRequest, 'Accept must list text/event-stream');
+    }
+    const live = await this.requireSession(request);
+    const versionProblem = checkLegacyVersionHeader(request, live);
+    if (versionProblem) throw versionProblem;
+    const lastEventId = headerValue(request.headers['last-event-id']);
+    if (lastEventId !== undefined) return this.resume(request, reply, live, lastEventId);
+
+    if (live.standalone?.attached) {
+      throw reject(409, ErrorCode.InvalidRequest, 'A GET stream is already open for this session');
+    }
+    const stream = live.standalone ?? new SessionStream(live.standaloneStreamId, this.events, true);
+    live.standalone = stream;
+    reply.hijack();
+    const writer = new SseWriter(reply.raw, { [SESSION_HEADER]: live.id }, this.keepAliveMs, () => {
+      stream.detach(writer);
+    });
+    stream.attach(writer);
+    if (live.session.protocolVersion >= '2025-11-25') writer.prime(`${stream.id}:0`, this.retryMs);
+    live.session.attachStandalone((message) => {
+      void stream.send(message);
+      return true;
+    });
+  }
+
+  private async resume(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    live: LiveSession,
+    lastEventId: string,
+  ): Promise<void> {
+    // Event ids are `<session>.<stream>:<seq>`: a client can only resume its own session's streams.
+    if (!lastEventId.startsWith(`${live.id}.`)) {
+      throw reject(400, ErrorCode.InvalidRequest, 'Last-Event-ID does not belong to this session');
+    }
+    const replay = await this.events.replayAfter(lastEventId);
+    if (!replay) throw reject(400, ErrorCode.InvalidRequest, 'Unknown Last-Event-ID');
+    const stream =
+      replay.streamId === live.standaloneStreamId
+        ? live.standalone
+        : live.streams.get(replay.streamId);
+    reply.hijack();
+    const writer = new SseWriter(reply.raw, { [SESSION_HEADER]: live.id }, this.keepAliveMs, () => {
+      stream?.detach(writer);
+    });
+    for (const event of replay.events) writer.event(JSON.stringify(event.message), event.id);
+    if (stream && !stream.finished) {
+      stream.attach(writer);
+    } else {
+      writer.end();
+    }
+  }
+
+  private async delete(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (request.headers[VERSION_HEADER] === MODERN_PROTOCOL_VERSION) {
+      throw reject(405, ErrorCode.InvalidRequest, 'DELETE is not supported in protocol 2026-07-28');
+    }
+    const id = headerValue(request.headers[SESSION_HEADER]);
+    if (id === undefined)
+      throw reject(400, ErrorCode.InvalidRequest, 'Mcp-Session-Id header is required');
+    if (!(await this.sessions.terminate(id)))
+      throw reject(404, ErrorCode.InvalidRequest, 'Session not found');
+    void reply.code(200).send();
+  }
+
+  private async requireSession(request: FastifyRequest): Promise<LiveSession> {
+    const id = headerValue(request.headers[SESSION_HEADER]);
+    if (id === undefined) {
+      throw reject(400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required');
+    }
+    const live = await this.sessions.find(id);
+    if (!live) throw reject(404, ErrorCode.InvalidRequest, 'Session not found');
+    return live;
+  }
+}
+
+/** Methods whose handling changes saved session state. */
+const STATEFUL_METHODS = new Set([
+  'logging/setLevel',
+  'resources/subscribe',
+  'resources/unsubscribe',
+]);
+
+const MODERN_HTTP_METHODS = new Set([
+  'server/discover',
+  'subscriptions/listen',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+]);
+
+interface LegacyStreamOptions {
+  live: LiveSession;
+  events: EventStore;
+  primeRetryMs?: number;
+}
+
+/**
+ * The answer to one POST: plain JSON when the handler finished without sending anything
+ * first, otherwise an SSE stream that carries the request's messages and then its response.
+ */
+class PostExchange {
+  private writer?: SseWriter;
+  private stream?: SessionStream;
+  private done = false;
+
+  constructor(
+    private readonly request: FastifyRequest,
+    private readonly reply: FastifyReply,
+    private readonly keepAliveMs: number,
+    private readonly onClientGone?: () => void,
+    private readonly legacy?: LegacyStreamOptions,
+  ) {
+    if (onClientGone) {
+      reply.raw.on('close', () => {
+        if (!this.done) onClientGone();
+      });
+    }
+  }
+
+  upgrade(): void {
+    if (this.writer || this.done) return;
+    this.reply.hijack();
+    const headers: Record<string, string> = {};
+    const legacy = this.legacy;
+    if (legacy) headers[SESSION_HEADER] = legacy.live.id;
+    const writer = new SseWriter(this.reply.raw, headers, this.keepAliveMs, () => {
+      this.stream?.detach(writer);
+    });
+    this.writer = writer;
+    if (legacy) {
+      const stream = new SessionStream(legacy.live.newStreamId(), legacy.events, true);
+      legacy.live.streams.set(stream.id, stream);
+      stream.attach(writer);
+      this.stream = stream;
+      if (legacy.primeRetryMs !== undefined) writer.prime(`${stream.id}:0`, legacy.primeRetryMs);
+    }
+  }
+
+  send(message: JsonRpcMessage): Promise<void> | void {
+    if (this.done) return;
+    this.upgrade();
+    if (this.stream) return this.stream.send(message);
+    this.writer?.event(JSON.stringify(message));
+  }
+
+  finish(responses: JsonRpcResponse[], status: number, asArray = false): void {
+    if (this.done) return;
+    if (!this.writer) {
+      this.done = true;
+      if (this.reply.raw.destroyed) return;
+      if (responses.length === 0) {
+        void this.reply.code(202).send();
+        return;
+      }
+      const payload = asArray ? responses : responses[0];
+      if (this.legacy) this.reply.header(SESSION_HEADER, this.legacy.live.id);
+      void this.reply.code(status).type('application/json').send(JSON.stringify(payload));
+      return;
+    }
+    const stream = this.stream;
+    if (stream) {
+      for (const response of responses) void stream.send(response);
+      void stream.flushed().then(() => {
+        this.done = true;
+        stream.close();
+        this.legacy?.live.streams.delete(stream.id);
+      });
+    } else {
+      for (const response of responses) this.writer.event(JSON.stringify(response));
+      this.done = true;
+      this.writer.end();
+    }
+  }
+}
+
+function isModern(classified: Classified, request: FastifyRequest): boolean {
+  if (classified.kind === 'request' || classified.kind === 'notification') {
+    const meta = classified.message.params?._meta;
+    if (typeof meta === 'object' && meta !== null && META.protocolVersion in meta) return true;
+  }
+  return request.headers[VERSION_HEADER] === MODERN_PROTOCOL_VERSION &&
+    classified.kind !== 'response'
+    ? !(classified.kind === 'request' && classified.message.method === 'initialize')
+    : false;
+}
+
+function modernStatus(response: JsonRpcResponse | undefined): number {
+  if (!response || !('error' in response)) return 200;
+  switch (response.error.code) {
+    case ErrorCode.MethodNotFound:
+      return 404;
+    case ErrorCode.HeaderMismatch:
+    case ErrorCode.MissingClientCapability:
+    case ErrorCode.UnsupportedProtocolVersion:
+    case ErrorCode.InvalidRequest:
+      return 400;
+    default:
+      return 200;
+  }
+}
+
+/** Checks MCP-Protocol-Version, Mcp-Method and Mcp-Name against the body (2026-07-28). */
+function checkModernHeaders(
+  request: FastifyRequest,
+  message: JsonRpcRequest,
+  version: string,
+): McpError | undefined {
+  const headerVersion = headerValue(request.headers[VERSION_HEADER]);
+  if (headerVersion !== version) {
+    return new McpError(
+      ErrorCode.HeaderMismatch,
+      headerVersion === undefined
+        ? 'MCP-Protocol-Version header is required'
+        : `MCP-Protocol-Version header (${headerVersion}) does not match _meta (${version})`,
+    );
+  }
+  const method = headerValue(request.headers[METHOD_HEADER]);
+  if (method !== message.method) {
+    return new McpError(
+      ErrorCode.HeaderMismatch,
+      method === undefined
+        ? 'Mcp-Method header is required'
+        : `Mcp-Method header (${method}) does not match the body`,
+    );
+  }
+  const nameField = NAMED_METHODS[message.method];
+  if (nameField) {
+    const raw = headerValue(request.headers[NAME_HEADER]);
+    const expected = message.params?.[nameField];
+    if (raw === undefined)
+      return new McpError(ErrorCode.HeaderMismatch, 'Mcp-Name header is required');
+    const name = decodeHeaderValue(raw);
+    if (name !== expected) {
+      return new McpError(
+        ErrorCode.HeaderMismatch,
+        `Mcp-Name header does not match params.${nameField}`,
+      );
+    }
+  }
+  return undefined;
+}
+
+/** Decodes the `=?base64?…?=` form used for values that are not plain header text. */
+export function decodeHeaderValue(value: string): string | undefined {
+  const match = /^=\?base64\?(.*)\?=$/i.exec(value);
+  if (!match) return value;
+  const decoded = Buffer.from(match[1], 'base64');
+  const text = decoded.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(decoded) ? text : undefined;
+}
+
+function checkLegacyVersionHeader(
+  request: FastifyRequest,
+  live: LiveSession,
+): HttpRejection | undefined {
+  const header = headerValue(request.headers[VERSION_HEADER]);
+  if (header === undefined) return undefined; // 2025-03-26 clients and older send none
+  if (!(LEGACY_PROTOCOL_VERSIONS as readonly string[]).includes(header)) {
+    return reject(400, ErrorCode.InvalidRequest, `Unsupported MCP-Protocol-Version: ${header}`, {
+      supported: LEGACY_PROTOCOL_VERSIONS,
+      requested: header,
+    });
+  }
+  if (header !== live.session.protocolVersion && header !== DEFAULT_LEGACY_HTTP_VERSION) {
+    return reject(
+      400,
+      ErrorCode.InvalidRequest,
+      `MCP-Protocol-Version ${header} does not match the session's ${live.session.protocolVersion}`,
+    );
+  }
+  return undefined;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  if (Array.isArray(value)) return value[0];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function accepts(accept: string, type: string): boolean {
+  if (accept.includes(type) || accept.includes('*/*')) return true;
+  const major = type.slice(0, type.indexOf('/'));
+  return accept.includes(`${major}/*`);
+}
+
+function isJsonContentType(value: string | undefined): boolean {
+  if (!value) return false;
+  return value.split(';')[0].trim().toLowerCase() === 'application/json';
+}

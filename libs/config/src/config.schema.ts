@@ -1,0 +1,48 @@
+/*
+ * Every environment variable Portico reads, with its type, default and meaning. The JSON
+ * Schema is validated with ajv (coercing strings), so a bad value stops boot with the name of
+ * the variable.
+ */
+export const CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    NODE_ENV: {
+      type: 'string',
+      enum: ['development', 'production', 'test'],
+      default: 'development',
+    },
+    HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
+    LOG_LEVEL: {
+      type: 'string',
+      enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+      default: 'info',
+    },
+    LOG_PRETTY: { type: 'boolean', default: false },
+    MCP_PATH: { type: 'string', pattern: '^/[A-Za-z0-9/_.-]*$', default: '/mcp' },
+    /** Comma-separated origins allowed to call the MCP endpoint from browsers. */
+    ALLOWED_ORIGINS: { type: 'string', default: '' },
+    /**
+     * Comma-separated Host names accepted (DNS-rebinding protection). Empty: loopback names when
+     * bound to loopback, no check otherwise (set it in production).
+     */
+    ALLOWED_HOSTS: { type: 'string', default: '' },
+    MAX_BODY_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 4194304 },
+    SESSION_IDLE_TIMEOUT_MS: { type: 'integer', minimum: 1000, default: 1800000 },
+    MAX_SESSIONS: { type: 'integer', minimum: 1, default: 10000 },
+    SSE_KEEPALIVE_MS: { type: 'integer', minimum: 1000, default: 15000 },
+    SSE_RETRY_MS: { type: 'integer', minimum: 0, default: 1000 },
+    EVENT_STORE_MAX_EVENTS: { type: 'integer', minimum: 0, default: 1000 },
+    CLIENT_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 60000 },
+    REQUEST_STATE_TTL_MS: { type: 'integer', minimum: 1000, default: 600000 },
+    /** Key material for sealing requestState and cursors; every node of a cluster needs the same. */
+    PORTICO_SECRET: { type: 'string', minLength: 32 },
+    PAGE_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+    SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, default: 10000 },
+    /** The built-in demo catalog served on embedded defaults (until the registry serves tenants). */
+    FIXTURE_CATALOG: { type: 'string', enum: ['conformance', 'none'], default: 'conformance' },
+  },
+} as const;
+
+export const SENSITIVE_VARIABLES = new Set(['PORTICO_SECRET']);

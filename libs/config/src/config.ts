@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import Ajv from 'ajv';
+import { CONFIG_SCHEMA } from './config.schema';
+
+export interface PorticoConfig {
+  env: 'development' | 'production' | 'test';
+  http: {
+    host: string;
+    port: number;
+    maxBodyBytes: number;
+  };
+  mcp: {
+    path: string;
+    allowedOrigins: readonly string[];
+    allowedHosts: readonly string[];
+    sessionIdleTimeoutMs: number;
+    maxSessions: number;
+    sseKeepAliveMs: number;
+    sseRetryMs: number;
+    eventStoreMaxEvents: number;
+    clientRequestTimeoutMs: number;
+    requestStateTtlMs: number;
+    pageSize: number;
+    secret: Buffer;
+    /** True when the secret was generated at boot (single node only). */
+    secretGenerated: boolean;
+    fixtureCatalog: 'conformance' | 'none';
+  };
+  log: { level: string; pretty: boolean };
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Raw = Record<string, string | number | boolean | undefined>;
+
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+}
+
+/**
+ * Reads and validates configuration from an environment map (process.env by default).
+ * Throws ConfigError naming every invalid variable.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv | Record<string, string | undefined> = process.env,
+): PorticoConfig {
+  const raw: Raw = {};
+  for (const key of Object.keys(CONFIG_SCHEMA.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const ajv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true, strict: false });
+  const validate = ajv.compile(CONFIG_SCHEMA);
+  if (!validate(raw)) {
+    const problems = (validate.errors ?? []).map((e) => {
+      const variable = e.instancePath.replace(/^\//, '') || String(e.params?.missingProperty ?? '');
+      const shown = variable === 'PORTICO_SECRET' ? '(hidden)' : JSON.stringify(env[variable]);
+      return `${variable}=${shown}: ${e.message ?? 'is invalid'}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const v = raw as Record<string, never>;
+  const host = v.HOST as string;
+  const allowedHosts = list(v.ALLOWED_HOSTS);
+  const secretText = v.PORTICO_SECRET as string | undefined;
+  return {
+    env: v.NODE_ENV,
+    http: { host, port: v.PORT, maxBodyBytes: v.MAX_BODY_BYTES },
+    mcp: {
+      path: (v.MCP_PATH as string).replace(/\/+$/, '') || '/mcp',
+      allowedOrigins: list(v.ALLOWED_ORIGINS),
+      allowedHosts: allowedHosts.length > 0 ? allowedHosts : isLoopback(host) ? LOOPBACK_HOSTS : [],
+      sessionIdleTimeoutMs: v.SESSION_IDLE_TIMEOUT_MS,
+      maxSessions: v.MAX_SESSIONS,
+      sseKeepAliveMs: v.SSE_KEEPALIVE_MS,
+      sseRetryMs: v.SSE_RETRY_MS,
+      eventStoreMaxEvents: v.EVENT_STORE_MAX_EVENTS,
+      clientRequestTimeoutMs: v.CLIENT_REQUEST_TIMEOUT_MS,
+      requestStateTtlMs: v.REQUEST_STATE_TTL_MS,
+      pageSize: v.PAGE_SIZE,
+      secret: secretText ? Buffer.from(secretText, 'utf8') : randomBytes(32),
+      secretGenerated: !secretText,
+      fixtureCatalog: v.FIXTURE_CATALOG,
+    },
+    log: { level: v.LOG_LEVEL, pretty: v.LOG_PRETTY },
+    shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+  };
+}

@@ -1,0 +1,3 @@
+export * from './config';
+export * from './config.module';
+export { CONFIG_SCHEMA, SENSITIVE_VARIABLES } from './config.schema';

@@ -1,0 +1,188 @@
+/*
+ * The port through which the engine reaches tools, resources and prompts. The registry
+ * implements it per tenant; tests and the embedded default use fixture providers.
+ */
+import type { JsonObject } from './jsonrpc';
+import type { RequestContext } from './context';
+import type {
+  CallToolResult,
+  CompleteResult,
+  GetPromptResult,
+  Prompt,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplate,
+  Tool,
+} from './types';
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** Who is asking; the auth layer fills it, the engine only binds state to `id`. */
+export interface Principal {
+  readonly id: string;
+  readonly tenant?: string;
+  readonly scopes?: readonly string[];
+}
+
+export interface CatalogScope {
+  readonly principal?: Principal;
+}
+
+export interface ToolHandler {
+  readonly definition: Tool;
+  call(args: JsonObject, ctx: RequestContext): MaybePromise<CallToolResult>;
+}
+
+export interface ResourceHandler {
+  readonly definition: Resource;
+  read(ctx: RequestContext): MaybePromise<ReadResourceResult>;
+}
+
+export interface CompletionRequest {
+  readonly argument: string;
+  readonly value: string;
+  readonly context: Readonly<Record<string, string>>;
+}
+
+export interface ResourceTemplateHandler {
+  readonly definition: ResourceTemplate;
+  /** Returns the template variables when `uri` is an instance of this template. */
+  match(uri: string): Record<string, string> | undefined;
+  read(
+    uri: string,
+    variables: Record<string, string>,
+    ctx: RequestContext,
+  ): MaybePromise<ReadResourceResult>;
+  complete?(request: CompletionRequest): MaybePromise<CompleteResult['completion']>;
+}
+
+export interface PromptHandler {
+  readonly definition: Prompt;
+  get(args: Record<string, string>, ctx: RequestContext): MaybePromise<GetPromptResult>;
+  complete?(request: CompletionRequest): MaybePromise<CompleteResult['completion']>;
+}
+
+export type CatalogEvent =
+  | { readonly type: 'tools-changed' | 'prompts-changed' | 'resources-changed' }
+  | { readonly type: 'resource-updated'; readonly uri: string };
+
+export type CatalogListener = (event: CatalogEvent) => void;
+
+export interface CatalogProvider {
+  listTools(scope: CatalogScope): MaybePromise<readonly ToolHandler[]>;
+  getTool(name: string, scope: CatalogScope): MaybePromise<ToolHandler | undefined>;
+  listResources(scope: CatalogScope): MaybePromise<readonly ResourceHandler[]>;
+  getResource(uri: string, scope: CatalogScope): MaybePromise<ResourceHandler | undefined>;
+  listResourceTemplates(scope: CatalogScope): MaybePromise<readonly ResourceTemplateHandler[]>;
+  listPrompts(scope: CatalogScope): MaybePromise<readonly PromptHandler[]>;
+  getPrompt(name: string, scope: CatalogScope): MaybePromise<PromptHandler | undefined>;
+  /** Subscribes to catalog changes; returns the unsubscribe function. */
+  watch(listener: CatalogListener): () => void;
+}
+
+/**
+ * An in-memory catalog built from handler lists. Lookups are map hits; `notify` lets the
+ * owner publish changes (list_changed, resource updates) to every watcher.
+ */
+export class StaticCatalog implements CatalogProvider {
+  private readonly tools = new Map<string, ToolHandler>();
+  private readonly resources = new Map<string, ResourceHandler>();
+  private readonly prompts = new Map<string, PromptHandler>();
+  private templates: ResourceTemplateHandler[] = [];
+  private readonly listeners = new Set<CatalogListener>();
+
+  constructor(
+    init: {
+      tools?: readonly ToolHandler[];
+      resources?: readonly ResourceHandler[];
+      resourceTemplates?: readonly ResourceTemplateHandler[];
+      prompts?: readonly PromptHandler[];
+    } = {},
+  ) {
+    for (const tool of init.tools ?? []) this.addTool(tool, false);
+    for (const resource of init.resources ?? []) this.addResource(resource, false);
+    for (const prompt of init.prompts ?? []) this.addPrompt(prompt, false);
+    this.templates = [...(init.resourceTemplates ?? [])];
+  }
+
+  addTool(tool: ToolHandler, announce = true): void {
+    if (this.tools.has(tool.definition.name) && !announce) {
+      throw new Error(`Duplicate tool name: ${tool.definition.name}`);
+    }
+    this.tools.set(tool.definition.name, tool);
+    if (announce) this.notify({ type: 'tools-changed' });
+  }
+
+  removeTool(name: string): boolean {
+    const removed = this.tools.delete(name);
+    if (removed) this.notify({ type: 'tools-changed' });
+    return removed;
+  }
+
+  addResource(resource: ResourceHandler, announce = true): void {
+    this.resources.set(resource.definition.uri, resource);
+    if (announce) this.notify({ type: 'resources-changed' });
+  }
+
+  addPrompt(prompt: PromptHandler, announce = true): void {
+    this.prompts.set(prompt.definition.name, prompt);
+    if (announce) this.notify({ type: 'prompts-changed' });
+  }
+
+  listTools(): readonly ToolHandler[] {
+    return [...this.tools.values()];
+  }
+  getTool(name: string): ToolHandler | undefined {
+    return this.tools.get(name);
+  }
+  listResources(): readonly ResourceHandler[] {
+    return [...this.resources.values()];
+  }
+  getResource(uri: string): ResourceHandler | undefined {
+    return this.resources.get(uri);
+  }
+  listResourceTemplates(): readonly ResourceTemplateHandler[] {
+    return this.templates;
+  }
+  listPrompts(): readonly PromptHandler[] {
+    return [...this.prompts.values()];
+  }
+  getPrompt(name: string): PromptHandler | undefined {
+    return this.prompts.get(name);
+  }
+
+  watch(listener: CatalogListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  notify(event: CatalogEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+}
+
+/**
+ * Builds a `match` function for a level-1 RFC 6570 template such as `test://template/{id}/data`.
+ * Each `{var}` matches one path segment (no `/`).
+ */
+export function uriTemplateMatcher(
+  template: string,
+): (uri: string) => Record<string, string> | undefined {
+  const names: string[] = [];
+  const pattern = template
+    .replace(/[.*+?^${}()|[\]\\]/g, (ch) => `\\${ch}`)
+    .replace(/\\\{([A-Za-z0-9_]+)\\\}/g, (_m, name: string) => {
+      names.push(name);
+      return '([^/]+)';
+    });
+  const regex = new RegExp(`^${pattern}$`);
+  return (uri: string) => {
+    const match = regex.exec(uri);
+    if (!match) return undefined;
+    const vars: Record<string, string> = {};
+    names.forEach((name, i) => {
+      vars[name] = decodeURIComponent(match[i + 1]);
+    });
+    return vars;
+  };
+}

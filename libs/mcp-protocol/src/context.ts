@@ -1,0 +1,166 @@
+/*
+ * The one handler API both eras share. A handler asks for progress, logs, elicitation,
+ * sampling or roots through its RequestContext; the era decides how that travels:
+ * mid-call requests on a 2025-era session, or an `input_required` round trip in 2026-07-28.
+ */
+import { ErrorCode, LogLevel, logLevelRank } from './constants';
+import { JsonObject, JsonRpcMessage, McpError, RequestId } from './jsonrpc';
+import type { Principal } from './catalog';
+import type {
+  ClientCapabilities,
+  CreateMessageRequestParams,
+  CreateMessageResult,
+  ElicitRequestParams,
+  ElicitResult,
+  Implementation,
+  ListRootsResult,
+} from './types';
+
+export type Era = 'modern' | 'legacy';
+
+export type InputMethod = 'elicitation/create' | 'sampling/createMessage' | 'roots/list';
+
+export interface RequestContext {
+  readonly era: Era;
+  readonly protocolVersion: string;
+  readonly requestId: RequestId;
+  readonly method: string;
+  readonly clientCapabilities: ClientCapabilities;
+  readonly clientInfo?: Implementation;
+  readonly principal?: Principal;
+  readonly sessionId?: string;
+  /** Aborted when the client cancels or goes away. */
+  readonly signal: AbortSignal;
+  /** Sends notifications/progress when the request carried a progress token; otherwise no-op. */
+  progress(progress: number, total?: number, message?: string): Promise<void>;
+  /** Sends notifications/message when the client's level admits it; otherwise no-op. */
+  log(level: LogLevel, data: unknown, logger?: string): Promise<void>;
+  elicit(params: ElicitRequestParams): Promise<ElicitResult>;
+  createMessage(params: CreateMessageRequestParams): Promise<CreateMessageResult>;
+  listRoots(): Promise<ListRootsResult>;
+}
+
+/** Where a request's own messages (progress, logs, mid-call requests) go. */
+export interface RequestOutbound {
+  send(message: JsonRpcMessage): void | Promise<void>;
+}
+
+/** How a context obtains client input: era-specific. */
+export interface InputBroker {
+  request(method: InputMethod, params: JsonObject, signal: AbortSignal): Promise<JsonObject>;
+}
+
+export function requiredCapability(
+  method: InputMethod,
+  params: JsonObject,
+  caps: ClientCapabilities,
+): string | undefined {
+  switch (method) {
+    case 'elicitation/create': {
+      if (!caps.elicitation) return 'elicitation';
+      if (params.mode === 'url' && !caps.elicitation.url) return 'elicitation.url';
+      if (params.mode !== 'url' && caps.elicitation.url && !caps.elicitation.form) {
+        // A client that declared only URL mode cannot render forms.
+        return 'elicitation.form';
+      }
+      return undefined;
+    }
+    case 'sampling/createMessage':
+      if (!caps.sampling) return 'sampling';
+      if ((params.tools !== undefined || params.toolChoice !== undefined) && !caps.sampling.tools) {
+        return 'sampling.tools';
+      }
+      return undefined;
+    case 'roots/list':
+      return caps.roots ? undefined : 'roots';
+  }
+}
+
+export function missingCapabilityError(capability: string): McpError {
+  return new McpError(
+    ErrorCode.MissingClientCapability,
+    `Missing client capability: ${capability}`,
+    { requiredCapabilities: [capability] },
+  );
+}
+
+export interface ContextInit {
+  era: Era;
+  protocolVersion: string;
+  requestId: RequestId;
+  method: string;
+  clientCapabilities: ClientCapabilities;
+  clientInfo?: Implementation;
+  principal?: Principal;
+  sessionId?: string;
+  signal: AbortSignal;
+  progressToken?: string | number;
+  /** Minimum level the client wants; undefined = no log messages (modern) or all (legacy). */
+  logLevel?: LogLevel;
+  logsEnabled: boolean;
+  outbound: RequestOutbound;
+  broker: InputBroker;
+}
+
+export class HandlerContext implements RequestContext {
+  readonly era: Era;
+  readonly protocolVersion: string;
+  readonly requestId: RequestId;
+  readonly method: string;
+  readonly clientCapabilities: ClientCapabilities;
+  readonly clientInfo?: Implementation;
+  readonly principal?: Principal;
+  readonly sessionId?: string;
+  readonly signal: AbortSignal;
+  private lastProgress = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly init: ContextInit) {
+    this.era = init.era;
+    this.protocolVersion = init.protocolVersion;
+    this.requestId = init.requestId;
+    this.method = init.method;
+    this.clientCapabilities = init.clientCapabilities;
+    this.clientInfo = init.clientInfo;
+    this.principal = init.principal;
+    this.sessionId = init.sessionId;
+    this.signal = init.signal;
+  }
+
+  async progress(progress: number, total?: number, message?: string): Promise<void> {
+    const token = this.init.progressToken;
+    // Progress must increase; a handler that repeats a value is not worth an error.
+    if (token === undefined || this.signal.aborted || !(progress > this.lastProgress)) return;
+    this.lastProgress = progress;
+    const params: JsonObject = { progressToken: token, progress };
+    if (total !== undefined) params.total = total;
+    if (message !== undefined) params.message = message;
+    await this.init.outbound.send({ jsonrpc: '2.0', method: 'notifications/progress', params });
+  }
+
+  async log(level: LogLevel, data: unknown, logger?: string): Promise<void> {
+    if (!this.init.logsEnabled || this.signal.aborted) return;
+    const min = this.init.logLevel;
+    if (min !== undefined && logLevelRank(level) < logLevelRank(min)) return;
+    const params: JsonObject = { level, data };
+    if (logger !== undefined) params.logger = logger;
+    await this.init.outbound.send({ jsonrpc: '2.0', method: 'notifications/message', params });
+  }
+
+  elicit(params: ElicitRequestParams): Promise<ElicitResult> {
+    return this.ask('elicitation/create', params) as Promise<ElicitResult>;
+  }
+
+  createMessage(params: CreateMessageRequestParams): Promise<CreateMessageResult> {
+    return this.ask('sampling/createMessage', params) as unknown as Promise<CreateMessageResult>;
+  }
+
+  listRoots(): Promise<ListRootsResult> {
+    return this.ask('roots/list', {}) as unknown as Promise<ListRootsResult>;
+  }
+
+  private ask(method: InputMethod, params: JsonObject): Promise<JsonObject> {
+    const missing = requiredCapability(method, params, this.clientCapabilities);
+    if (missing !== undefined) return Promise.reject(missingCapabilityError(missing));
+    return this.init.broker.request(method, params, this.signal);
+  }
+}

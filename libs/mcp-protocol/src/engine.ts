@@ -1,0 +1,923 @@
+/*
+ * The protocol engine: validates and dispatches MCP requests of both eras against a
+ * CatalogProvider. Transports hand it decoded JSON-RPC messages and an outbound channel for the
+ * request's own stream; the engine never touches sockets, HTTP or timers beyond its own.
+ */
+import {
+  ErrorCode,
+  INPUT_REQUIRED_METHODS,
+  LEGACY_PROTOCOL_VERSIONS,
+  LegacyProtocolVersion,
+  META,
+  MODERN_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  isLogLevel,
+} from './constants';
+import type {
+  CatalogEvent,
+  CatalogProvider,
+  CatalogScope,
+  Principal,
+  ToolHandler,
+} from './catalog';
+import { HandlerContext, InputBroker, InputMethod, RequestOutbound } from './context';
+import {
+  Classified,
+  JsonObject,
+  JsonRpcMessage,
+  JsonRpcRequest,
+  JsonRpcResponse,
+  McpError,
+  RequestId,
+  errorResponse,
+  resultResponse,
+  toErrorObject,
+} from './jsonrpc';
+import { Paginator } from './pagination';
+import {
+  MemoryNonceStore,
+  NonceStore,
+  RequestStateSealer,
+  SealedStatePayload,
+  digestJson,
+} from './request-state';
+import { SchemaValidator } from './schema-validator';
+import { LegacySession } from './session';
+import type {
+  CallToolResult,
+  ClientCapabilities,
+  Implementation,
+  ReadResourceResult,
+  ServerCapabilities,
+} from './types';
+
+export interface EngineOptions {
+  serverInfo: Implementation;
+  instructions?: string;
+  catalog: CatalogProvider;
+  /** Key material for requestState sealing and cursor authentication (≥ 16 bytes). */
+  secret: Buffer | string;
+  pageSize?: number;
+  /** How long a 2025-era client has to answer a server-to-client request. */
+  clientRequestTimeoutMs?: number;
+  /** Lifetime of a sealed requestState. */
+  requestStateTtlMs?: number;
+  /** `ttlMs` advertised on list and read results (2026-07-28). */
+  listTtlMs?: number;
+  nonceStore?: NonceStore;
+}
+
+/** A request's context as the transport knows it. */
+export interface RequestIo {
+  /** Messages related to this request (progress, logs, mid-call requests). */
+  outbound: RequestOutbound;
+  /** Aborted when the client goes away (2026-07-28 over HTTP: cancellation). */
+  signal?: AbortSignal;
+  principal?: Principal;
+}
+
+/** Thrown by the modern input broker to unwind a handler that needs client input. */
+const INPUT_REQUIRED = Symbol('input-required');
+
+interface PendingInput {
+  key: string;
+  method: InputMethod;
+  params: JsonObject;
+}
+
+const INPUT_KEY_PREFIX: Record<InputMethod, string> = {
+  'elicitation/create': 'elicitation',
+  'sampling/createMessage': 'sampling',
+  'roots/list': 'roots',
+};
+
+/** Replays earlier answers in order; records what is still missing. */
+class ReplayBroker implements InputBroker {
+  readonly pending: PendingInput[] = [];
+  readonly used: { k: string; v: unknown }[] = [];
+  private index = 0;
+
+  constructor(private readonly answers: ReadonlyMap<string, unknown>) {}
+
+  request(method: InputMethod, params: JsonObject): Promise<JsonObject> {
+    const key = `${INPUT_KEY_PREFIX[method]}-${this.index++}`;
+    if (this.answers.has(key)) {
+      const value = this.answers.get(key);
+      this.used.push({ k: key, v: value });
+      return Promise.resolve(value as JsonObject);
+    }
+    this.pending.push({ key, method, params });
+    return Promise.reject(INPUT_REQUIRED);
+  }
+}
+
+const VERSION_AT_LEAST = (version: string, min: string): boolean => version >= min;
+
+const LIST_METHODS = new Set([
+  'tools/list',
+  'resources/list',
+  'resources/templates/list',
+  'prompts/list',
+  'resources/read',
+]);
+
+/** Methods a 2025-era session accepts before `notifications/initialized`. */
+const PRE_INITIALIZED = new Set(['ping', 'logging/setLevel']);
+
+export class McpEngine {
+  readonly capabilities: ServerCapabilities = {
+    tools: { listChanged: true },
+    resources: { subscribe: true, listChanged: true },
+    prompts: { listChanged: true },
+    logging: {},
+    completions: {},
+  };
+  private readonly catalog: CatalogProvider;
+  private readonly validator = new SchemaValidator();
+  private readonly sealer: RequestStateSealer;
+  private readonly paginator: Paginator;
+  private readonly nonces: NonceStore;
+  private readonly serverInfoMeta: JsonObject;
+  private readonly clientRequestTimeoutMs: number;
+  private readonly stateTtlMs: number;
+  private readonly listTtlMs: number;
+  private readonly listeners = new Set<() => void>();
+  private closing = false;
+
+  constructor(private readonly options: EngineOptions) {
+    this.catalog = options.catalog;
+    const secret =
+      typeof options.secret === 'string' ? Buffer.from(options.secret) : options.secret;
+    this.sealer = new RequestStateSealer(secret);
+    this.paginator = new Paginator(options.pageSize ?? 50, secret);
+    this.nonces = options.nonceStore ?? new MemoryNonceStore();
+    this.serverInfoMeta = { [META.serverInfo]: options.serverInfo };
+    this.clientRequestTimeoutMs = options.clientRequestTimeoutMs ?? 60_000;
+    this.stateTtlMs = options.requestStateTtlMs ?? 10 * 60_000;
+    this.listTtlMs = options.listTtlMs ?? 0;
+  }
+
+  get serverInfo(): Implementation {
+    return this.options.serverInfo;
+  }
+
+  /** Pre-compiles every tool's input schema so the first call pays nothing. */
+  async warm(scope: CatalogScope = {}): Promise<void> {
+    for (const tool of await this.catalog.listTools(scope)) {
+      this.validator.compile(tool.definition.inputSchema);
+      if (tool.definition.outputSchema) this.validator.compile(tool.definition.outputSchema);
+    }
+  }
+
+  /** Ends open `subscriptions/listen` streams gracefully. */
+  close(): void {
+    this.closing = true;
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // 2026-07-28: stateless requests
+
+  /**
+   * Serves one stateless request. Resolves to the response, or undefined when the request
+   * was cancelled (its stream closed) and nothing must be sent.
+   */
+  async handleModern(
+    request: JsonRpcRequest,
+    io: RequestIo,
+    validated?: ModernEnvelope,
+  ): Promise<JsonRpcResponse | undefined> {
+    const signal = io.signal ?? new AbortController().signal;
+    try {
+      const envelope = validated ?? this.readEnvelope(request);
+      const result = await this.dispatchModern(request, envelope, io, signal);
+      if (result === undefined || signal.aborted) return undefined;
+      return resultResponse(request.id, result);
+    } catch (err) {
+      if (signal.aborted) return undefined;
+      return errorResponse(request.id, toErrorObject(err));
+    }
+  }
+
+  /** Validates the `_meta` envelope of a 2026-07-28 request (-32602 / -32022). */
+  readEnvelope(request: JsonRpcRequest): ModernEnvelope {
+    const meta = request.params?._meta;
+    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
+      throw McpError.invalidParams(`Missing params._meta with ${META.protocolVersion}`);
+    }
+    const m = meta as JsonObject;
+    const version = m[META.protocolVersion];
+    if (typeof version !== 'string') {
+      throw McpError.invalidParams(`Missing _meta["${META.protocolVersion}"]`);
+    }
+    if (version !== MODERN_PROTOCOL_VERSION) {
+      throw new McpError(
+        ErrorCode.UnsupportedProtocolVersion,
+        `Unsupported protocol version: ${version}`,
+        {
+          supported: SUPPORTED_PROTOCOL_VERSIONS,
+          requested: version,
+        },
+      );
+    }
+    const caps = m[META.clientCapabilities];
+    if (typeof caps !== 'object' || caps === null || Array.isArray(caps)) {
+      throw McpError.invalidParams(`Missing _meta["${META.clientCapabilities}"]`);
+    }
+    const info = m[META.clientInfo];
+    if (info !== undefined && (typeof info !== 'object' || info === null || Array.isArray(info))) {
+      throw McpError.invalidParams(`_meta["${META.clientInfo}"] must be an object`);
+    }
+    const logLevel = m[META.logLevel];
+    if (logLevel !== undefined && !isLogLevel(logLevel)) {
+      throw McpError.invalidParams(`_meta["${META.logLevel}"] is not a log level`);
+    }
+    return {
+      protocolVersion: version,
+      clientCapabilities: caps as ClientCapabilities,
+      clientInfo: info as Implementation | undefined,
+      logLevel,
+      progressToken: progressTokenOf(m),
+    };
+  }
+
+  private async dispatchModern(
+    request: JsonRpcRequest,
+    envelope: ModernEnvelope,
+    io: RequestIo,
+    signal: AbortSignal,
+  ): Promise<JsonObject | undefined> {
+    const params = request.params ?? {};
+    const method = request.method;
+    if (method === 'server/discover') {
+      return this.decorateModern(method, {
+        supportedVersions: SUPPORTED_PROTOCOL_VERSIONS,
+        capabilities: this.capabilities,
+        ...(this.options.instructions ? { instructions: this.options.instructions } : {}),
+        ttlMs: this.listTtlMs,
+        cacheScope: 'private',
+      });
+    }
+    if (method === 'subscriptions/listen') {
+      return this.listen(request, io, signal);
+    }
+    if (!MODERN_METHODS.has(method)) throw McpError.methodNotFound(method);
+
+    const answers = new Map<string, unknown>();
+    let state: SealedStatePayload | undefined;
+    const target = targetOf(method, params);
+    if (
+      INPUT_REQUIRED_METHODS.has(method) &&
+      (params.requestState !== undefined || params.inputResponses !== undefined)
+    ) {
+      state = await this.openState(params, method, target, io.principal);
+      for (const entry of state?.r ?? []) answers.set(entry.k, entry.v);
+      const responses = params.inputResponses;
+      if (responses !== undefined) {
+        if (typeof responses !== 'object' || responses === null || Array.isArray(responses)) {
+          throw McpError.invalidParams('inputResponses must be an object');
+        }
+        for (const [key, value] of Object.entries(responses as JsonObject)) {
+          if (state && !state.q.includes(key)) continue;
+          if (typeof value !== 'object' || value === null) {
+            throw McpError.invalidParams(`inputResponses["${key}"] must be an object`);
+          }
+          answers.set(key, value);
+        }
+      }
+    }
+    const broker = new ReplayBroker(answers);
+    const ctx = new HandlerContext({
+      era: 'modern',
+      protocolVersion: envelope.protocolVersion,
+      requestId: request.id,
+      method,
+      clientCapabilities: envelope.clientCapabilities,
+      clientInfo: envelope.clientInfo,
+      principal: io.principal,
+      signal,
+      progressToken: envelope.progressToken,
+      logLevel: envelope.logLevel,
+      logsEnabled: envelope.logLevel !== undefined,
+      outbound: io.outbound,
+      broker,
+    });
+    let result: JsonObject;
+    try {
+      result = await this.execute(method, params, ctx);
+    } catch (err) {
+      if (err !== INPUT_REQUIRED && broker.pending.length === 0) throw err;
+      result = {};
+    }
+    if (broker.pending.length > 0) {
+      return this.inputRequired(broker, method, target, params, io.principal);
+    }
+    return this.decorateModern(method, result);
+  }
+
+  private async openState(
+    params: JsonObject,
+    method: string,
+    target: string,
+    principal: Principal | undefined,
+  ): Promise<SealedStatePayload | undefined> {
+    if (params.requestState === undefined) return undefined;
+    const state = this.sealer.open(params.requestState);
+    if (
+      state.p !== (principal?.id ?? '') ||
+      state.m !== method ||
+      state.t !== target ||
+      state.a !== digestJson(argumentsOf(method, params))
+    ) {
+      throw McpError.invalidParams('Invalid requestState: it belongs to another request');
+    }
+    if (state.e < Date.now()) throw McpError.invalidParams('Invalid requestState: expired');
+    if (!(await this.nonces.consume(state.n, state.e))) {
+      throw McpError.invalidParams('Invalid requestState: already used');
+    }
+    return state;
+  }
+
+  private inputRequired(
+    broker: ReplayBroker,
+    method: string,
+    target: string,
+    params: JsonObject,
+    principal: Principal | undefined,
+  ): JsonObject {
+    const inputRequests: JsonObject = {};
+    for (const p of broker.pending) inputRequests[p.key] = { method: p.method, params: p.params };
+    const payload: SealedStatePayload = {
+      p: principal?.id ?? '',
+      m: method,
+      t: target,
+      a: digestJson(argumentsOf(method, params)),
+      e: Date.now() + this.stateTtlMs,
+      n: digestJson([Date.now(), Math.random(), process.hrtime.bigint().toString()]),
+      r: broker.used,
+      q: broker.pending.map((p) => p.key),
+    };
+    return {
+      resultType: 'input_required',
+      inputRequests,
+      requestState: this.sealer.seal(payload),
+      _meta: this.serverInfoMeta,
+    };
+  }
+
+  private decorateModern(method: string, result: JsonObject): JsonObject {
+    result.resultType = 'complete';
+    if (LIST_METHODS.has(method)) {
+      result.ttlMs ??= this.listTtlMs;
+      result.cacheScope ??= 'private';
+    }
+    const meta = result._meta;
+    result._meta =
+      typeof meta === 'object' && meta !== null
+        ? { ...(meta as JsonObject), ...this.serverInfoMeta }
+        : this.serverInfoMeta;
+    return result;
+  }
+
+  private listen(
+    request: JsonRpcRequest,
+    io: RequestIo,
+    signal: AbortSignal,
+  ): Promise<JsonObject | undefined> {
+    const filter = request.params?.notifications;
+    if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+      throw McpError.invalidParams('subscriptions/listen requires params.notifications');
+    }
+    const f = filter as JsonObject;
+    const uris = Array.isArray(f.resourceSubscriptions)
+      ? f.resourceSubscriptions.filter((u): u is string => typeof u === 'string')
+      : [];
+    const agreed: JsonObject = {};
+    if (f.toolsListChanged === true) agreed.toolsListChanged = true;
+    if (f.promptsListChanged === true) agreed.promptsListChanged = true;
+    if (f.resourcesListChanged === true) agreed.resourcesListChanged = true;
+    if (uris.length > 0) agreed.resourceSubscriptions = uris;
+    const subscriptionId = request.id;
+    const tag = { [META.subscriptionId]: subscriptionId };
+    const send = (method: string, params: JsonObject): void => {
+      void Promise.resolve(
+        io.outbound.send({ jsonrpc: '2.0', method, params: { ...params, _meta: tag } }),
+      ).catch(() => undefined);
+    };
+    send('notifications/subscriptions/acknowledged', { notifications: agreed });
+    const watched = new Set(uris);
+    return new Promise<JsonObject | undefined>((resolve) => {
+      const onEvent = (event: CatalogEvent): void => {
+        switch (event.type) {
+          case 'tools-changed':
+            if (agreed.toolsListChanged) send('notifications/tools/list_changed', {});
+            break;
+          case 'prompts-changed':
+            if (agreed.promptsListChanged) send('notifications/prompts/list_changed', {});
+            break;
+          case 'resources-changed':
+            if (agreed.resourcesListChanged) send('notifications/resources/list_changed', {});
+            break;
+          case 'resource-updated':
+            if (watched.has(event.uri)) send('notifications/resources/updated', { uri: event.uri });
+            break;
+        }
+      };
+      const unwatch = this.catalog.watch(onEvent);
+      const finish = (graceful: boolean): void => {
+        unwatch();
+        this.listeners.delete(onClose);
+        signal.removeEventListener('abort', onAbort);
+        resolve(
+          graceful
+            ? { resultType: 'complete', _meta: { ...this.serverInfoMeta, ...tag } }
+            : undefined,
+        );
+      };
+      const onAbort = (): void => finish(false);
+      const onClose = (): void => finish(true);
+      if (signal.aborted || this.closing) return finish(!signal.aborted);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.listeners.add(onClose);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // 2025 era: sessions
+
+  /** Negotiates a 2025-era `initialize`. Throws McpError for a malformed request. */
+  initialize(
+    request: JsonRpcRequest,
+    sessionId: string,
+    principal?: Principal,
+  ): { session: LegacySession; result: JsonObject } {
+    const params = request.params ?? {};
+    const requested = params.protocolVersion;
+    if (typeof requested !== 'string')
+      throw McpError.invalidParams('initialize requires protocolVersion');
+    const caps = params.capabilities;
+    if (typeof caps !== 'object' || caps === null || Array.isArray(caps)) {
+      throw McpError.invalidParams('initialize requires capabilities');
+    }
+    const info = params.clientInfo;
+    if (typeof info !== 'object' || info === null || Array.isArray(info)) {
+      throw McpError.invalidParams('initialize requires clientInfo');
+    }
+    const version: LegacyProtocolVersion = (LEGACY_PROTOCOL_VERSIONS as readonly string[]).includes(
+      requested,
+    )
+      ? (requested as LegacyProtocolVersion)
+      : LEGACY_PROTOCOL_VERSIONS[0];
+    const session = new LegacySession({
+      id: sessionId,
+      protocolVersion: version,
+      clientCapabilities: caps as ClientCapabilities,
+      clientInfo: info as Implementation,
+      principal,
+    });
+    const result: JsonObject = {
+      protocolVersion: version,
+      capabilities: this.legacyCapabilities(version),
+      serverInfo: this.options.serverInfo,
+    };
+    if (this.options.instructions) result.instructions = this.options.instructions;
+    return { session, result };
+  }
+
+  private legacyCapabilities(version: string): ServerCapabilities {
+    if (VERSION_AT_LEAST(version, '2025-03-26')) return this.capabilities;
+    const { completions: _omit, ...rest } = this.capabilities;
+    return rest;
+  }
+
+  /**
+   * Serves one message on an established 2025-era session. Resolves to the response for a
+   * request, or undefined for notifications, responses and cancelled requests.
+   */
+  async handleSession(
+    session: LegacySession,
+    classified: Classified,
+    io: RequestIo,
+  ): Promise<JsonRpcResponse | undefined> {
+    switch (classified.kind) {
+      case 'invalid':
+        return errorResponse(classified.id, classified.error);
+      case 'response':
+        session.resolveResponse(classified.message);
+        return undefined;
+      case 'notification':
+        this.sessionNotification(
+          session,
+          classified.message.method,
+          classified.message.params ?? {},
+        );
+        return undefined;
+      case 'request':
+        return this.sessionRequest(session, classified.message, io);
+    }
+  }
+
+  private sessionNotification(session: LegacySession, method: string, params: JsonObject): void {
+    session.lastActivity = Date.now();
+    if (method === 'notifications/initialized') {
+      session.initialized = true;
+    } else if (method === 'notifications/cancelled') {
+      const id = params.requestId;
+      if (typeof id === 'string' || typeof id === 'number') {
+        session.cancel(id, typeof params.reason === 'string' ? params.reason : undefined);
+      }
+    }
+    // Other client notifications (roots/list_changed, progress) need no answer here.
+  }
+
+  private async sessionRequest(
+    session: LegacySession,
+    request: JsonRpcRequest,
+    io: RequestIo,
+  ): Promise<JsonRpcResponse | undefined> {
+    let controller: AbortController;
+    try {
+      controller = session.begin(request.id);
+    } catch (err) {
+      return errorResponse(request.id, toErrorObject(err));
+    }
+    const unlink = linkSignal(io.signal, controller);
+    try {
+      const result = await this.dispatchLegacy(session, request, io, controller.signal);
+      if (controller.signal.aborted) return undefined;
+      return resultResponse(request.id, result);
+    } catch (err) {
+      if (controller.signal.aborted) return undefined;
+      return errorResponse(request.id, toErrorObject(err));
+    } finally {
+      unlink();
+      session.end(request.id, controller);
+    }
+  }
+
+  private async dispatchLegacy(
+    session: LegacySession,
+    request: JsonRpcRequest,
+    io: RequestIo,
+    signal: AbortSignal,
+  ): Promise<JsonObject> {
+    const method = request.method;
+    const params = request.params ?? {};
+    if (method === 'ping') return {};
+    if (method === 'initialize') throw McpError.invalidRequest('Session already initialized');
+    if (!session.initialized && !PRE_INITIALIZED.has(method)) {
+      throw McpError.invalidRequest(
+        'Session not initialized: send notifications/initialized first',
+      );
+    }
+    switch (method) {
+      case 'logging/setLevel': {
+        if (!isLogLevel(params.level)) throw McpError.invalidParams('level must be a log level');
+        session.logLevel = params.level;
+        return {};
+      }
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        if (typeof params.uri !== 'string') throw McpError.invalidParams('uri must be a string');
+        if (method === 'resources/subscribe') session.subscriptions.add(params.uri);
+        else session.subscriptions.delete(params.uri);
+        return {};
+      }
+    }
+    if (!LEGACY_METHODS.has(method)) throw McpError.methodNotFound(method);
+    const outbound = io.outbound;
+    const ctx = new HandlerContext({
+      era: 'legacy',
+      protocolVersion: session.protocolVersion,
+      requestId: request.id,
+      method,
+      clientCapabilities: session.clientCapabilities,
+      clientInfo: session.clientInfo,
+      principal: session.principal,
+      sessionId: session.id,
+      signal,
+      progressToken: progressTokenOf(params._meta),
+      logLevel: session.logLevel,
+      logsEnabled: true,
+      outbound,
+      broker: {
+        request: (inputMethod, inputParams, inputSignal) => {
+          if (
+            inputMethod === 'elicitation/create' &&
+            !VERSION_AT_LEAST(session.protocolVersion, '2025-06-18')
+          ) {
+            return Promise.reject(
+              McpError.invalidRequest(
+                `Elicitation needs protocol 2025-06-18 or later (session: ${session.protocolVersion})`,
+              ),
+            );
+          }
+          return session.request(
+            inputMethod,
+            inputParams,
+            (message) => outbound.send(message),
+            inputSignal,
+            this.clientRequestTimeoutMs,
+          );
+        },
+      },
+    });
+    const result = await this.execute(method, params, ctx);
+    if (!VERSION_AT_LEAST(session.protocolVersion, '2025-06-18')) stripNewerFields(method, result);
+    return result;
+  }
+
+  /** Wires a session to catalog change events; returns the unsubscribe function. */
+  watchSession(session: LegacySession): () => void {
+    const unwatch = this.catalog.watch((event) => {
+      if (!session.initialized || session.closed) return;
+      switch (event.type) {
+        case 'tools-changed':
+          session.sendStandalone(notification('notifications/tools/list_changed'));
+          break;
+        case 'prompts-changed':
+          session.sendStandalone(notification('notifications/prompts/list_changed'));
+          break;
+        case 'resources-changed':
+          session.sendStandalone(notification('notifications/resources/list_changed'));
+          break;
+        case 'resource-updated':
+          if (session.subscriptions.has(event.uri)) {
+            session.sendStandalone(
+              notification('notifications/resources/updated', { uri: event.uri }),
+            );
+          }
+          break;
+      }
+    });
+    session.onClose(unwatch);
+    return unwatch;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Shared: the feature methods, identical in both eras
+
+  private async execute(
+    method: string,
+    params: JsonObject,
+    ctx: HandlerContext,
+  ): Promise<JsonObject> {
+    const scope: CatalogScope = { principal: ctx.principal };
+    switch (method) {
+      case 'tools/list': {
+        const tools = await this.catalog.listTools(scope);
+        const page = this.paginator.page(tools, 'tools', params.cursor);
+        return withCursor({ tools: page.items.map((t) => t.definition) }, page.nextCursor);
+      }
+      case 'tools/call':
+        return this.callTool(params, ctx, scope);
+      case 'resources/list': {
+        const resources = await this.catalog.listResources(scope);
+        const page = this.paginator.page(resources, 'resources', params.cursor);
+        return withCursor({ resources: page.items.map((r) => r.definition) }, page.nextCursor);
+      }
+      case 'resources/templates/list': {
+        const templates = await this.catalog.listResourceTemplates(scope);
+        const page = this.paginator.page(templates, 'templates', params.cursor);
+        return withCursor(
+          { resourceTemplates: page.items.map((t) => t.definition) },
+          page.nextCursor,
+        );
+      }
+      case 'resources/read':
+        return this.readResource(params, ctx, scope);
+      case 'prompts/list': {
+        const prompts = await this.catalog.listPrompts(scope);
+        const page = this.paginator.page(prompts, 'prompts', params.cursor);
+        return withCursor({ prompts: page.items.map((p) => p.definition) }, page.nextCursor);
+      }
+      case 'prompts/get':
+        return this.getPrompt(params, ctx, scope);
+      case 'completion/complete':
+        return this.complete(params, scope);
+      default:
+        throw McpError.methodNotFound(method);
+    }
+  }
+
+  private async callTool(
+    params: JsonObject,
+    ctx: HandlerContext,
+    scope: CatalogScope,
+  ): Promise<JsonObject> {
+    const name = params.name;
+    if (typeof name !== 'string') throw McpError.invalidParams('tools/call requires a tool name');
+    const tool = await this.catalog.getTool(name, scope);
+    if (!tool) throw McpError.invalidParams(`Unknown tool: ${name}`);
+    const args = params.arguments ?? {};
+    if (typeof args !== 'object' || args === null || Array.isArray(args)) {
+      throw McpError.invalidParams('arguments must be an object');
+    }
+    const input = this.validator.check(tool.definition.inputSchema, args);
+    if (!input.valid) {
+      return toolError(`Invalid arguments for tool ${name}: ${input.message ?? 'invalid'}`);
+    }
+    let result: CallToolResult;
+    try {
+      result = await tool.call(args as JsonObject, ctx);
+    } catch (err) {
+      if (err === INPUT_REQUIRED || err instanceof McpError || ctx.signal.aborted) throw err;
+      return toolError(err instanceof Error ? err.message : 'Tool failed');
+    }
+    this.checkOutput(tool, result);
+    return result;
+  }
+
+  private checkOutput(tool: ToolHandler, result: CallToolResult): void {
+    const schema = tool.definition.outputSchema;
+    if (!schema || result.isError) return;
+    if (result.structuredContent === undefined) {
+      throw new McpError(
+        ErrorCode.InternalError,
+        `Tool ${tool.definition.name} returned no structuredContent`,
+      );
+    }
+    const check = this.validator.check(schema, result.structuredContent);
+    if (!check.valid) {
+      throw new McpError(
+        ErrorCode.InternalError,
+        `Tool ${tool.definition.name} returned structuredContent that does not match its outputSchema: ${check.message ?? ''}`,
+      );
+    }
+  }
+
+  private async readResource(
+    params: JsonObject,
+    ctx: HandlerContext,
+    scope: CatalogScope,
+  ): Promise<JsonObject> {
+    const uri = params.uri;
+    if (typeof uri !== 'string') throw McpError.invalidParams('resources/read requires a uri');
+    const resource = await this.catalog.getResource(uri, scope);
+    let result: ReadResourceResult | undefined;
+    if (resource) {
+      result = await resource.read(ctx);
+    } else {
+      for (const template of await this.catalog.listResourceTemplates(scope)) {
+        const vars = template.match(uri);
+        if (vars) {
+          result = await template.read(uri, vars, ctx);
+          break;
+        }
+      }
+    }
+    if (!result) {
+      throw new McpError(
+        ctx.era === 'modern' ? ErrorCode.InvalidParams : ErrorCode.ResourceNotFound,
+        `Resource not found: ${uri}`,
+        { uri },
+      );
+    }
+    return result;
+  }
+
+  private async getPrompt(
+    params: JsonObject,
+    ctx: HandlerContext,
+    scope: CatalogScope,
+  ): Promise<JsonObject> {
+    const name = params.name;
+    if (typeof name !== 'string')
+      throw McpError.invalidParams('prompts/get requires a prompt name');
+    const prompt = await this.catalog.getPrompt(name, scope);
+    if (!prompt) throw McpError.invalidParams(`Unknown prompt: ${name}`);
+    const raw = params.arguments ?? {};
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      throw McpError.invalidParams('arguments must be an object');
+    }
+    const args: Record<string, string> = {};
+    for (const [key, value] of Object.entries(raw as JsonObject)) {
+      if (typeof value !== 'string')
+        throw McpError.invalidParams(`Argument ${key} must be a string`);
+      args[key] = value;
+    }
+    for (const declared of prompt.definition.arguments ?? []) {
+      if (declared.required && args[declared.name] === undefined) {
+        throw McpError.invalidParams(`Missing required argument: ${declared.name}`);
+      }
+    }
+    return await prompt.get(args, ctx);
+  }
+
+  private async complete(params: JsonObject, scope: CatalogScope): Promise<JsonObject> {
+    const ref = params.ref as JsonObject | undefined;
+    const argument = params.argument as JsonObject | undefined;
+    if (!ref || typeof ref !== 'object' || !argument || typeof argument.name !== 'string') {
+      throw McpError.invalidParams('completion/complete requires ref and argument.name');
+    }
+    const value = typeof argument.value === 'string' ? argument.value : '';
+    const contextArgs = ((params.context as JsonObject | undefined)?.arguments ?? {}) as Record<
+      string,
+      string
+    >;
+    const request = { argument: argument.name, value, context: contextArgs };
+    let completion: { values: string[]; total?: number; hasMore?: boolean } | undefined;
+    if (ref.type === 'ref/prompt') {
+      const prompt =
+        typeof ref.name === 'string' ? await this.catalog.getPrompt(ref.name, scope) : undefined;
+      if (!prompt) throw McpError.invalidParams(`Unknown prompt: ${String(ref.name)}`);
+      completion = prompt.complete ? await prompt.complete(request) : undefined;
+    } else if (ref.type === 'ref/resource') {
+      const uri = ref.uri;
+      const template = (await this.catalog.listResourceTemplates(scope)).find(
+        (t) => t.definition.uriTemplate === uri,
+      );
+      if (!template) {
+        if (typeof uri === 'string' && (await this.catalog.getResource(uri, scope))) {
+          return { completion: { values: [], total: 0, hasMore: false } };
+        }
+        throw McpError.invalidParams(`Unknown resource template: ${String(uri)}`);
+      }
+      completion = template.complete ? await template.complete(request) : undefined;
+    } else {
+      throw McpError.invalidParams('ref.type must be ref/prompt or ref/resource');
+    }
+    const values = (completion?.values ?? []).slice(0, 100);
+    return {
+      completion: {
+        values,
+        total: completion?.total ?? completion?.values.length ?? 0,
+        hasMore: completion?.hasMore ?? (completion?.values.length ?? 0) > 100,
+      },
+    };
+  }
+}
+
+export interface ModernEnvelope {
+  protocolVersion: string;
+  clientCapabilities: ClientCapabilities;
+  clientInfo?: Implementation;
+  logLevel?: import('./constants').LogLevel;
+  progressToken?: string | number;
+}
+
+const SHARED_METHODS = [
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+];
+const MODERN_METHODS = new Set(SHARED_METHODS);
+const LEGACY_METHODS = new Set(SHARED_METHODS);
+
+function progressTokenOf(meta: unknown): string | number | undefined {
+  if (typeof meta !== 'object' || meta === null) return undefined;
+  const token = (meta as JsonObject).progressToken;
+  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
+}
+
+function targetOf(method: string, params: JsonObject): string {
+  const value = method === 'resources/read' ? params.uri : params.name;
+  return typeof value === 'string' ? value : '';
+}
+
+function argumentsOf(method: string, params: JsonObject): unknown {
+  return method === 'resources/read' ? null : (params.arguments ?? {});
+}
+
+function withCursor(result: JsonObject, nextCursor: string | undefined): JsonObject {
+  if (nextCursor !== undefined) result.nextCursor = nextCursor;
+  return result;
+}
+
+function toolError(text: string): JsonObject {
+  return { content: [{ type: 'text', text }], isError: true };
+}
+
+function notification(method: string, params?: JsonObject): JsonRpcMessage {
+  return params ? { jsonrpc: '2.0', method, params } : { jsonrpc: '2.0', method };
+}
+
+/** Drops fields a pre-2025-06-18 client does not know (copies: definitions are shared). */
+function stripNewerFields(method: string, result: JsonObject): void {
+  if (method === 'tools/call') delete result.structuredContent;
+  if (method === 'tools/list') {
+    result.tools = (result.tools as JsonObject[]).map((tool) => {
+      if (tool.outputSchema === undefined) return tool;
+      const { outputSchema: _dropped, ...rest } = tool;
+      return rest;
+    });
+  }
+}
+
+function linkSignal(source: AbortSignal | undefined, target: AbortController): () => void {
+  if (!source) return () => undefined;
+  if (source.aborted) {
+    target.abort(source.reason);
+    return () => undefined;
+  }
+  const onAbort = (): void => target.abort(source.reason);
+  source.addEventListener('abort', onAbort, { once: true });
+  return () => source.removeEventListener('abort', onAbort);
+}
+
+export type { RequestId };

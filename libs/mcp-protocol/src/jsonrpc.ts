@@ -1,0 +1,172 @@
+import { ErrorCode } from './constants';
+
+export type RequestId = string | number;
+
+export type JsonObject = { [key: string]: unknown };
+
+export interface JsonRpcRequest {
+  jsonrpc: '2.0';
+  id: RequestId;
+  method: string;
+  params?: JsonObject;
+}
+
+export interface JsonRpcNotification {
+  jsonrpc: '2.0';
+  method: string;
+  params?: JsonObject;
+}
+
+export interface JsonRpcResultResponse {
+  jsonrpc: '2.0';
+  id: RequestId;
+  result: JsonObject;
+}
+
+export interface JsonRpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+export interface JsonRpcErrorResponse {
+  jsonrpc: '2.0';
+  id: RequestId | null;
+  error: JsonRpcErrorObject;
+}
+
+export type JsonRpcResponse = JsonRpcResultResponse | JsonRpcErrorResponse;
+export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
+
+/** A protocol error that maps one-to-one onto a JSON-RPC error object. */
+export class McpError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+    this.name = 'McpError';
+  }
+
+  toJson(): JsonRpcErrorObject {
+    return this.data === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, data: this.data };
+  }
+
+  static invalidParams(message: string, data?: unknown): McpError {
+    return new McpError(ErrorCode.InvalidParams, message, data);
+  }
+
+  static invalidRequest(message: string, data?: unknown): McpError {
+    return new McpError(ErrorCode.InvalidRequest, message, data);
+  }
+
+  static methodNotFound(method: string): McpError {
+    return new McpError(ErrorCode.MethodNotFound, `Method not found: ${method}`);
+  }
+}
+
+export type Classified =
+  | { kind: 'request'; message: JsonRpcRequest }
+  | { kind: 'notification'; message: JsonRpcNotification }
+  | { kind: 'response'; message: JsonRpcResponse }
+  | { kind: 'invalid'; id: RequestId | null; error: JsonRpcErrorObject };
+
+function isPlainObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function validId(id: unknown): id is RequestId {
+  return typeof id === 'string' || (typeof id === 'number' && Number.isSafeInteger(id));
+}
+
+/**
+ * Classifies one decoded JSON value as a JSON-RPC 2.0 message, without copying it.
+ * Anything that is not exactly a request, notification or response is `invalid`
+ * with the error object to answer (id recovered when it is usable).
+ */
+export function classify(value: unknown): Classified {
+  if (!isPlainObject(value)) {
+    return invalid(null, 'Invalid Request: a JSON-RPC message must be an object');
+  }
+  const id = value.id;
+  const idUsable = validId(id) ? id : null;
+  if (value.jsonrpc !== '2.0') {
+    return invalid(idUsable, 'Invalid Request: jsonrpc must be "2.0"');
+  }
+  if ('method' in value) {
+    if (typeof value.method !== 'string' || value.method.length === 0) {
+      return invalid(idUsable, 'Invalid Request: method must be a non-empty string');
+    }
+    if (value.params !== undefined && !isPlainObject(value.params)) {
+      return invalid(idUsable, 'Invalid Request: params must be an object');
+    }
+    if (!('id' in value)) {
+      return { kind: 'notification', message: value as unknown as JsonRpcNotification };
+    }
+    if (!validId(id)) {
+      return invalid(null, 'Invalid Request: id must be a string or an integer');
+    }
+    return { kind: 'request', message: value as unknown as JsonRpcRequest };
+  }
+  if ('result' in value || 'error' in value) {
+    if ('result' in value && 'error' in value) {
+      return invalid(idUsable, 'Invalid Request: a response has either result or error');
+    }
+    if ('result' in value && !isPlainObject(value.result)) {
+      return invalid(idUsable, 'Invalid Request: result must be an object');
+    }
+    if ('error' in value) {
+      const error = value.error;
+      if (
+        !isPlainObject(error) ||
+        typeof error.code !== 'number' ||
+        typeof error.message !== 'string'
+      ) {
+        return invalid(idUsable, 'Invalid Request: malformed error object');
+      }
+      if (id !== null && !validId(id)) {
+        return invalid(null, 'Invalid Request: id must be a string or an integer');
+      }
+    } else if (!validId(id)) {
+      return invalid(null, 'Invalid Request: id must be a string or an integer');
+    }
+    return { kind: 'response', message: value as unknown as JsonRpcResponse };
+  }
+  return invalid(idUsable, 'Invalid Request: not a request, notification or response');
+}
+
+function invalid(id: RequestId | null, message: string): Classified {
+  return { kind: 'invalid', id, error: { code: ErrorCode.InvalidRequest, message } };
+}
+
+export function resultResponse(id: RequestId, result: JsonObject): JsonRpcResultResponse {
+  return { jsonrpc: '2.0', id, result };
+}
+
+export function errorResponse(
+  id: RequestId | null,
+  error: JsonRpcErrorObject,
+): JsonRpcErrorResponse {
+  return { jsonrpc: '2.0', id, error };
+}
+
+export const PARSE_ERROR_RESPONSE: JsonRpcErrorResponse = Object.freeze({
+  jsonrpc: '2.0',
+  id: null,
+  error: Object.freeze({ code: ErrorCode.ParseError, message: 'Parse error: invalid JSON' }),
+});
+
+/** Maps anything thrown by a handler onto a JSON-RPC error object, hiding internals. */
+export function toErrorObject(err: unknown): JsonRpcErrorObject {
+  if (err instanceof McpError) {
+    return err.toJson();
+  }
+  return { code: ErrorCode.InternalError, message: 'Internal error' };
+}
+
+export function isRequest(message: JsonRpcMessage): message is JsonRpcRequest {
+  return 'method' in message && 'id' in message;
+}

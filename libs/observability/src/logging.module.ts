@@ -1,0 +1,62 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import { ConfigService } from '@portico/config';
+
+/** Paths pino replaces with "[redacted]" wherever they appear in a log line. */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'req.headers["mcp-session-id"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.secret',
+  '*.token',
+  '*.apiKey',
+];
+
+/**
+ * Structured JSON logs (pino) for every app. One line per HTTP request with its request id;
+ * credentials redacted; pretty output only when LOG_PRETTY is set in development.
+ */
+@Module({})
+export class LoggingModule {
+  static forRoot(): DynamicModule {
+    return {
+      module: LoggingModule,
+      imports: [
+        LoggerModule.forRootAsync({
+          inject: [ConfigService],
+          useFactory: (config: ConfigService) => {
+            const { level, pretty } = config.values.log;
+            return {
+              pinoHttp: {
+                level,
+                errorKey: 'err',
+                redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+                genReqId: (req, res) => {
+                  const incoming = req.headers['x-request-id'];
+                  const id =
+                    typeof incoming === 'string' && incoming.length <= 128
+                      ? incoming
+                      : crypto.randomUUID();
+                  res.setHeader('x-request-id', id);
+                  return id;
+                },
+                customProps: (req) => {
+                  const session = req.headers['mcp-session-id'];
+                  return typeof session === 'string' ? { sessionId: session.slice(0, 8) } : {};
+                },
+                transport:
+                  pretty && config.values.env === 'development'
+                    ? { target: 'pino-pretty' }
+                    : undefined,
+              },
+            };
+          },
+        }),
+      ],
+      exports: [LoggerModule],
+    };
+  }
+}

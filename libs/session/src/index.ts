@@ -1,0 +1,4 @@
+export * from './session.ports';
+export * from './memory-session.store';
+export * from './memory-event.store';
+export * from './memory-message.bus';

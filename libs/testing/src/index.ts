@@ -1,0 +1,2 @@
+export * from './fixtures/echo.tool';
+export * from './fixtures/conformance-catalog';
