@@ -25,7 +25,8 @@ module.exports = {
       rootDir: __dirname,
       roots: ['<rootDir>/apps', '<rootDir>/libs'],
       testMatch: ['**/*.spec.ts'],
-      transform: { '^.+\\.ts$': swc },
+      transform: { '^.+\\.(t|mj|cj|j)s$': swc },
+      transformIgnorePatterns: [],
       moduleNameMapper,
     },
     {
@@ -34,10 +35,10 @@ module.exports = {
       rootDir: __dirname,
       roots: ['<rootDir>/test'],
       testMatch: ['**/*.e2e-spec.ts'],
-      transform: { '^.+\\.(t|mj|j)s$': swc },
-      transformIgnorePatterns: [
-        '/node_modules/(?!(@modelcontextprotocol|pkce-challenge|eventsource|eventsource-parser)/)',
-      ],
+      transform: { '^.+\\.(t|mj|cj|j)s$': swc },
+      // Nest 12, the MCP SDKs and several of their dependencies ship ESM only; Jest on Node 20
+      // cannot require() ESM, so node_modules are transpiled to CommonJS too (Jest caches it).
+      transformIgnorePatterns: [],
       moduleNameMapper,
       testTimeout: 30000,
     },

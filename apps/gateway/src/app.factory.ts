@@ -2,11 +2,20 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { ConfigService, PorticoConfig } from '@portico/config';
+import type { CatalogProvider } from '@portico/mcp-protocol';
 import { AppModule } from './app.module';
 import { StreamableHttpTransport } from './mcp/streamable-http.transport';
 
 /** Builds the gateway application (not yet listening): used by main.ts and the e2e suites. */
-export async function createGatewayApp(config?: PorticoConfig): Promise<NestFastifyApplication> {
+export interface GatewayAppOptions {
+  /** Serve this catalog instead of the configured fixture catalog (tests, embedding). */
+  catalog?: CatalogProvider;
+}
+
+export async function createGatewayApp(
+  config?: PorticoConfig,
+  options: GatewayAppOptions = {},
+): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     bodyLimit: config?.http.maxBodyBytes ?? 4 * 1024 * 1024,
     // Slow-client defences; the values are deliberately generous for long tool calls.
@@ -16,10 +25,14 @@ export async function createGatewayApp(config?: PorticoConfig): Promise<NestFast
     return503OnClosing: true,
     trustProxy: false,
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
-    bufferLogs: true,
-    abortOnError: false,
-  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(config, options.catalog),
+    adapter,
+    {
+      bufferLogs: true,
+      abortOnError: false,
+    },
+  );
   app.useLogger(app.get(Logger));
   const values = app.get(ConfigService).values;
   app

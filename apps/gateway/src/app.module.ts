@@ -1,15 +1,23 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule, PorticoConfig } from '@portico/config';
+import type { CatalogProvider } from '@portico/mcp-protocol';
+import { CatalogModule } from './catalog/catalog.module';
 import { LoggingModule } from '@portico/observability';
 import { HealthModule } from './health/health.module';
 import { McpModule } from './mcp/mcp.module';
 
 @Module({})
 export class AppModule {
-  static forRoot(config?: PorticoConfig): DynamicModule {
+  static forRoot(config?: PorticoConfig, catalog?: CatalogProvider): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), LoggingModule.forRoot(), HealthModule, McpModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggingModule.forRoot(),
+        CatalogModule.forRoot(catalog),
+        HealthModule,
+        McpModule,
+      ],
     };
   }
 }

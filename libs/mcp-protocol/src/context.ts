@@ -76,11 +76,21 @@ export function requiredCapability(
   }
 }
 
+/** -32021 with `requiredCapabilities` as a ClientCapabilities object, e.g. `{ sampling: {} }`. */
 export function missingCapabilityError(capability: string): McpError {
+  const required: JsonObject = {};
+  let cursor = required;
+  for (const part of capability.split('.')) {
+    const next: JsonObject = {};
+    cursor[part] = next;
+    cursor = next;
+  }
   return new McpError(
     ErrorCode.MissingClientCapability,
     `Missing client capability: ${capability}`,
-    { requiredCapabilities: [capability] },
+    {
+      requiredCapabilities: required,
+    },
   );
 }
 

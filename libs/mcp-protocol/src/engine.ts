@@ -189,8 +189,12 @@ export class McpEngine {
   ): Promise<JsonRpcResponse | undefined> {
     const signal = io.signal ?? new AbortController().signal;
     try {
-      const envelope = validated ?? this.readEnvelope(request);
-      const result = await this.dispatchModern(request, envelope, io, signal);
+      let envelope = validated;
+      if (!envelope) {
+        envelope = this.readEnvelope(request);
+        this.assertSupportedVersion(envelope);
+      }
+      const result = await untilAborted(this.dispatchModern(request, envelope, io, signal), signal);
       if (result === undefined || signal.aborted) return undefined;
       return resultResponse(request.id, result);
     } catch (err) {
@@ -199,30 +203,28 @@ export class McpEngine {
     }
   }
 
-  /** Validates the `_meta` envelope of a 2026-07-28 request (-32602 / -32022). */
+  /**
+   * Reads the `_meta` envelope of a 2026-07-28 request: required keys and their types (-32602).
+   * The version itself is checked by `assertSupportedVersion`, after transports compared it with
+   * their headers (the order the spec's validation rules require).
+   */
   readEnvelope(request: JsonRpcRequest): ModernEnvelope {
     const meta = request.params?._meta;
     if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
-      throw McpError.invalidParams(`Missing params._meta with ${META.protocolVersion}`);
+      throw McpError.invalidParams(
+        `Invalid params: missing _meta keys: ${META.protocolVersion}, ${META.clientCapabilities}`,
+      );
     }
     const m = meta as JsonObject;
     const version = m[META.protocolVersion];
-    if (typeof version !== 'string') {
-      throw McpError.invalidParams(`Missing _meta["${META.protocolVersion}"]`);
-    }
-    if (version !== MODERN_PROTOCOL_VERSION) {
-      throw new McpError(
-        ErrorCode.UnsupportedProtocolVersion,
-        `Unsupported protocol version: ${version}`,
-        {
-          supported: SUPPORTED_PROTOCOL_VERSIONS,
-          requested: version,
-        },
-      );
-    }
     const caps = m[META.clientCapabilities];
+    const missing: string[] = [];
+    if (typeof version !== 'string') missing.push(META.protocolVersion);
     if (typeof caps !== 'object' || caps === null || Array.isArray(caps)) {
-      throw McpError.invalidParams(`Missing _meta["${META.clientCapabilities}"]`);
+      missing.push(META.clientCapabilities);
+    }
+    if (missing.length > 0) {
+      throw McpError.invalidParams(`Invalid params: missing _meta keys: ${missing.join(', ')}`);
     }
     const info = m[META.clientInfo];
     if (info !== undefined && (typeof info !== 'object' || info === null || Array.isArray(info))) {
@@ -233,12 +235,23 @@ export class McpEngine {
       throw McpError.invalidParams(`_meta["${META.logLevel}"] is not a log level`);
     }
     return {
-      protocolVersion: version,
+      protocolVersion: version as string,
       clientCapabilities: caps as ClientCapabilities,
       clientInfo: info as Implementation | undefined,
       logLevel,
       progressToken: progressTokenOf(m),
     };
+  }
+
+  /** -32022 unless the envelope names the revision this engine serves statelessly. */
+  assertSupportedVersion(envelope: ModernEnvelope): void {
+    if (envelope.protocolVersion !== MODERN_PROTOCOL_VERSION) {
+      throw new McpError(
+        ErrorCode.UnsupportedProtocolVersion,
+        `Unsupported protocol version: ${envelope.protocolVersion}`,
+        { supported: [MODERN_PROTOCOL_VERSION], requested: envelope.protocolVersion },
+      );
+    }
   }
 
   private async dispatchModern(
@@ -453,8 +466,9 @@ export class McpEngine {
   ): { session: LegacySession; result: JsonObject } {
     const params = request.params ?? {};
     const requested = params.protocolVersion;
-    if (typeof requested !== 'string')
+    if (typeof requested !== 'string') {
       throw McpError.invalidParams('initialize requires protocolVersion');
+    }
     const caps = params.capabilities;
     if (typeof caps !== 'object' || caps === null || Array.isArray(caps)) {
       throw McpError.invalidParams('initialize requires capabilities');
@@ -543,8 +557,11 @@ export class McpEngine {
     }
     const unlink = linkSignal(io.signal, controller);
     try {
-      const result = await this.dispatchLegacy(session, request, io, controller.signal);
-      if (controller.signal.aborted) return undefined;
+      const result = await untilAborted(
+        this.dispatchLegacy(session, request, io, controller.signal),
+        controller.signal,
+      );
+      if (result === undefined || controller.signal.aborted) return undefined;
       return resultResponse(request.id, result);
     } catch (err) {
       if (controller.signal.aborted) return undefined;
@@ -782,8 +799,9 @@ export class McpEngine {
     scope: CatalogScope,
   ): Promise<JsonObject> {
     const name = params.name;
-    if (typeof name !== 'string')
+    if (typeof name !== 'string') {
       throw McpError.invalidParams('prompts/get requires a prompt name');
+    }
     const prompt = await this.catalog.getPrompt(name, scope);
     if (!prompt) throw McpError.invalidParams(`Unknown prompt: ${name}`);
     const raw = params.arguments ?? {};
@@ -792,8 +810,9 @@ export class McpEngine {
     }
     const args: Record<string, string> = {};
     for (const [key, value] of Object.entries(raw as JsonObject)) {
-      if (typeof value !== 'string')
+      if (typeof value !== 'string') {
         throw McpError.invalidParams(`Argument ${key} must be a string`);
+      }
       args[key] = value;
     }
     for (const declared of prompt.definition.arguments ?? []) {
@@ -907,6 +926,31 @@ function stripNewerFields(method: string, result: JsonObject): void {
       return rest;
     });
   }
+}
+
+/**
+ * Settles with the work, or with undefined as soon as the signal aborts: a cancelled request
+ * is answered (with nothing) at once, even if its handler ignores the signal.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.resolve(undefined);
+  }
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = (): void => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 function linkSignal(source: AbortSignal | undefined, target: AbortController): () => void {

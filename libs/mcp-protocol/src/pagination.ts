@@ -32,8 +32,9 @@ export class Paginator {
   }
 
   private decode(cursor: unknown, list: string): number {
-    if (typeof cursor !== 'string' || cursor.length > 512)
+    if (typeof cursor !== 'string' || cursor.length > 512) {
       throw McpError.invalidParams('Invalid cursor');
+    }
     const [b64, mac] = cursor.split('.');
     if (!b64 || !mac) throw McpError.invalidParams('Invalid cursor');
     const body = Buffer.from(b64, 'base64url').toString('utf8');

@@ -27,8 +27,9 @@ export class MemoryEventStore implements EventStore {
     const streamId = lastEventId.slice(0, sep);
     const seq = Number(lastEventId.slice(sep + 1));
     const stream = this.streams.get(streamId);
-    if (!stream || !Number.isSafeInteger(seq) || seq > stream.seq)
+    if (!stream || !Number.isSafeInteger(seq) || seq > stream.seq) {
       return Promise.resolve(undefined);
+    }
     const events = stream.events.filter((e) => Number(e.id.slice(sep + 1)) > seq);
     return Promise.resolve({ streamId, events });
   }

@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleDestroy } from '@nestjs/common';
 import { ConfigService } from '@portico/config';
 import { CatalogProvider, McpEngine } from '@portico/mcp-protocol';
 import {
@@ -9,7 +9,7 @@ import {
   MemorySessionStore,
   SESSION_STORE,
 } from '@portico/session';
-import { CATALOG_PROVIDER, CatalogModule } from '../catalog/catalog.module';
+import { CATALOG_PROVIDER } from '../catalog/catalog.module';
 import { HttpGuard } from './http-guard';
 import { SessionRegistry } from './session-registry.service';
 import { StreamableHttpTransport } from './streamable-http.transport';
@@ -17,7 +17,6 @@ import { StreamableHttpTransport } from './streamable-http.transport';
 const SERVER_INFO = { name: 'portico', title: 'Portico MCP Gateway', version: '0.1.0' };
 
 @Module({
-  imports: [CatalogModule],
   providers: [
     {
       provide: McpEngine,
@@ -48,4 +47,11 @@ const SERVER_INFO = { name: 'portico', title: 'Portico MCP Gateway', version: '0
   ],
   exports: [McpEngine, StreamableHttpTransport, SessionRegistry],
 })
-export class McpModule {}
+export class McpModule implements OnModuleDestroy {
+  constructor(private readonly engine: McpEngine) {}
+
+  /** Ends open subscription streams gracefully before the HTTP server closes. */
+  onModuleDestroy(): void {
+    this.engine.close();
+  }
+}

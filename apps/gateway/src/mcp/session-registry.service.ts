@@ -95,8 +95,9 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
     request: JsonRpcRequest,
     principal?: Principal,
   ): Promise<{ live: LiveSession; result: JsonRpcResponse }> {
-    if ((await this.store.count()) >= this.maxSessions)
+    if ((await this.store.count()) >= this.maxSessions) {
       throw new SessionLimitError('Too many sessions');
+    }
     const id = randomBytes(24).toString('base64url');
     const { session, result } = this.engine.initialize(request, id, principal);
     const live = await this.attach(session);

@@ -163,8 +163,9 @@ export class StreamableHttpTransport {
     }
     const body = request.body;
     if (body === PARSE_FAILED) throw reject(400, ErrorCode.ParseError, 'Parse error: invalid JSON');
-    if (body === undefined || body === null)
+    if (body === undefined || body === null) {
       throw reject(400, ErrorCode.InvalidRequest, 'Empty request body');
+    }
 
     if (Array.isArray(body)) return this.postBatch(request, reply, body);
 
@@ -177,10 +178,6 @@ export class StreamableHttpTransport {
     }
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
       return this.initialize(request, reply, classified.message);
-    }
-    if (classified.kind === 'request' && classified.message.method === 'server/discover') {
-      // A modern client probing without the envelope gets the envelope error, not "no session".
-      return this.postModern(request, reply, classified);
     }
     const live = await this.requireSession(request);
     const versionProblem = checkLegacyVersionHeader(request, live);
@@ -199,6 +196,7 @@ export class StreamableHttpTransport {
       return;
     }
     const message = classified.message;
+    // The order of these checks is the spec's: envelope, headers, version, method.
     let envelope;
     try {
       envelope = this.engine.readEnvelope(message);
@@ -207,6 +205,11 @@ export class StreamableHttpTransport {
     }
     const headerError = checkModernHeaders(request, message, envelope.protocolVersion);
     if (headerError) throw new HttpRejection(400, headerError.toJson(), message.id);
+    try {
+      this.engine.assertSupportedVersion(envelope);
+    } catch (err) {
+      throw new HttpRejection(400, (err as McpError).toJson(), message.id);
+    }
     if (!MODERN_HTTP_METHODS.has(message.method)) {
       throw new HttpRejection(404, McpError.methodNotFound(message.method).toJson(), message.id);
     }
@@ -286,8 +289,9 @@ export class StreamableHttpTransport {
       // Notifications and responses only: acknowledge before processing completes.
       for (const m of messages) {
         if (m.kind === 'response') await this.sessions.deliverResponse(live, m.message);
-        else
+        else {
           await this.engine.handleSession(live.session, m, { outbound: { send: () => undefined } });
+        }
       }
       if (messages.some((m) => m.kind === 'notification')) await this.sessions.persist(live);
       else await this.sessions.touch(live);
@@ -390,10 +394,12 @@ export class StreamableHttpTransport {
       throw reject(405, ErrorCode.InvalidRequest, 'DELETE is not supported in protocol 2026-07-28');
     }
     const id = headerValue(request.headers[SESSION_HEADER]);
-    if (id === undefined)
+    if (id === undefined) {
       throw reject(400, ErrorCode.InvalidRequest, 'Mcp-Session-Id header is required');
-    if (!(await this.sessions.terminate(id)))
+    }
+    if (!(await this.sessions.terminate(id))) {
       throw reject(404, ErrorCode.InvalidRequest, 'Session not found');
+    }
     void reply.code(200).send();
   }
 
@@ -513,15 +519,20 @@ class PostExchange {
   }
 }
 
+/**
+ * Picks the era of a POST: a 2026-07-28 request names its version in `_meta` (and a
+ * non-2025 MCP-Protocol-Version header means a client of a newer revision); everything else
+ * is a 2025-era message. Mcp-Session-Id does not decide: modern clients ignore sessions.
+ */
 function isModern(classified: Classified, request: FastifyRequest): boolean {
-  if (classified.kind === 'request' || classified.kind === 'notification') {
-    const meta = classified.message.params?._meta;
-    if (typeof meta === 'object' && meta !== null && META.protocolVersion in meta) return true;
+  if (classified.kind === 'response') return false;
+  const header = headerValue(request.headers[VERSION_HEADER]);
+  if (header !== undefined && !(LEGACY_PROTOCOL_VERSIONS as readonly string[]).includes(header)) {
+    return true;
   }
-  return request.headers[VERSION_HEADER] === MODERN_PROTOCOL_VERSION &&
-    classified.kind !== 'response'
-    ? !(classified.kind === 'request' && classified.message.method === 'initialize')
-    : false;
+  if (classified.kind === 'invalid') return false;
+  const meta = classified.message.params?._meta;
+  return typeof meta === 'object' && meta !== null && META.protocolVersion in meta;
 }
 
 function modernStatus(response: JsonRpcResponse | undefined): number {
@@ -533,6 +544,7 @@ function modernStatus(response: JsonRpcResponse | undefined): number {
     case ErrorCode.MissingClientCapability:
     case ErrorCode.UnsupportedProtocolVersion:
     case ErrorCode.InvalidRequest:
+    case ErrorCode.InvalidParams:
       return 400;
     default:
       return 200;
@@ -567,8 +579,9 @@ function checkModernHeaders(
   if (nameField) {
     const raw = headerValue(request.headers[NAME_HEADER]);
     const expected = message.params?.[nameField];
-    if (raw === undefined)
+    if (raw === undefined) {
       return new McpError(ErrorCode.HeaderMismatch, 'Mcp-Name header is required');
+    }
     const name = decodeHeaderValue(raw);
     if (name !== expected) {
       return new McpError(

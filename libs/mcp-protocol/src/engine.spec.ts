@@ -1,0 +1,909 @@
+import { ErrorCode, META, MODERN_PROTOCOL_VERSION } from './constants';
+import { StaticCatalog, uriTemplateMatcher } from './catalog';
+import type { RequestContext } from './context';
+import { McpEngine } from './engine';
+import {
+  classify,
+  JsonObject,
+  JsonRpcMessage,
+  JsonRpcRequest,
+  JsonRpcResponse,
+  McpError,
+} from './jsonrpc';
+import type { LegacySession } from './session';
+
+const SECRET = 'unit-test-secret-unit-test-secret';
+
+function envelope(extra: JsonObject = {}, caps: JsonObject = {}): JsonObject {
+  return {
+    [META.protocolVersion]: MODERN_PROTOCOL_VERSION,
+    [META.clientCapabilities]: caps,
+    [META.clientInfo]: { name: 'spec', version: '1' },
+    ...extra,
+  };
+}
+
+function modern(
+  id: number | string,
+  method: string,
+  params: JsonObject = {},
+  caps: JsonObject = {},
+): JsonRpcRequest {
+  return {
+    jsonrpc: '2.0',
+    id,
+    method,
+    params: { ...params, _meta: envelope((params._meta as JsonObject) ?? {}, caps) },
+  };
+}
+
+function result(response: JsonRpcResponse | undefined): JsonObject {
+  if (!response || !('result' in response)) {
+    throw new Error(`expected a result, got ${JSON.stringify(response)}`);
+  }
+  return response.result;
+}
+
+function error(response: JsonRpcResponse | undefined) {
+  if (!response || !('error' in response)) {
+    throw new Error(`expected an error, got ${JSON.stringify(response)}`);
+  }
+  return response.error;
+}
+
+function buildCatalog(observed: { aborted?: boolean } = {}) {
+  const catalog = new StaticCatalog({
+    tools: [
+      {
+        definition: {
+          name: 'add',
+          description: 'Adds two numbers',
+          inputSchema: {
+            type: 'object',
+            properties: { a: { type: 'number' }, b: { type: 'number' } },
+            required: ['a', 'b'],
+          },
+          outputSchema: {
+            type: 'object',
+            properties: { sum: { type: 'number' } },
+            required: ['sum'],
+          },
+        },
+        call: (args) => {
+          const sum = (args.a as number) + (args.b as number);
+          return { content: [{ type: 'text', text: String(sum) }], structuredContent: { sum } };
+        },
+      },
+      {
+        definition: {
+          name: 'draft07',
+          description: 'Declares draft-07',
+          inputSchema: {
+            $schema: 'http://json-schema.org/draft-07/schema#',
+            type: 'object',
+            properties: { n: { type: 'integer', exclusiveMinimum: 0 } },
+            required: ['n'],
+          },
+        },
+        call: () => ({ content: [{ type: 'text', text: 'ok' }] }),
+      },
+      {
+        definition: {
+          name: 'fail',
+          description: 'Throws',
+          inputSchema: { type: 'object' },
+        },
+        call: () => {
+          throw new Error('boom');
+        },
+      },
+      {
+        definition: {
+          name: 'ask',
+          description: 'Asks the user for a name, then samples',
+          inputSchema: { type: 'object' },
+        },
+        call: async (_args, ctx: RequestContext) => {
+          const answer = await ctx.elicit({
+            message: 'Name?',
+            requestedSchema: { type: 'object', properties: { name: { type: 'string' } } },
+          });
+          const sample = await ctx.createMessage({
+            messages: [{ role: 'user', content: { type: 'text', text: 'hi' } }],
+            maxTokens: 5,
+          });
+          const name = (answer.content?.name as string | undefined) ?? '?';
+          const text = JSON.stringify(sample.content);
+          return { content: [{ type: 'text', text: `${name}/${text}` }] };
+        },
+      },
+      {
+        definition: {
+          name: 'both',
+          description: 'Asks for two inputs at once',
+          inputSchema: { type: 'object' },
+        },
+        call: async (_args, ctx) => {
+          const [roots, answer] = await Promise.all([
+            ctx.listRoots(),
+            ctx.elicit({ message: 'ok?', requestedSchema: { type: 'object', properties: {} } }),
+          ]);
+          return {
+            content: [{ type: 'text', text: `${roots.roots.length}:${answer.action}` }],
+          };
+        },
+      },
+      {
+        definition: {
+          name: 'slow',
+          description: 'Waits until cancelled',
+          inputSchema: { type: 'object' },
+        },
+        call: (_args, ctx) =>
+          new Promise((resolve) => {
+            if (ctx.signal.aborted) observed.aborted = true;
+            ctx.signal.addEventListener('abort', () => {
+              observed.aborted = true;
+              resolve({ content: [{ type: 'text', text: 'late' }] });
+            });
+          }),
+      },
+      {
+        definition: {
+          name: 'chatty',
+          description: 'Reports progress and logs',
+          inputSchema: { type: 'object' },
+        },
+        call: async (_args, ctx) => {
+          await ctx.progress(1, 2, 'half');
+          await ctx.progress(1, 2, 'repeated value is dropped');
+          await ctx.log('debug', 'debug line');
+          await ctx.log('error', 'error line');
+          await ctx.progress(2, 2);
+          return { content: [{ type: 'text', text: 'done' }] };
+        },
+      },
+    ],
+    resources: [
+      {
+        definition: { uri: 'test://one', name: 'one', mimeType: 'text/plain' },
+        read: () => ({ contents: [{ uri: 'test://one', text: 'first' }] }),
+      },
+      {
+        definition: { uri: 'test://two', name: 'two' },
+        read: () => ({ contents: [{ uri: 'test://two', blob: 'AAEC' }] }),
+      },
+      {
+        definition: { uri: 'test://three', name: 'three' },
+        read: () => ({ contents: [{ uri: 'test://three', text: '3' }] }),
+      },
+    ],
+    resourceTemplates: [
+      {
+        definition: { uriTemplate: 'test://items/{id}', name: 'item' },
+        match: uriTemplateMatcher('test://items/{id}'),
+        read: (uri, vars) => ({ contents: [{ uri, text: `item ${vars.id}` }] }),
+        complete: ({ value }) => ({
+          values: ['a1', 'a2', 'b1'].filter((v) => v.startsWith(value)),
+        }),
+      },
+    ],
+    prompts: [
+      {
+        definition: {
+          name: 'greet',
+          description: 'Greets',
+          arguments: [{ name: 'who', required: true }],
+        },
+        get: (args) => ({
+          messages: [{ role: 'user', content: { type: 'text', text: `Hello ${args.who}` } }],
+        }),
+        complete: ({ value }) => ({
+          values: Array.from({ length: 150 }, (_, i) => `${value}${i}`),
+        }),
+      },
+    ],
+  });
+  return catalog;
+}
+
+function makeEngine(observed: { aborted?: boolean } = {}, pageSize = 50) {
+  const catalog = buildCatalog(observed);
+  const engine = new McpEngine({
+    serverInfo: { name: 'portico-spec', version: '0.0.0' },
+    catalog,
+    secret: SECRET,
+    pageSize,
+    clientRequestTimeoutMs: 1000,
+  });
+  return { engine, catalog };
+}
+
+const sink = () => {
+  const sent: JsonRpcMessage[] = [];
+  return { sent, outbound: { send: (m: JsonRpcMessage) => void sent.push(m) } };
+};
+
+describe(McpEngine.name, () => {
+  describe('2026-07-28 (stateless)', () => {
+    it('answers server/discover with versions, capabilities, cache hints and serverInfo', async () => {
+      const { engine } = makeEngine();
+      const r = result(await engine.handleModern(modern(1, 'server/discover'), sink()));
+      expect(r.resultType).toBe('complete');
+      expect(r.supportedVersions).toEqual(expect.arrayContaining(['2026-07-28', '2025-11-25']));
+      expect(r.capabilities).toMatchObject({ tools: { listChanged: true } });
+      expect(r.ttlMs).toBe(0);
+      expect(r.cacheScope).toBe('private');
+      expect((r._meta as JsonObject)[META.serverInfo]).toEqual({
+        name: 'portico-spec',
+        version: '0.0.0',
+      });
+    });
+
+    it.each([
+      [
+        'no _meta',
+        { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} },
+        ErrorCode.InvalidParams,
+      ],
+      [
+        'no clientCapabilities',
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/list',
+          params: { _meta: { [META.protocolVersion]: MODERN_PROTOCOL_VERSION } },
+        },
+        ErrorCode.InvalidParams,
+      ],
+      [
+        'a bad log level',
+        modern(1, 'tools/list', { _meta: { [META.logLevel]: 'loud' } }),
+        ErrorCode.InvalidParams,
+      ],
+      [
+        'an unsupported version',
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/list',
+          params: {
+            _meta: { [META.protocolVersion]: '2099-01-01', [META.clientCapabilities]: {} },
+          },
+        },
+        ErrorCode.UnsupportedProtocolVersion,
+      ],
+      ['a removed method', modern(1, 'ping'), ErrorCode.MethodNotFound],
+    ])('rejects %s', async (_name, request, code) => {
+      const { engine } = makeEngine();
+      const e = error(await engine.handleModern(request as JsonRpcRequest, sink()));
+      expect(e.code).toBe(code);
+    });
+
+    it('reports supported and requested versions on -32022', async () => {
+      const { engine } = makeEngine();
+      const request = modern(1, 'tools/list');
+      (request.params!._meta as JsonObject)[META.protocolVersion] = '1999-01-01';
+      const e = error(await engine.handleModern(request, sink()));
+      expect(e.data).toEqual({ supported: ['2026-07-28'], requested: '1999-01-01' });
+    });
+
+    it('adds resultType, ttlMs and cacheScope to list and read results', async () => {
+      const { engine } = makeEngine();
+      for (const [method, params] of [
+        ['tools/list', {}],
+        ['resources/list', {}],
+        ['resources/templates/list', {}],
+        ['prompts/list', {}],
+        ['resources/read', { uri: 'test://one' }],
+      ] as const) {
+        const r = result(await engine.handleModern(modern(1, method, { ...params }), sink()));
+        expect(r).toMatchObject({ resultType: 'complete', ttlMs: 0, cacheScope: 'private' });
+      }
+      const call = result(
+        await engine.handleModern(
+          modern(2, 'tools/call', { name: 'add', arguments: { a: 1, b: 2 } }),
+          sink(),
+        ),
+      );
+      expect(call.resultType).toBe('complete');
+      expect(call.ttlMs).toBeUndefined();
+      expect(call.structuredContent).toEqual({ sum: 3 });
+    });
+
+    it('answers a missing resource with -32602', async () => {
+      const { engine } = makeEngine();
+      const e = error(
+        await engine.handleModern(modern(1, 'resources/read', { uri: 'test://none' }), sink()),
+      );
+      expect(e.code).toBe(ErrorCode.InvalidParams);
+    });
+
+    it('returns input_required, then completes when the client retries with the answers', async () => {
+      const { engine } = makeEngine();
+      const caps = { elicitation: {}, sampling: {} };
+      const first = result(
+        await engine.handleModern(modern(1, 'tools/call', { name: 'ask' }, caps), sink()),
+      );
+      expect(first.resultType).toBe('input_required');
+      expect(Object.keys(first.inputRequests as JsonObject)).toEqual(['elicitation-0']);
+      expect(typeof first.requestState).toBe('string');
+
+      const second = result(
+        await engine.handleModern(
+          modern(
+            2,
+            'tools/call',
+            {
+              name: 'ask',
+              requestState: first.requestState,
+              inputResponses: { 'elicitation-0': { action: 'accept', content: { name: 'Ada' } } },
+            },
+            caps,
+          ),
+          sink(),
+        ),
+      );
+      expect(second.resultType).toBe('input_required');
+      expect(Object.keys(second.inputRequests as JsonObject)).toEqual(['sampling-1']);
+
+      const third = result(
+        await engine.handleModern(
+          modern(
+            3,
+            'tools/call',
+            {
+              name: 'ask',
+              requestState: second.requestState,
+              inputResponses: {
+                'sampling-1': {
+                  role: 'assistant',
+                  content: { type: 'text', text: 'ok' },
+                  model: 'm',
+                },
+              },
+            },
+            caps,
+          ),
+          sink(),
+        ),
+      );
+      expect(third.resultType).toBe('complete');
+      expect(third.content).toEqual([{ type: 'text', text: 'Ada/{"type":"text","text":"ok"}' }]);
+    });
+
+    it('asks for concurrent inputs in one round', async () => {
+      const { engine } = makeEngine();
+      const r = result(
+        await engine.handleModern(
+          modern(1, 'tools/call', { name: 'both' }, { roots: {}, elicitation: {} }),
+          sink(),
+        ),
+      );
+      expect(Object.keys(r.inputRequests as JsonObject).sort()).toEqual([
+        'elicitation-1',
+        'roots-0',
+      ]);
+    });
+
+    it('rejects a tampered, replayed or re-targeted requestState', async () => {
+      const { engine } = makeEngine();
+      const caps = { elicitation: {}, sampling: {} };
+      const first = result(
+        await engine.handleModern(modern(1, 'tools/call', { name: 'ask' }, caps), sink()),
+      );
+      const state = first.requestState as string;
+      const answers = { 'elicitation-0': { action: 'accept', content: { name: 'A' } } };
+
+      const tampered = error(
+        await engine.handleModern(
+          modern(
+            2,
+            'tools/call',
+            { name: 'ask', requestState: `${state}-TAMPERED`, inputResponses: answers },
+            caps,
+          ),
+          sink(),
+        ),
+      );
+      expect(tampered.code).toBe(ErrorCode.InvalidParams);
+
+      const otherArgs = error(
+        await engine.handleModern(
+          modern(
+            3,
+            'tools/call',
+            { name: 'ask', arguments: { x: 1 }, requestState: state, inputResponses: answers },
+            caps,
+          ),
+          sink(),
+        ),
+      );
+      expect(otherArgs.message).toMatch(/another request/);
+
+      const ok = result(
+        await engine.handleModern(
+          modern(
+            4,
+            'tools/call',
+            { name: 'ask', requestState: state, inputResponses: answers },
+            caps,
+          ),
+          sink(),
+        ),
+      );
+      expect(ok.resultType).toBe('input_required');
+
+      const replay = error(
+        await engine.handleModern(
+          modern(
+            5,
+            'tools/call',
+            { name: 'ask', requestState: state, inputResponses: answers },
+            caps,
+          ),
+          sink(),
+        ),
+      );
+      expect(replay.message).toMatch(/already used/);
+    });
+
+    it('binds requestState to the principal', async () => {
+      const { engine } = makeEngine();
+      const caps = { elicitation: {} };
+      const io = { ...sink(), principal: { id: 'alice' } };
+      const first = result(
+        await engine.handleModern(modern(1, 'tools/call', { name: 'ask' }, caps), io),
+      );
+      const e = error(
+        await engine.handleModern(
+          modern(
+            2,
+            'tools/call',
+            {
+              name: 'ask',
+              requestState: first.requestState,
+              inputResponses: { 'elicitation-0': { action: 'decline' } },
+            },
+            caps,
+          ),
+          { ...sink(), principal: { id: 'mallory' } },
+        ),
+      );
+      expect(e.code).toBe(ErrorCode.InvalidParams);
+    });
+
+    it('answers -32021 with requiredCapabilities when the client cannot be asked', async () => {
+      const { engine } = makeEngine();
+      const e = error(await engine.handleModern(modern(1, 'tools/call', { name: 'ask' }), sink()));
+      expect(e.code).toBe(ErrorCode.MissingClientCapability);
+      expect(e.data).toEqual({ requiredCapabilities: { elicitation: {} } });
+    });
+
+    it('sends progress always and logs only when the request set a level', async () => {
+      const { engine } = makeEngine();
+      const quiet = sink();
+      await engine.handleModern(
+        modern(1, 'tools/call', { name: 'chatty', _meta: { progressToken: 'p1' } }),
+        quiet,
+      );
+      expect(quiet.sent.map((m) => 'method' in m && m.method)).toEqual([
+        'notifications/progress',
+        'notifications/progress',
+      ]);
+      const loud = sink();
+      await engine.handleModern(
+        modern(2, 'tools/call', { name: 'chatty', _meta: { [META.logLevel]: 'warning' } }),
+        loud,
+      );
+      expect(loud.sent).toEqual([
+        {
+          jsonrpc: '2.0',
+          method: 'notifications/message',
+          params: { level: 'error', data: 'error line' },
+        },
+      ]);
+    });
+
+    it('cancels a request whose stream closed and sends nothing', async () => {
+      const observed: { aborted?: boolean } = {};
+      const { engine } = makeEngine(observed);
+      const controller = new AbortController();
+      const pending = engine.handleModern(modern(1, 'tools/call', { name: 'slow' }), {
+        ...sink(),
+        signal: controller.signal,
+      });
+      controller.abort();
+      await expect(pending).resolves.toBeUndefined();
+      expect(observed.aborted).toBe(true);
+    });
+
+    it('acknowledges subscriptions/listen first and tags every message', async () => {
+      const { engine, catalog } = makeEngine();
+      const out = sink();
+      const controller = new AbortController();
+      const listening = engine.handleModern(
+        modern('sub-1', 'subscriptions/listen', {
+          notifications: { toolsListChanged: true, resourceSubscriptions: ['test://one'] },
+        }),
+        { ...out, signal: controller.signal },
+      );
+      catalog.notify({ type: 'prompts-changed' });
+      catalog.notify({ type: 'tools-changed' });
+      catalog.notify({ type: 'resource-updated', uri: 'test://two' });
+      catalog.notify({ type: 'resource-updated', uri: 'test://one' });
+      engine.close();
+      const final = result(await listening);
+      expect(final._meta).toMatchObject({ [META.subscriptionId]: 'sub-1' });
+      const methods = out.sent.map((m) => ('method' in m ? m.method : ''));
+      expect(methods).toEqual([
+        'notifications/subscriptions/acknowledged',
+        'notifications/tools/list_changed',
+        'notifications/resources/updated',
+      ]);
+      for (const m of out.sent) {
+        expect(
+          ((m as { params: JsonObject }).params._meta as JsonObject)[META.subscriptionId],
+        ).toBe('sub-1');
+      }
+      expect((out.sent[0] as { params: JsonObject }).params.notifications).toEqual({
+        toolsListChanged: true,
+        resourceSubscriptions: ['test://one'],
+      });
+    });
+  });
+
+  describe('shared features', () => {
+    it('validates arguments with the declared dialect and reports failures as isError', async () => {
+      const { engine } = makeEngine();
+      const bad = result(
+        await engine.handleModern(
+          modern(1, 'tools/call', { name: 'add', arguments: { a: 1 } }),
+          sink(),
+        ),
+      );
+      expect(bad.isError).toBe(true);
+      const draft07 = result(
+        await engine.handleModern(
+          modern(2, 'tools/call', { name: 'draft07', arguments: { n: 0 } }),
+          sink(),
+        ),
+      );
+      expect(draft07.isError).toBe(true);
+      const fine = result(
+        await engine.handleModern(
+          modern(3, 'tools/call', { name: 'draft07', arguments: { n: 1 } }),
+          sink(),
+        ),
+      );
+      expect(fine.isError).toBeUndefined();
+    });
+
+    it('turns a thrown tool error into an isError result and an unknown tool into -32602', async () => {
+      const { engine } = makeEngine();
+      const failed = result(
+        await engine.handleModern(modern(1, 'tools/call', { name: 'fail' }), sink()),
+      );
+      expect(failed).toMatchObject({ isError: true, content: [{ type: 'text', text: 'boom' }] });
+      const unknown = error(
+        await engine.handleModern(modern(2, 'tools/call', { name: 'nope' }), sink()),
+      );
+      expect(unknown.code).toBe(ErrorCode.InvalidParams);
+    });
+
+    it('paginates with opaque cursors and rejects forged ones', async () => {
+      const { engine } = makeEngine({}, 2);
+      const page1 = result(await engine.handleModern(modern(1, 'resources/list'), sink()));
+      expect((page1.resources as unknown[]).length).toBe(2);
+      const page2 = result(
+        await engine.handleModern(
+          modern(2, 'resources/list', { cursor: page1.nextCursor }),
+          sink(),
+        ),
+      );
+      expect((page2.resources as unknown[]).length).toBe(1);
+      expect(page2.nextCursor).toBeUndefined();
+      const forged = error(
+        await engine.handleModern(
+          modern(3, 'resources/list', { cursor: 'b2Zmc2V0OjE.AAAA' }),
+          sink(),
+        ),
+      );
+      expect(forged.code).toBe(ErrorCode.InvalidParams);
+      const crossList = error(
+        await engine.handleModern(modern(4, 'tools/list', { cursor: page1.nextCursor }), sink()),
+      );
+      expect(crossList.code).toBe(ErrorCode.InvalidParams);
+    });
+
+    it('reads templated resources and completes their arguments', async () => {
+      const { engine } = makeEngine();
+      const read = result(
+        await engine.handleModern(modern(1, 'resources/read', { uri: 'test://items/42' }), sink()),
+      );
+      expect(read.contents).toEqual([{ uri: 'test://items/42', text: 'item 42' }]);
+      const completion = result(
+        await engine.handleModern(
+          modern(2, 'completion/complete', {
+            ref: { type: 'ref/resource', uri: 'test://items/{id}' },
+            argument: { name: 'id', value: 'a' },
+          }),
+          sink(),
+        ),
+      );
+      expect(completion.completion).toEqual({ values: ['a1', 'a2'], total: 2, hasMore: false });
+    });
+
+    it('caps completions at 100 values and says there are more', async () => {
+      const { engine } = makeEngine();
+      const r = result(
+        await engine.handleModern(
+          modern(1, 'completion/complete', {
+            ref: { type: 'ref/prompt', name: 'greet' },
+            argument: { name: 'who', value: 'x' },
+          }),
+          sink(),
+        ),
+      );
+      const completion = r.completion as { values: string[]; total: number; hasMore: boolean };
+      expect(completion.values).toHaveLength(100);
+      expect(completion.total).toBe(150);
+      expect(completion.hasMore).toBe(true);
+    });
+
+    it('requires declared prompt arguments', async () => {
+      const { engine } = makeEngine();
+      const e = error(
+        await engine.handleModern(modern(1, 'prompts/get', { name: 'greet' }), sink()),
+      );
+      expect(e.code).toBe(ErrorCode.InvalidParams);
+      const ok = result(
+        await engine.handleModern(
+          modern(2, 'prompts/get', { name: 'greet', arguments: { who: 'Bo' } }),
+          sink(),
+        ),
+      );
+      expect(ok.messages).toEqual([{ role: 'user', content: { type: 'text', text: 'Hello Bo' } }]);
+    });
+  });
+
+  describe('2025 era (sessions)', () => {
+    function open(
+      version = '2025-11-25',
+      caps: JsonObject = { elicitation: {}, sampling: {}, roots: {} },
+    ) {
+      const observed: { aborted?: boolean } = {};
+      const { engine, catalog } = makeEngine(observed);
+      const init = engine.initialize(
+        {
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: {
+            protocolVersion: version,
+            capabilities: caps,
+            clientInfo: { name: 'c', version: '1' },
+          },
+        },
+        'session-1',
+      );
+      return { engine, catalog, observed, ...init };
+    }
+
+    const send = (engine: McpEngine, session: LegacySession, message: unknown, out = sink()) =>
+      engine.handleSession(session, classify(message), out);
+
+    it('negotiates the version: echoes a supported one, offers the latest otherwise', () => {
+      expect(open('2025-06-18').result.protocolVersion).toBe('2025-06-18');
+      expect(open('2024-11-05').result.protocolVersion).toBe('2024-11-05');
+      expect(open('1999-01-01').result.protocolVersion).toBe('2025-11-25');
+    });
+
+    it('allows only ping and logging before notifications/initialized', async () => {
+      const { engine, session } = open();
+      expect(
+        result(await send(engine, session, { jsonrpc: '2.0', id: 1, method: 'ping' })),
+      ).toEqual({});
+      const early = error(
+        await send(engine, session, { jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+      );
+      expect(early.code).toBe(ErrorCode.InvalidRequest);
+      await send(engine, session, { jsonrpc: '2.0', method: 'notifications/initialized' });
+      const tools = result(
+        await send(engine, session, { jsonrpc: '2.0', id: 3, method: 'tools/list' }),
+      );
+      expect(tools.resultType).toBeUndefined();
+      expect((tools.tools as unknown[]).length).toBeGreaterThan(0);
+    });
+
+    it('answers a missing resource with -32002', async () => {
+      const { engine, session } = open();
+      session.initialized = true;
+      const e = error(
+        await send(engine, session, {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'resources/read',
+          params: { uri: 'test://none' },
+        }),
+      );
+      expect(e.code).toBe(ErrorCode.ResourceNotFound);
+    });
+
+    it('rejects a request id that is already in flight instead of hanging', async () => {
+      const { engine, session } = open();
+      session.initialized = true;
+      const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow' } };
+      const first = send(engine, session, call);
+      const duplicate = error(await send(engine, session, call));
+      expect(duplicate.code).toBe(ErrorCode.InvalidRequest);
+      await send(engine, session, {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 7 },
+      });
+      await expect(first).resolves.toBeUndefined();
+    });
+
+    it('cancels through notifications/cancelled: the handler sees the abort, no response is sent', async () => {
+      const { engine, session, observed } = open();
+      session.initialized = true;
+      const pending = send(engine, session, {
+        jsonrpc: '2.0',
+        id: 'c1',
+        method: 'tools/call',
+        params: { name: 'slow' },
+      });
+      await send(engine, session, {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 'c1', reason: 'user' },
+      });
+      await expect(pending).resolves.toBeUndefined();
+      expect(observed.aborted).toBe(true);
+    });
+
+    it('runs elicitation and sampling as mid-call requests correlated by id', async () => {
+      const { engine, session } = open();
+      session.initialized = true;
+      const out = sink();
+      const pending = send(
+        engine,
+        session,
+        { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'ask' } },
+        out,
+      );
+      await new Promise((r) => setImmediate(r));
+      const elicit = out.sent[0] as JsonRpcRequest;
+      expect(elicit.method).toBe('elicitation/create');
+      await send(engine, session, {
+        jsonrpc: '2.0',
+        id: elicit.id,
+        result: { action: 'accept', content: { name: 'Lin' } },
+      });
+      await new Promise((r) => setImmediate(r));
+      const sample = out.sent[1] as JsonRpcRequest;
+      expect(sample.method).toBe('sampling/createMessage');
+      await send(engine, session, {
+        jsonrpc: '2.0',
+        id: sample.id,
+        result: { role: 'assistant', content: { type: 'text', text: 'x' }, model: 'm' },
+      });
+      const r = result(await pending);
+      expect(r.content).toEqual([{ type: 'text', text: 'Lin/{"type":"text","text":"x"}' }]);
+    });
+
+    it('filters log messages by the level the client set', async () => {
+      const { engine, session } = open();
+      session.initialized = true;
+      expect(
+        result(
+          await send(engine, session, {
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'logging/setLevel',
+            params: { level: 'error' },
+          }),
+        ),
+      ).toEqual({});
+      const out = sink();
+      await send(
+        engine,
+        session,
+        { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'chatty' } },
+        out,
+      );
+      expect(out.sent).toEqual([
+        {
+          jsonrpc: '2.0',
+          method: 'notifications/message',
+          params: { level: 'error', data: 'error line' },
+        },
+      ]);
+    });
+
+    it('drops structuredContent and outputSchema for clients older than 2025-06-18', async () => {
+      const { engine, session } = open('2025-03-26');
+      session.initialized = true;
+      const call = result(
+        await send(engine, session, {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'add', arguments: { a: 2, b: 2 } },
+        }),
+      );
+      expect(call.structuredContent).toBeUndefined();
+      const list = result(
+        await send(engine, session, { jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+      );
+      const add = (list.tools as JsonObject[]).find((t) => t.name === 'add')!;
+      expect(add.outputSchema).toBeUndefined();
+      // The shared definition is untouched for other sessions.
+      const modernList = result(await engine.handleModern(modern(3, 'tools/list'), sink()));
+      expect(
+        (modernList.tools as JsonObject[]).find((t) => t.name === 'add')!.outputSchema,
+      ).toBeDefined();
+    });
+
+    it('refuses elicitation on a session older than 2025-06-18', async () => {
+      const { engine, session } = open('2025-03-26');
+      session.initialized = true;
+      const e = error(
+        await send(engine, session, {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'ask' },
+        }),
+      );
+      expect(e.code).toBe(ErrorCode.InvalidRequest);
+    });
+
+    it('delivers resource updates only for subscribed URIs and list changes to the session', async () => {
+      const { engine, session, catalog } = open();
+      session.initialized = true;
+      const received: JsonRpcMessage[] = [];
+      session.attachStandalone((m) => {
+        received.push(m);
+        return true;
+      });
+      engine.watchSession(session);
+      await send(engine, session, {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'resources/subscribe',
+        params: { uri: 'test://one' },
+      });
+      catalog.notify({ type: 'resource-updated', uri: 'test://two' });
+      catalog.notify({ type: 'resource-updated', uri: 'test://one' });
+      catalog.notify({ type: 'tools-changed' });
+      expect(received.map((m) => ('method' in m ? m.method : ''))).toEqual([
+        'notifications/resources/updated',
+        'notifications/tools/list_changed',
+      ]);
+      session.close();
+      catalog.notify({ type: 'tools-changed' });
+      expect(received).toHaveLength(2);
+    });
+
+    it('times out a server-to-client request the client never answers', async () => {
+      const { engine, session } = open();
+      session.initialized = true;
+      const r = await send(engine, session, {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'ask' },
+      });
+      expect(error(r).message).toMatch(/did not answer/);
+    });
+  });
+
+  it('exposes protocol errors as McpError', () => {
+    expect(McpError.methodNotFound('x').toJson()).toEqual({
+      code: -32601,
+      message: 'Method not found: x',
+    });
+  });
+});
