@@ -180,9 +180,13 @@ export function uriTemplateMatcher(
     const match = regex.exec(uri);
     if (!match) return undefined;
     const vars: Record<string, string> = {};
-    names.forEach((name, i) => {
-      vars[name] = decodeURIComponent(match[i + 1]);
-    });
+    try {
+      names.forEach((name, i) => {
+        vars[name] = decodeURIComponent(match[i + 1]);
+      });
+    } catch {
+      return undefined; // a malformed escape names no resource
+    }
     return vars;
   };
 }

@@ -20,6 +20,11 @@ export type Era = 'modern' | 'legacy';
 
 export type InputMethod = 'elicitation/create' | 'sampling/createMessage' | 'roots/list';
 
+/** Per-input options; `key` names the input in a 2026-07-28 inputRequests map. */
+export interface InputOptions {
+  readonly key?: string;
+}
+
 export interface RequestContext {
   readonly era: Era;
   readonly protocolVersion: string;
@@ -35,9 +40,12 @@ export interface RequestContext {
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** Sends notifications/message when the client's level admits it; otherwise no-op. */
   log(level: LogLevel, data: unknown, logger?: string): Promise<void>;
-  elicit(params: ElicitRequestParams): Promise<ElicitResult>;
-  createMessage(params: CreateMessageRequestParams): Promise<CreateMessageResult>;
-  listRoots(): Promise<ListRootsResult>;
+  elicit(params: ElicitRequestParams, options?: InputOptions): Promise<ElicitResult>;
+  createMessage(
+    params: CreateMessageRequestParams,
+    options?: InputOptions,
+  ): Promise<CreateMessageResult>;
+  listRoots(options?: InputOptions): Promise<ListRootsResult>;
 }
 
 /** Where a request's own messages (progress, logs, mid-call requests) go. */
@@ -47,7 +55,12 @@ export interface RequestOutbound {
 
 /** How a context obtains client input: era-specific. */
 export interface InputBroker {
-  request(method: InputMethod, params: JsonObject, signal: AbortSignal): Promise<JsonObject>;
+  request(
+    method: InputMethod,
+    params: JsonObject,
+    signal: AbortSignal,
+    key?: string,
+  ): Promise<JsonObject>;
 }
 
 export function requiredCapability(
@@ -156,21 +169,32 @@ export class HandlerContext implements RequestContext {
     await this.init.outbound.send({ jsonrpc: '2.0', method: 'notifications/message', params });
   }
 
-  elicit(params: ElicitRequestParams): Promise<ElicitResult> {
-    return this.ask('elicitation/create', params) as Promise<ElicitResult>;
+  elicit(params: ElicitRequestParams, options?: InputOptions): Promise<ElicitResult> {
+    return this.ask('elicitation/create', params, options) as Promise<ElicitResult>;
   }
 
-  createMessage(params: CreateMessageRequestParams): Promise<CreateMessageResult> {
-    return this.ask('sampling/createMessage', params) as unknown as Promise<CreateMessageResult>;
+  createMessage(
+    params: CreateMessageRequestParams,
+    options?: InputOptions,
+  ): Promise<CreateMessageResult> {
+    return this.ask(
+      'sampling/createMessage',
+      params,
+      options,
+    ) as unknown as Promise<CreateMessageResult>;
   }
 
-  listRoots(): Promise<ListRootsResult> {
-    return this.ask('roots/list', {}) as unknown as Promise<ListRootsResult>;
+  listRoots(options?: InputOptions): Promise<ListRootsResult> {
+    return this.ask('roots/list', {}, options) as unknown as Promise<ListRootsResult>;
   }
 
-  private ask(method: InputMethod, params: JsonObject): Promise<JsonObject> {
+  private ask(
+    method: InputMethod,
+    params: JsonObject,
+    options?: InputOptions,
+  ): Promise<JsonObject> {
     const missing = requiredCapability(method, params, this.clientCapabilities);
     if (missing !== undefined) return Promise.reject(missingCapabilityError(missing));
-    return this.init.broker.request(method, params, this.signal);
+    return this.init.broker.request(method, params, this.signal, options?.key);
   }
 }

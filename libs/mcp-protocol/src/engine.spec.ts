@@ -372,6 +372,52 @@ describe(McpEngine.name, () => {
       expect(third.content).toEqual([{ type: 'text', text: 'Ada/{"type":"text","text":"ok"}' }]);
     });
 
+    it('uses the key a handler names for its input', async () => {
+      const catalog = new StaticCatalog({
+        tools: [
+          {
+            definition: {
+              name: 'named',
+              description: 'Named input',
+              inputSchema: { type: 'object' },
+            },
+            call: async (_args, ctx) => {
+              const r = await ctx.elicit({ message: 'Name?' }, { key: 'user_name' });
+              return { content: [{ type: 'text', text: String(r.content?.name) }] };
+            },
+          },
+        ],
+      });
+      const engine = new McpEngine({
+        serverInfo: { name: 's', version: '1' },
+        catalog,
+        secret: SECRET,
+      });
+      const first = result(
+        await engine.handleModern(
+          modern(1, 'tools/call', { name: 'named' }, { elicitation: {} }),
+          sink(),
+        ),
+      );
+      expect(Object.keys(first.inputRequests as JsonObject)).toEqual(['user_name']);
+      // A client may answer without echoing requestState (none is needed to resume here).
+      const done = result(
+        await engine.handleModern(
+          modern(
+            2,
+            'tools/call',
+            {
+              name: 'named',
+              inputResponses: { user_name: { action: 'accept', content: { name: 'Alice' } } },
+            },
+            { elicitation: {} },
+          ),
+          sink(),
+        ),
+      );
+      expect(done.content).toEqual([{ type: 'text', text: 'Alice' }]);
+    });
+
     it('asks for concurrent inputs in one round', async () => {
       const { engine } = makeEngine();
       const r = result(

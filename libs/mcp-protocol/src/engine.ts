@@ -99,8 +99,15 @@ class ReplayBroker implements InputBroker {
 
   constructor(private readonly answers: ReadonlyMap<string, unknown>) {}
 
-  request(method: InputMethod, params: JsonObject): Promise<JsonObject> {
-    const key = `${INPUT_KEY_PREFIX[method]}-${this.index++}`;
+  request(
+    method: InputMethod,
+    params: JsonObject,
+    _signal?: AbortSignal,
+    named?: string,
+  ): Promise<JsonObject> {
+    // The generated index advances either way so unnamed keys stay stable.
+    const generated = `${INPUT_KEY_PREFIX[method]}-${this.index++}`;
+    const key = named ?? generated;
     if (this.answers.has(key)) {
       const value = this.answers.get(key);
       this.used.push({ k: key, v: value });
@@ -378,18 +385,22 @@ export class McpEngine {
     };
   }
 
+  /** Adds the 2026-07-28 result fields to a copy: handlers may return shared objects. */
   private decorateModern(method: string, result: JsonObject): JsonObject {
-    result.resultType = 'complete';
-    if (LIST_METHODS.has(method)) {
-      result.ttlMs ??= this.listTtlMs;
-      result.cacheScope ??= 'private';
-    }
     const meta = result._meta;
-    result._meta =
-      typeof meta === 'object' && meta !== null
-        ? { ...(meta as JsonObject), ...this.serverInfoMeta }
-        : this.serverInfoMeta;
-    return result;
+    const decorated: JsonObject = {
+      ...result,
+      resultType: 'complete',
+      _meta:
+        typeof meta === 'object' && meta !== null
+          ? { ...(meta as JsonObject), ...this.serverInfoMeta }
+          : this.serverInfoMeta,
+    };
+    if (LIST_METHODS.has(method)) {
+      decorated.ttlMs ??= this.listTtlMs;
+      decorated.cacheScope ??= 'private';
+    }
+    return decorated;
   }
 
   private listen(
@@ -640,8 +651,9 @@ export class McpEngine {
       },
     });
     const result = await this.execute(method, params, ctx);
-    if (!VERSION_AT_LEAST(session.protocolVersion, '2025-06-18')) stripNewerFields(method, result);
-    return result;
+    return VERSION_AT_LEAST(session.protocolVersion, '2025-06-18')
+      ? result
+      : stripNewerFields(method, result);
   }
 
   /** Wires a session to catalog change events; returns the unsubscribe function. */
@@ -916,16 +928,23 @@ function notification(method: string, params?: JsonObject): JsonRpcMessage {
   return params ? { jsonrpc: '2.0', method, params } : { jsonrpc: '2.0', method };
 }
 
-/** Drops fields a pre-2025-06-18 client does not know (copies: definitions are shared). */
-function stripNewerFields(method: string, result: JsonObject): void {
-  if (method === 'tools/call') delete result.structuredContent;
-  if (method === 'tools/list') {
-    result.tools = (result.tools as JsonObject[]).map((tool) => {
-      if (tool.outputSchema === undefined) return tool;
-      const { outputSchema: _dropped, ...rest } = tool;
-      return rest;
-    });
+/** Drops fields a pre-2025-06-18 client does not know (copies: results may be shared). */
+function stripNewerFields(method: string, result: JsonObject): JsonObject {
+  if (method === 'tools/call' && result.structuredContent !== undefined) {
+    const { structuredContent: _dropped, ...rest } = result;
+    return rest;
   }
+  if (method === 'tools/list') {
+    return {
+      ...result,
+      tools: (result.tools as JsonObject[]).map((tool) => {
+        if (tool.outputSchema === undefined) return tool;
+        const { outputSchema: _dropped, ...rest } = tool;
+        return rest;
+      }),
+    };
+  }
+  return result;
 }
 
 /**

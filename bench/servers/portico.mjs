@@ -1,0 +1,45 @@
+// Starts the real Portico gateway (compiled by `npm run build`) as a child
+// process. Unlike the fixtures this is not forked with IPC: it is launched
+// exactly as in production, `node dist/apps/gateway/main.js`, configured only
+// through the environment.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { freePort, startCommand } from '../lib/procs.mjs';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+/** Override with PORTICO_ENTRY if nest build places main.js elsewhere. */
+export const PORTICO_ENTRY = resolve(
+  ROOT,
+  process.env.PORTICO_ENTRY ?? 'dist/apps/gateway/main.js',
+);
+
+/**
+ * FILL IN if needed: any extra environment Portico needs to expose the
+ * fixture `echo` tool ({message: string} -> text content "message").
+ * Variables exported in the shell running `npm run bench` are inherited too.
+ */
+function porticoEnv() {
+  return {};
+}
+
+/** Resolves to { child, port }, or throws with an explanation of why not. */
+export async function startPortico() {
+  if (!existsSync(PORTICO_ENTRY)) {
+    const err = new Error(`${PORTICO_ENTRY} not found — run \`npm run build\` first`);
+    err.code = 'PORTICO_NOT_BUILT'; // the expected state while Portico is being written
+    throw err;
+  }
+  const port = await freePort();
+  return startCommand(process.execPath, [PORTICO_ENTRY], {
+    name: 'portico',
+    port,
+    cwd: ROOT,
+    env: {
+      NODE_ENV: 'production',
+      ...porticoEnv(),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+    },
+  });
+}
