@@ -48,7 +48,9 @@ function placeholderEngine() {
       'tools/call',
       (params) => {
         const tool = tools.get(params.name);
-        if (!tool) throw new Error(`unknown tool ${params.name}`);
+        if (!tool) {
+          throw new Error(`unknown tool ${params.name}`);
+        }
         return tool(params.arguments ?? {});
       },
     ],
@@ -59,7 +61,9 @@ function placeholderEngine() {
     handle(raw) {
       const msg = JSON.parse(raw);
       const method = methods.get(msg.method);
-      if (msg.jsonrpc !== '2.0' || !method) throw new Error('bad request');
+      if (msg.jsonrpc !== '2.0' || !method) {
+        throw new Error('bad request');
+      }
       return { jsonrpc: '2.0', id: msg.id, result: method(msg.params) };
     },
   };
@@ -109,10 +113,14 @@ export async function runEngineBench({ seconds = 3, warmupSeconds = 1 } = {}) {
   let i = 0;
   const runBatch = isAsync
     ? async () => {
-        for (let n = 0; n < BATCH; n++) sink ^= (await engine.handle(inputs[i++ & mask])) ? 1 : 0;
+        for (let n = 0; n < BATCH; n++) {
+          sink ^= (await engine.handle(inputs[i++ & mask])) ? 1 : 0;
+        }
       }
     : async () => {
-        for (let n = 0; n < BATCH; n++) sink ^= engine.handle(inputs[i++ & mask]) ? 1 : 0;
+        for (let n = 0; n < BATCH; n++) {
+          sink ^= engine.handle(inputs[i++ & mask]) ? 1 : 0;
+        }
       };
 
   const measureFor = async (ms, samples) => {
@@ -147,11 +155,17 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const seconds = Number(process.env.BENCH_ENGINE_SECONDS ?? 3);
   try {
     const result = await runEngineBench({ seconds });
-    if (process.send) process.send({ type: 'engine', result });
-    else console.log(JSON.stringify(result, null, 2));
+    if (process.send) {
+      process.send({ type: 'engine', result });
+    } else {
+      console.log(JSON.stringify(result, null, 2));
+    }
   } catch (err) {
-    if (process.send) process.send({ type: 'engine-error', message: String(err?.stack ?? err) });
-    else console.error(err);
+    if (process.send) {
+      process.send({ type: 'engine-error', message: String(err?.stack ?? err) });
+    } else {
+      console.error(err);
+    }
     process.exitCode = 1;
   }
 }

@@ -40,7 +40,9 @@ export async function runLoad({
   };
   if (verify) {
     request.onResponse = (status, body, context) => {
-      if (status < 200 || status >= 300) return; // counted by autocannon as non-2xx
+      if (status < 200 || status >= 300) {
+        return;
+      } // counted by autocannon as non-2xx
       const reason = checkEchoResponse(body, context.id);
       if (reason) {
         invalid++;
@@ -56,8 +58,9 @@ export async function runLoad({
   const latencyUs = createHistogram();
   const setupClient = (client) => {
     client.on('response', (status, _bytes, responseTimeMs) => {
-      if (status >= 200 && status < 300)
+      if (status >= 200 && status < 300) {
         latencyUs.record(Math.max(1, Math.round(responseTimeMs * 1000)));
+      }
     });
   };
 

@@ -37,9 +37,13 @@ function usageError(message) {
 
 function numberEnv(name, fallback) {
   const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
+  if (raw === undefined || raw === '') {
+    return fallback;
+  }
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) usageError(`${name} must be a positive number`);
+  if (!Number.isFinite(value) || value <= 0) {
+    usageError(`${name} must be a positive number`);
+  }
   return value;
 }
 
@@ -168,7 +172,9 @@ if (selection.targets.length) {
     for (const r of live) {
       const m = await load(r, config.durationSec);
       r.rounds.push(m);
-      if (m.firstInvalid) r.firstInvalid ??= m.firstInvalid;
+      if (m.firstInvalid) {
+        r.firstInvalid ??= m.firstInvalid;
+      }
       console.log(
         `round ${round}/${config.rounds} ${r.key}: ${m.reqPerSec.toLocaleString('en-US')} req/s, ` +
           `p50 ${m.latencyMs.p50} ms, p99 ${m.latencyMs.p99} ms, non-2xx ${m.non2xx}, ` +
@@ -202,13 +208,17 @@ if (selection.targets.length) {
   const broken = results.filter(
     (r) => (r.skipped && !porticoUnbuilt(r)) || r.postCheck || (r.summary && !isClean(r.summary)),
   );
-  if (broken.length) process.exitCode = 1;
+  if (broken.length) {
+    process.exitCode = 1;
+  }
   if (results.some(porticoUnbuilt)) {
     console.log(`\nPortico not measured: ${PORTICO_ENTRY} does not exist. Run \`npm run build\`.`);
   }
 }
 
-if (report.engine?.error) process.exitCode = 1;
+if (report.engine?.error) {
+  process.exitCode = 1;
+}
 
 report.finishedAt = new Date().toISOString();
 const resultsDir = resolve(BENCH_DIR, 'results');

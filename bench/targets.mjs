@@ -52,7 +52,9 @@ export const TARGETS = [
  * "engine" for the microbenchmark. Unset means everything.
  */
 export function parseOnly(value) {
-  if (!value?.trim()) return { engine: true, targets: TARGETS };
+  if (!value?.trim()) {
+    return { engine: true, targets: TARGETS };
+  }
   const wanted = value
     .split(',')
     .map((s) => s.trim().toLowerCase())

@@ -32,10 +32,14 @@ const freePort = () =>
 async function waitReady(url, child) {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`gateway exited with code ${child.exitCode}`);
+    if (child.exitCode !== null) {
+      throw new Error(`gateway exited with code ${child.exitCode}`);
+    }
     try {
       const res = await fetch(url);
-      if (res.ok) return;
+      if (res.ok) {
+        return;
+      }
     } catch {
       // not listening yet
     }
@@ -57,7 +61,9 @@ const gateway = spawn(process.execPath, [MAIN], {
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 const stop = () => {
-  if (gateway.exitCode === null) gateway.kill('SIGTERM');
+  if (gateway.exitCode === null) {
+    gateway.kill('SIGTERM');
+  }
 };
 process.on('exit', stop);
 process.on('SIGINT', () => process.exit(130));

@@ -336,7 +336,9 @@ describe('HTTP rejections on the MCP endpoint', () => {
       expect(body.error.code).toBe(c.code);
       expect(typeof body.error.message).toBe('string');
       expect(body.error.message).not.toMatch(/\n\s+at /); // never a stack trace
-      if (c.id !== undefined) expect(body.id).toBe(c.id);
+      if (c.id !== undefined) {
+        expect(body.id).toBe(c.id);
+      }
     }
   });
 
@@ -409,7 +411,9 @@ async function rawRequest(
       },
     );
     req.on('error', reject);
-    if (payload) req.write(payload);
+    if (payload) {
+      req.write(payload);
+    }
     req.end();
   });
 }

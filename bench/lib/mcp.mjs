@@ -37,7 +37,9 @@ export function eraRequest(era, { sessionId } = {}) {
     case 'plain':
       return { headers: { ...BASE_HEADERS }, bodyFor: toolsCallBody(ECHO_CALL) };
     case '2025':
-      if (!sessionId) throw new Error('2025-era load needs a session id');
+      if (!sessionId) {
+        throw new Error('2025-era load needs a session id');
+      }
       return {
         headers: {
           ...BASE_HEADERS,
@@ -74,13 +76,17 @@ export function eraRequest(era, { sessionId } = {}) {
  */
 export function parseRpcBody(text) {
   const trimmed = text.trimStart();
-  if (trimmed.startsWith('{') || trimmed.startsWith('[')) return JSON.parse(trimmed);
+  if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
+    return JSON.parse(trimmed);
+  }
   const events = trimmed
     .split(/\r?\n/)
     .filter((line) => line.startsWith('data:'))
     .map((line) => JSON.parse(line.slice(5)));
   const response = events.reverse().find((msg) => msg && 'id' in msg && !('method' in msg));
-  if (!response) throw new Error('no JSON-RPC response in body');
+  if (!response) {
+    throw new Error('no JSON-RPC response in body');
+  }
   return response;
 }
 
@@ -92,11 +98,21 @@ export function checkEchoResponse(text, id) {
   } catch (err) {
     return `unparseable body (${err.message})`;
   }
-  if (msg.jsonrpc !== '2.0') return 'missing jsonrpc: "2.0"';
-  if (msg.id !== id) return `id mismatch: sent ${id}, got ${JSON.stringify(msg.id)}`;
-  if (msg.error) return `JSON-RPC error ${JSON.stringify(msg.error)}`;
-  if (msg.result?.isError) return `tool error ${JSON.stringify(msg.result)}`;
-  if (msg.result?.content?.[0]?.text !== ECHO_MESSAGE) return 'result does not echo the message';
+  if (msg.jsonrpc !== '2.0') {
+    return 'missing jsonrpc: "2.0"';
+  }
+  if (msg.id !== id) {
+    return `id mismatch: sent ${id}, got ${JSON.stringify(msg.id)}`;
+  }
+  if (msg.error) {
+    return `JSON-RPC error ${JSON.stringify(msg.error)}`;
+  }
+  if (msg.result?.isError) {
+    return `tool error ${JSON.stringify(msg.result)}`;
+  }
+  if (msg.result?.content?.[0]?.text !== ECHO_MESSAGE) {
+    return 'result does not echo the message';
+  }
   return null;
 }
 
@@ -130,11 +146,17 @@ export async function openSession2025(url) {
       },
     }),
   );
-  if (init.status !== 200) throw new Error(`initialize: HTTP ${init.status} ${init.text}`);
+  if (init.status !== 200) {
+    throw new Error(`initialize: HTTP ${init.status} ${init.text}`);
+  }
   const initResult = parseRpcBody(init.text);
-  if (!initResult.result) throw new Error(`initialize failed: ${init.text}`);
+  if (!initResult.result) {
+    throw new Error(`initialize failed: ${init.text}`);
+  }
   const sessionId = init.headers.get('mcp-session-id');
-  if (!sessionId) throw new Error('initialize: no Mcp-Session-Id response header');
+  if (!sessionId) {
+    throw new Error('initialize: no Mcp-Session-Id response header');
+  }
 
   const initialized = await post(
     url,
@@ -160,7 +182,8 @@ export async function sampleCheck(url, { headers, bodyFor }, count = 3) {
       res.status >= 200 && res.status < 300
         ? checkEchoResponse(res.text, id)
         : `HTTP ${res.status}`;
-    if (reason)
+    if (reason) {
       throw new Error(`sample check failed: ${reason}\n  body: ${res.text.slice(0, 500)}`);
+    }
   }
 }

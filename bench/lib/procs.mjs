@@ -29,8 +29,11 @@ function track(child, name) {
 
 function exitPromise(child) {
   return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', resolve);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve();
+    } else {
+      child.once('exit', resolve);
+    }
   });
 }
 
@@ -134,7 +137,9 @@ export async function startCommand(
   );
   let waiting = true;
   const poll = (async () => {
-    while (waiting && !(await canConnect(port))) await new Promise((r) => setTimeout(r, 100));
+    while (waiting && !(await canConnect(port))) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
   })();
   try {
     await Promise.race([
@@ -153,7 +158,9 @@ export async function startCommand(
 
 /** SIGTERM, then SIGKILL if the child ignores it. */
 export async function stop(child, graceMs = 2000) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return;
+  }
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exitPromise(child);
@@ -170,7 +177,9 @@ export async function stopAll() {
  */
 export function installCleanup() {
   process.on('exit', () => {
-    for (const child of children) child.kill('SIGKILL');
+    for (const child of children) {
+      child.kill('SIGKILL');
+    }
   });
   for (const signal of ['SIGINT', 'SIGTERM']) {
     process.once(signal, () => {

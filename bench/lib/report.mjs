@@ -10,7 +10,9 @@ export const TARGETS_GOALS = {
 
 export function median(values) {
   const xs = values.filter((v) => typeof v === 'number').sort((a, b) => a - b);
-  if (!xs.length) return null;
+  if (!xs.length) {
+    return null;
+  }
   const mid = xs.length >> 1;
   return xs.length % 2 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2;
 }
@@ -113,13 +115,17 @@ export function printHttp(results, config) {
   );
 
   for (const r of results) {
-    if (r.skipped) console.log(`  ${r.key} skipped: ${r.skipped}`);
-    else if (r.summary && !isClean(r.summary)) {
+    if (r.skipped) {
+      console.log(`  ${r.key} skipped: ${r.skipped}`);
+    } else if (r.summary && !isClean(r.summary)) {
       console.log(`  ${r.key} had failed requests — its figures are not valid.`);
-      if (r.firstInvalid)
+      if (r.firstInvalid) {
         console.log(`     first invalid body (${r.firstInvalid.reason}): ${r.firstInvalid.body}`);
+      }
     }
-    if (r.postCheck) console.log(`  ${r.key} post-load check failed: ${r.postCheck}`);
+    if (r.postCheck) {
+      console.log(`  ${r.key} post-load check failed: ${r.postCheck}`);
+    }
   }
   // With 2 cores the load generator and the server each need one. When the
   // generator is pegged it may be what limits throughput, so the server could
@@ -150,7 +156,9 @@ export function computeChecks(results) {
   const trusted = (...keys) => keys.every((k) => isClean(by[k].summary) && !by[k].postCheck);
   const checks = [];
   const ratio = (num, den, goal, what) => {
-    if (!by[num] || !by[den]) return;
+    if (!by[num] || !by[den]) {
+      return;
+    }
     const value = by[num].summary.reqPerSec / by[den].summary.reqPerSec;
     checks.push({
       what: `${what}: ${by[num].label} (${num}) / ${by[den].label} (${den})`,
@@ -181,10 +189,12 @@ export function computeChecks(results) {
 
 export function printChecks(checks, results) {
   console.log('\n== Portico vs goals ==');
-  if (!checks.length)
+  if (!checks.length) {
     console.log('  Portico was not measured, so there is nothing to compare yet.');
-  if (checks.some((c) => !c.valid))
+  }
+  if (checks.some((c) => !c.valid)) {
     console.log('  N/A = a target in the comparison had failed requests.');
+  }
   for (const c of checks) {
     const verdict = !c.valid ? 'N/A ' : c.pass ? 'PASS' : 'FAIL';
     console.log(`  ${verdict}  ${c.what} = ${c.value}${c.unit}  (goal ${c.goal})`);
@@ -195,5 +205,7 @@ export function printChecks(checks, results) {
   const ctx = ['b', 'c']
     .filter((k) => by.a && by[k])
     .map((k) => `bare/${k} = ${(by.a.reqPerSec / by[k].reqPerSec).toFixed(1)}×`);
-  if (ctx.length) console.log(`  baseline context: ${ctx.join(', ')}`);
+  if (ctx.length) {
+    console.log(`  baseline context: ${ctx.join(', ')}`);
+  }
 }

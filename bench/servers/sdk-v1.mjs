@@ -30,7 +30,9 @@ function sendError(res, status, message) {
 
 const http = createServer(async (req, res) => {
   try {
-    if (req.url !== '/mcp') return sendError(res, 404, 'Not found');
+    if (req.url !== '/mcp') {
+      return sendError(res, 404, 'Not found');
+    }
     const sessionId = req.headers['mcp-session-id'];
     let transport = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
 
@@ -52,7 +54,9 @@ const http = createServer(async (req, res) => {
     }
     await transport.handleRequest(req, res, body);
   } catch (err) {
-    if (!res.headersSent) sendError(res, 500, String(err?.message ?? err));
+    if (!res.headersSent) {
+      sendError(res, 500, String(err?.message ?? err));
+    }
   }
 });
 

@@ -29,8 +29,13 @@ const handler = createMcpHandler(() => {
 function toHeaders(nodeHeaders) {
   const headers = new Headers();
   for (const [name, value] of Object.entries(nodeHeaders)) {
-    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
-    else if (value !== undefined) headers.set(name, value);
+    if (Array.isArray(value)) {
+      for (const v of value) {
+        headers.append(name, v);
+      }
+    } else if (value !== undefined) {
+      headers.set(name, value);
+    }
   }
   return headers;
 }
@@ -53,12 +58,18 @@ const http = createServer(async (req, res) => {
     const response = await handler.fetch(request, { parsedBody });
 
     res.writeHead(response.status, Object.fromEntries(response.headers));
-    if (!response.body) return res.end();
+    if (!response.body) {
+      return res.end();
+    }
     // Stream rather than buffer so an SSE answer would also work.
-    for await (const chunk of response.body) res.write(chunk);
+    for await (const chunk of response.body) {
+      res.write(chunk);
+    }
     res.end();
   } catch (err) {
-    if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+    if (!res.headersSent) {
+      res.writeHead(500, { 'content-type': 'application/json' });
+    }
     res.end(
       JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32603, message: String(err) } }),
     );

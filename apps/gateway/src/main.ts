@@ -33,7 +33,9 @@ async function main(): Promise<void> {
   const lifecycle = app.get(LifecycleService);
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      return;
+    }
     stopping = true;
     // Readiness fails first so the load balancer stops sending traffic; then in-flight work
     // gets the grace period to finish before the process exits regardless.

@@ -62,7 +62,9 @@ export function loadConfig(
   const raw: Raw = {};
   for (const key of Object.keys(CONFIG_SCHEMA.properties)) {
     const value = env[key];
-    if (value !== undefined && value !== '') raw[key] = value;
+    if (value !== undefined && value !== '') {
+      raw[key] = value;
+    }
   }
   const ajv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true, strict: false });
   const validate = ajv.compile(CONFIG_SCHEMA);

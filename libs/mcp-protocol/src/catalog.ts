@@ -99,9 +99,15 @@ export class StaticCatalog implements CatalogProvider {
       prompts?: readonly PromptHandler[];
     } = {},
   ) {
-    for (const tool of init.tools ?? []) this.addTool(tool, false);
-    for (const resource of init.resources ?? []) this.addResource(resource, false);
-    for (const prompt of init.prompts ?? []) this.addPrompt(prompt, false);
+    for (const tool of init.tools ?? []) {
+      this.addTool(tool, false);
+    }
+    for (const resource of init.resources ?? []) {
+      this.addResource(resource, false);
+    }
+    for (const prompt of init.prompts ?? []) {
+      this.addPrompt(prompt, false);
+    }
     this.templates = [...(init.resourceTemplates ?? [])];
   }
 
@@ -110,23 +116,31 @@ export class StaticCatalog implements CatalogProvider {
       throw new Error(`Duplicate tool name: ${tool.definition.name}`);
     }
     this.tools.set(tool.definition.name, tool);
-    if (announce) this.notify({ type: 'tools-changed' });
+    if (announce) {
+      this.notify({ type: 'tools-changed' });
+    }
   }
 
   removeTool(name: string): boolean {
     const removed = this.tools.delete(name);
-    if (removed) this.notify({ type: 'tools-changed' });
+    if (removed) {
+      this.notify({ type: 'tools-changed' });
+    }
     return removed;
   }
 
   addResource(resource: ResourceHandler, announce = true): void {
     this.resources.set(resource.definition.uri, resource);
-    if (announce) this.notify({ type: 'resources-changed' });
+    if (announce) {
+      this.notify({ type: 'resources-changed' });
+    }
   }
 
   addPrompt(prompt: PromptHandler, announce = true): void {
     this.prompts.set(prompt.definition.name, prompt);
-    if (announce) this.notify({ type: 'prompts-changed' });
+    if (announce) {
+      this.notify({ type: 'prompts-changed' });
+    }
   }
 
   listTools(): readonly ToolHandler[] {
@@ -157,7 +171,9 @@ export class StaticCatalog implements CatalogProvider {
   }
 
   notify(event: CatalogEvent): void {
-    for (const listener of this.listeners) listener(event);
+    for (const listener of this.listeners) {
+      listener(event);
+    }
   }
 }
 
@@ -178,7 +194,9 @@ export function uriTemplateMatcher(
   const regex = new RegExp(`^${pattern}$`);
   return (uri: string) => {
     const match = regex.exec(uri);
-    if (!match) return undefined;
+    if (!match) {
+      return undefined;
+    }
     const vars: Record<string, string> = {};
     try {
       names.forEach((name, i) => {

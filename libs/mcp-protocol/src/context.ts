@@ -70,8 +70,12 @@ export function requiredCapability(
 ): string | undefined {
   switch (method) {
     case 'elicitation/create': {
-      if (!caps.elicitation) return 'elicitation';
-      if (params.mode === 'url' && !caps.elicitation.url) return 'elicitation.url';
+      if (!caps.elicitation) {
+        return 'elicitation';
+      }
+      if (params.mode === 'url' && !caps.elicitation.url) {
+        return 'elicitation.url';
+      }
       if (params.mode !== 'url' && caps.elicitation.url && !caps.elicitation.form) {
         // A client that declared only URL mode cannot render forms.
         return 'elicitation.form';
@@ -79,7 +83,9 @@ export function requiredCapability(
       return undefined;
     }
     case 'sampling/createMessage':
-      if (!caps.sampling) return 'sampling';
+      if (!caps.sampling) {
+        return 'sampling';
+      }
       if ((params.tools !== undefined || params.toolChoice !== undefined) && !caps.sampling.tools) {
         return 'sampling.tools';
       }
@@ -152,20 +158,32 @@ export class HandlerContext implements RequestContext {
   async progress(progress: number, total?: number, message?: string): Promise<void> {
     const token = this.init.progressToken;
     // Progress must increase; a handler that repeats a value is not worth an error.
-    if (token === undefined || this.signal.aborted || !(progress > this.lastProgress)) return;
+    if (token === undefined || this.signal.aborted || !(progress > this.lastProgress)) {
+      return;
+    }
     this.lastProgress = progress;
     const params: JsonObject = { progressToken: token, progress };
-    if (total !== undefined) params.total = total;
-    if (message !== undefined) params.message = message;
+    if (total !== undefined) {
+      params.total = total;
+    }
+    if (message !== undefined) {
+      params.message = message;
+    }
     await this.init.outbound.send({ jsonrpc: '2.0', method: 'notifications/progress', params });
   }
 
   async log(level: LogLevel, data: unknown, logger?: string): Promise<void> {
-    if (!this.init.logsEnabled || this.signal.aborted) return;
+    if (!this.init.logsEnabled || this.signal.aborted) {
+      return;
+    }
     const min = this.init.logLevel;
-    if (min !== undefined && logLevelRank(level) < logLevelRank(min)) return;
+    if (min !== undefined && logLevelRank(level) < logLevelRank(min)) {
+      return;
+    }
     const params: JsonObject = { level, data };
-    if (logger !== undefined) params.logger = logger;
+    if (logger !== undefined) {
+      params.logger = logger;
+    }
     await this.init.outbound.send({ jsonrpc: '2.0', method: 'notifications/message', params });
   }
 
@@ -194,7 +212,9 @@ export class HandlerContext implements RequestContext {
     options?: InputOptions,
   ): Promise<JsonObject> {
     const missing = requiredCapability(method, params, this.clientCapabilities);
-    if (missing !== undefined) return Promise.reject(missingCapabilityError(missing));
+    if (missing !== undefined) {
+      return Promise.reject(missingCapabilityError(missing));
+    }
     return this.init.broker.request(method, params, this.signal, options?.key);
   }
 }

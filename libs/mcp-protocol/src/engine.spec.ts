@@ -141,7 +141,9 @@ function buildCatalog(observed: { aborted?: boolean } = {}) {
         },
         call: (_args, ctx) =>
           new Promise((resolve) => {
-            if (ctx.signal.aborted) observed.aborted = true;
+            if (ctx.signal.aborted) {
+              observed.aborted = true;
+            }
             ctx.signal.addEventListener('abort', () => {
               observed.aborted = true;
               resolve({ content: [{ type: 'text', text: 'late' }] });

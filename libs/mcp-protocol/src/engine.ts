@@ -172,14 +172,18 @@ export class McpEngine {
   async warm(scope: CatalogScope = {}): Promise<void> {
     for (const tool of await this.catalog.listTools(scope)) {
       this.validator.compile(tool.definition.inputSchema);
-      if (tool.definition.outputSchema) this.validator.compile(tool.definition.outputSchema);
+      if (tool.definition.outputSchema) {
+        this.validator.compile(tool.definition.outputSchema);
+      }
     }
   }
 
   /** Ends open `subscriptions/listen` streams gracefully. */
   close(): void {
     this.closing = true;
-    for (const listener of [...this.listeners]) listener();
+    for (const listener of [...this.listeners]) {
+      listener();
+    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -202,10 +206,14 @@ export class McpEngine {
         this.assertSupportedVersion(envelope);
       }
       const result = await untilAborted(this.dispatchModern(request, envelope, io, signal), signal);
-      if (result === undefined || signal.aborted) return undefined;
+      if (result === undefined || signal.aborted) {
+        return undefined;
+      }
       return resultResponse(request.id, result);
     } catch (err) {
-      if (signal.aborted) return undefined;
+      if (signal.aborted) {
+        return undefined;
+      }
       return errorResponse(request.id, toErrorObject(err));
     }
   }
@@ -226,7 +234,9 @@ export class McpEngine {
     const version = m[META.protocolVersion];
     const caps = m[META.clientCapabilities];
     const missing: string[] = [];
-    if (typeof version !== 'string') missing.push(META.protocolVersion);
+    if (typeof version !== 'string') {
+      missing.push(META.protocolVersion);
+    }
     if (typeof caps !== 'object' || caps === null || Array.isArray(caps)) {
       missing.push(META.clientCapabilities);
     }
@@ -281,7 +291,9 @@ export class McpEngine {
     if (method === 'subscriptions/listen') {
       return this.listen(request, io, signal);
     }
-    if (!MODERN_METHODS.has(method)) throw McpError.methodNotFound(method);
+    if (!MODERN_METHODS.has(method)) {
+      throw McpError.methodNotFound(method);
+    }
 
     const answers = new Map<string, unknown>();
     let state: SealedStatePayload | undefined;
@@ -291,14 +303,18 @@ export class McpEngine {
       (params.requestState !== undefined || params.inputResponses !== undefined)
     ) {
       state = await this.openState(params, method, target, io.principal);
-      for (const entry of state?.r ?? []) answers.set(entry.k, entry.v);
+      for (const entry of state?.r ?? []) {
+        answers.set(entry.k, entry.v);
+      }
       const responses = params.inputResponses;
       if (responses !== undefined) {
         if (typeof responses !== 'object' || responses === null || Array.isArray(responses)) {
           throw McpError.invalidParams('inputResponses must be an object');
         }
         for (const [key, value] of Object.entries(responses as JsonObject)) {
-          if (state && !state.q.includes(key)) continue;
+          if (state && !state.q.includes(key)) {
+            continue;
+          }
           if (typeof value !== 'object' || value === null) {
             throw McpError.invalidParams(`inputResponses["${key}"] must be an object`);
           }
@@ -326,7 +342,9 @@ export class McpEngine {
     try {
       result = await this.execute(method, params, ctx);
     } catch (err) {
-      if (err !== INPUT_REQUIRED && broker.pending.length === 0) throw err;
+      if (err !== INPUT_REQUIRED && broker.pending.length === 0) {
+        throw err;
+      }
       result = {};
     }
     if (broker.pending.length > 0) {
@@ -341,7 +359,9 @@ export class McpEngine {
     target: string,
     principal: Principal | undefined,
   ): Promise<SealedStatePayload | undefined> {
-    if (params.requestState === undefined) return undefined;
+    if (params.requestState === undefined) {
+      return undefined;
+    }
     const state = this.sealer.open(params.requestState);
     if (
       state.p !== (principal?.id ?? '') ||
@@ -351,7 +371,9 @@ export class McpEngine {
     ) {
       throw McpError.invalidParams('Invalid requestState: it belongs to another request');
     }
-    if (state.e < Date.now()) throw McpError.invalidParams('Invalid requestState: expired');
+    if (state.e < Date.now()) {
+      throw McpError.invalidParams('Invalid requestState: expired');
+    }
     if (!(await this.nonces.consume(state.n, state.e))) {
       throw McpError.invalidParams('Invalid requestState: already used');
     }
@@ -366,7 +388,9 @@ export class McpEngine {
     principal: Principal | undefined,
   ): JsonObject {
     const inputRequests: JsonObject = {};
-    for (const p of broker.pending) inputRequests[p.key] = { method: p.method, params: p.params };
+    for (const p of broker.pending) {
+      inputRequests[p.key] = { method: p.method, params: p.params };
+    }
     const payload: SealedStatePayload = {
       p: principal?.id ?? '',
       m: method,
@@ -417,10 +441,18 @@ export class McpEngine {
       ? f.resourceSubscriptions.filter((u): u is string => typeof u === 'string')
       : [];
     const agreed: JsonObject = {};
-    if (f.toolsListChanged === true) agreed.toolsListChanged = true;
-    if (f.promptsListChanged === true) agreed.promptsListChanged = true;
-    if (f.resourcesListChanged === true) agreed.resourcesListChanged = true;
-    if (uris.length > 0) agreed.resourceSubscriptions = uris;
+    if (f.toolsListChanged === true) {
+      agreed.toolsListChanged = true;
+    }
+    if (f.promptsListChanged === true) {
+      agreed.promptsListChanged = true;
+    }
+    if (f.resourcesListChanged === true) {
+      agreed.resourcesListChanged = true;
+    }
+    if (uris.length > 0) {
+      agreed.resourceSubscriptions = uris;
+    }
     const subscriptionId = request.id;
     const tag = { [META.subscriptionId]: subscriptionId };
     const send = (method: string, params: JsonObject): void => {
@@ -434,16 +466,24 @@ export class McpEngine {
       const onEvent = (event: CatalogEvent): void => {
         switch (event.type) {
           case 'tools-changed':
-            if (agreed.toolsListChanged) send('notifications/tools/list_changed', {});
+            if (agreed.toolsListChanged) {
+              send('notifications/tools/list_changed', {});
+            }
             break;
           case 'prompts-changed':
-            if (agreed.promptsListChanged) send('notifications/prompts/list_changed', {});
+            if (agreed.promptsListChanged) {
+              send('notifications/prompts/list_changed', {});
+            }
             break;
           case 'resources-changed':
-            if (agreed.resourcesListChanged) send('notifications/resources/list_changed', {});
+            if (agreed.resourcesListChanged) {
+              send('notifications/resources/list_changed', {});
+            }
             break;
           case 'resource-updated':
-            if (watched.has(event.uri)) send('notifications/resources/updated', { uri: event.uri });
+            if (watched.has(event.uri)) {
+              send('notifications/resources/updated', { uri: event.uri });
+            }
             break;
         }
       };
@@ -460,7 +500,9 @@ export class McpEngine {
       };
       const onAbort = (): void => finish(false);
       const onClose = (): void => finish(true);
-      if (signal.aborted || this.closing) return finish(!signal.aborted);
+      if (signal.aborted || this.closing) {
+        return finish(!signal.aborted);
+      }
       signal.addEventListener('abort', onAbort, { once: true });
       this.listeners.add(onClose);
     });
@@ -505,12 +547,16 @@ export class McpEngine {
       capabilities: this.legacyCapabilities(version),
       serverInfo: this.options.serverInfo,
     };
-    if (this.options.instructions) result.instructions = this.options.instructions;
+    if (this.options.instructions) {
+      result.instructions = this.options.instructions;
+    }
     return { session, result };
   }
 
   private legacyCapabilities(version: string): ServerCapabilities {
-    if (VERSION_AT_LEAST(version, '2025-03-26')) return this.capabilities;
+    if (VERSION_AT_LEAST(version, '2025-03-26')) {
+      return this.capabilities;
+    }
     const { completions: _omit, ...rest } = this.capabilities;
     return rest;
   }
@@ -572,10 +618,14 @@ export class McpEngine {
         this.dispatchLegacy(session, request, io, controller.signal),
         controller.signal,
       );
-      if (result === undefined || controller.signal.aborted) return undefined;
+      if (result === undefined || controller.signal.aborted) {
+        return undefined;
+      }
       return resultResponse(request.id, result);
     } catch (err) {
-      if (controller.signal.aborted) return undefined;
+      if (controller.signal.aborted) {
+        return undefined;
+      }
       return errorResponse(request.id, toErrorObject(err));
     } finally {
       unlink();
@@ -591,8 +641,12 @@ export class McpEngine {
   ): Promise<JsonObject> {
     const method = request.method;
     const params = request.params ?? {};
-    if (method === 'ping') return {};
-    if (method === 'initialize') throw McpError.invalidRequest('Session already initialized');
+    if (method === 'ping') {
+      return {};
+    }
+    if (method === 'initialize') {
+      throw McpError.invalidRequest('Session already initialized');
+    }
     if (!session.initialized && !PRE_INITIALIZED.has(method)) {
       throw McpError.invalidRequest(
         'Session not initialized: send notifications/initialized first',
@@ -600,19 +654,28 @@ export class McpEngine {
     }
     switch (method) {
       case 'logging/setLevel': {
-        if (!isLogLevel(params.level)) throw McpError.invalidParams('level must be a log level');
+        if (!isLogLevel(params.level)) {
+          throw McpError.invalidParams('level must be a log level');
+        }
         session.logLevel = params.level;
         return {};
       }
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
-        if (typeof params.uri !== 'string') throw McpError.invalidParams('uri must be a string');
-        if (method === 'resources/subscribe') session.subscriptions.add(params.uri);
-        else session.subscriptions.delete(params.uri);
+        if (typeof params.uri !== 'string') {
+          throw McpError.invalidParams('uri must be a string');
+        }
+        if (method === 'resources/subscribe') {
+          session.subscriptions.add(params.uri);
+        } else {
+          session.subscriptions.delete(params.uri);
+        }
         return {};
       }
     }
-    if (!LEGACY_METHODS.has(method)) throw McpError.methodNotFound(method);
+    if (!LEGACY_METHODS.has(method)) {
+      throw McpError.methodNotFound(method);
+    }
     const outbound = io.outbound;
     const ctx = new HandlerContext({
       era: 'legacy',
@@ -659,7 +722,9 @@ export class McpEngine {
   /** Wires a session to catalog change events; returns the unsubscribe function. */
   watchSession(session: LegacySession): () => void {
     const unwatch = this.catalog.watch((event) => {
-      if (!session.initialized || session.closed) return;
+      if (!session.initialized || session.closed) {
+        return;
+      }
       switch (event.type) {
         case 'tools-changed':
           session.sendStandalone(notification('notifications/tools/list_changed'));
@@ -735,9 +800,13 @@ export class McpEngine {
     scope: CatalogScope,
   ): Promise<JsonObject> {
     const name = params.name;
-    if (typeof name !== 'string') throw McpError.invalidParams('tools/call requires a tool name');
+    if (typeof name !== 'string') {
+      throw McpError.invalidParams('tools/call requires a tool name');
+    }
     const tool = await this.catalog.getTool(name, scope);
-    if (!tool) throw McpError.invalidParams(`Unknown tool: ${name}`);
+    if (!tool) {
+      throw McpError.invalidParams(`Unknown tool: ${name}`);
+    }
     const args = params.arguments ?? {};
     if (typeof args !== 'object' || args === null || Array.isArray(args)) {
       throw McpError.invalidParams('arguments must be an object');
@@ -750,7 +819,9 @@ export class McpEngine {
     try {
       result = await tool.call(args as JsonObject, ctx);
     } catch (err) {
-      if (err === INPUT_REQUIRED || err instanceof McpError || ctx.signal.aborted) throw err;
+      if (err === INPUT_REQUIRED || err instanceof McpError || ctx.signal.aborted) {
+        throw err;
+      }
       return toolError(err instanceof Error ? err.message : 'Tool failed');
     }
     this.checkOutput(tool, result);
@@ -759,7 +830,9 @@ export class McpEngine {
 
   private checkOutput(tool: ToolHandler, result: CallToolResult): void {
     const schema = tool.definition.outputSchema;
-    if (!schema || result.isError) return;
+    if (!schema || result.isError) {
+      return;
+    }
     if (result.structuredContent === undefined) {
       throw new McpError(
         ErrorCode.InternalError,
@@ -781,7 +854,9 @@ export class McpEngine {
     scope: CatalogScope,
   ): Promise<JsonObject> {
     const uri = params.uri;
-    if (typeof uri !== 'string') throw McpError.invalidParams('resources/read requires a uri');
+    if (typeof uri !== 'string') {
+      throw McpError.invalidParams('resources/read requires a uri');
+    }
     const resource = await this.catalog.getResource(uri, scope);
     let result: ReadResourceResult | undefined;
     if (resource) {
@@ -815,7 +890,9 @@ export class McpEngine {
       throw McpError.invalidParams('prompts/get requires a prompt name');
     }
     const prompt = await this.catalog.getPrompt(name, scope);
-    if (!prompt) throw McpError.invalidParams(`Unknown prompt: ${name}`);
+    if (!prompt) {
+      throw McpError.invalidParams(`Unknown prompt: ${name}`);
+    }
     const raw = params.arguments ?? {};
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw McpError.invalidParams('arguments must be an object');
@@ -851,7 +928,9 @@ export class McpEngine {
     if (ref.type === 'ref/prompt') {
       const prompt =
         typeof ref.name === 'string' ? await this.catalog.getPrompt(ref.name, scope) : undefined;
-      if (!prompt) throw McpError.invalidParams(`Unknown prompt: ${String(ref.name)}`);
+      if (!prompt) {
+        throw McpError.invalidParams(`Unknown prompt: ${String(ref.name)}`);
+      }
       completion = prompt.complete ? await prompt.complete(request) : undefined;
     } else if (ref.type === 'ref/resource') {
       const uri = ref.uri;
@@ -901,7 +980,9 @@ const MODERN_METHODS = new Set(SHARED_METHODS);
 const LEGACY_METHODS = new Set(SHARED_METHODS);
 
 function progressTokenOf(meta: unknown): string | number | undefined {
-  if (typeof meta !== 'object' || meta === null) return undefined;
+  if (typeof meta !== 'object' || meta === null) {
+    return undefined;
+  }
   const token = (meta as JsonObject).progressToken;
   return typeof token === 'string' || typeof token === 'number' ? token : undefined;
 }
@@ -916,7 +997,9 @@ function argumentsOf(method: string, params: JsonObject): unknown {
 }
 
 function withCursor(result: JsonObject, nextCursor: string | undefined): JsonObject {
-  if (nextCursor !== undefined) result.nextCursor = nextCursor;
+  if (nextCursor !== undefined) {
+    result.nextCursor = nextCursor;
+  }
   return result;
 }
 
@@ -938,7 +1021,9 @@ function stripNewerFields(method: string, result: JsonObject): JsonObject {
     return {
       ...result,
       tools: (result.tools as JsonObject[]).map((tool) => {
-        if (tool.outputSchema === undefined) return tool;
+        if (tool.outputSchema === undefined) {
+          return tool;
+        }
         const { outputSchema: _dropped, ...rest } = tool;
         return rest;
       }),
@@ -973,7 +1058,9 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T | und
 }
 
 function linkSignal(source: AbortSignal | undefined, target: AbortController): () => void {
-  if (!source) return () => undefined;
+  if (!source) {
+    return () => undefined;
+  }
   if (source.aborted) {
     target.abort(source.reason);
     return () => undefined;

@@ -17,9 +17,13 @@ export class Paginator {
     cursor: unknown,
   ): { items: readonly T[]; nextCursor?: string } {
     const offset = cursor === undefined ? 0 : this.decode(cursor, list);
-    if (offset > items.length) throw McpError.invalidParams('Invalid cursor');
+    if (offset > items.length) {
+      throw McpError.invalidParams('Invalid cursor');
+    }
     const end = offset + this.pageSize;
-    if (offset === 0 && end >= items.length) return { items };
+    if (offset === 0 && end >= items.length) {
+      return { items };
+    }
     const slice = items.slice(offset, end);
     return end < items.length
       ? { items: slice, nextCursor: this.encode(list, end) }
@@ -36,9 +40,13 @@ export class Paginator {
       throw McpError.invalidParams('Invalid cursor');
     }
     const [b64, mac] = cursor.split('.');
-    if (!b64 || !mac) throw McpError.invalidParams('Invalid cursor');
+    if (!b64 || !mac) {
+      throw McpError.invalidParams('Invalid cursor');
+    }
     const body = Buffer.from(b64, 'base64url').toString('utf8');
-    if (this.mac(body) !== mac) throw McpError.invalidParams('Invalid cursor');
+    if (this.mac(body) !== mac) {
+      throw McpError.invalidParams('Invalid cursor');
+    }
     const sep = body.lastIndexOf(':');
     const offset = Number(body.slice(sep + 1));
     if (body.slice(0, sep) !== list || !Number.isSafeInteger(offset) || offset < 0) {

@@ -38,9 +38,15 @@ export class MemoryNonceStore implements NonceStore {
     const now = Date.now();
     if (now - this.lastSweep > 10_000) {
       this.lastSweep = now;
-      for (const [key, exp] of this.used) if (exp <= now) this.used.delete(key);
+      for (const [key, exp] of this.used) {
+        if (exp <= now) {
+          this.used.delete(key);
+        }
+      }
     }
-    if (this.used.has(nonce)) return false;
+    if (this.used.has(nonce)) {
+      return false;
+    }
     this.used.set(nonce, expiresAt);
     return true;
   }
@@ -53,7 +59,9 @@ export class RequestStateSealer {
 
   constructor(secret: Buffer | string) {
     const material = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret;
-    if (material.length < 16) throw new Error('requestState secret must be at least 16 bytes');
+    if (material.length < 16) {
+      throw new Error('requestState secret must be at least 16 bytes');
+    }
     this.key = Buffer.from(hkdfSync('sha256', material, 'portico', 'mcp-request-state-v1', 32));
   }
 
@@ -68,9 +76,13 @@ export class RequestStateSealer {
 
   /** Opens a state or throws -32602; never reveals why beyond "invalid" or "expired". */
   open(token: unknown): SealedStatePayload {
-    if (typeof token !== 'string' || token.length > 1_000_000) throw invalidState();
+    if (typeof token !== 'string' || token.length > 1_000_000) {
+      throw invalidState();
+    }
     const raw = Buffer.from(token, 'base64url');
-    if (raw.length < 1 + 12 + 16 + 2 || raw[0] !== VERSION) throw invalidState();
+    if (raw.length < 1 + 12 + 16 + 2 || raw[0] !== VERSION) {
+      throw invalidState();
+    }
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(1, 13));
       decipher.setAuthTag(raw.subarray(13, 29));
@@ -92,8 +104,12 @@ export function digestJson(value: unknown): string {
 }
 
 export function stableStringify(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  if (value === null || typeof value !== 'object') {
+    return JSON.stringify(value) ?? 'null';
+  }
+  if (Array.isArray(value)) {
+    return `[${value.map(stableStringify).join(',')}]`;
+  }
   const keys = Object.keys(value).sort();
   return `{${keys
     .filter((k) => (value as Record<string, unknown>)[k] !== undefined)

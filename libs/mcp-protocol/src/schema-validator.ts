@@ -46,8 +46,12 @@ export class SchemaValidator {
 
   check(schema: object, value: unknown): SchemaCheck {
     const fn = this.compile(schema);
-    if (fn instanceof Error) return { valid: false, message: `invalid schema: ${fn.message}` };
-    if (fn(value)) return { valid: true };
+    if (fn instanceof Error) {
+      return { valid: false, message: `invalid schema: ${fn.message}` };
+    }
+    if (fn(value)) {
+      return { valid: true };
+    }
     const errors = (fn.errors ?? [])
       .slice(0, 5)
       .map((e) => `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}`);

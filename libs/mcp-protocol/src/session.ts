@@ -86,13 +86,17 @@ export class LegacySession {
   }
 
   end(id: RequestId, controller: AbortController): void {
-    if (this.inFlight.get(id) === controller) this.inFlight.delete(id);
+    if (this.inFlight.get(id) === controller) {
+      this.inFlight.delete(id);
+    }
     this.lastActivity = Date.now();
   }
 
   cancel(id: RequestId, reason?: string): boolean {
     const controller = this.inFlight.get(id);
-    if (!controller) return false;
+    if (!controller) {
+      return false;
+    }
     controller.abort(new McpError(ErrorCode.RequestCancelled, reason ?? 'Request cancelled'));
     return true;
   }
@@ -109,8 +113,12 @@ export class LegacySession {
     signal: AbortSignal,
     timeoutMs: number,
   ): Promise<JsonObject> {
-    if (this.closed) return Promise.reject(new McpError(ErrorCode.InternalError, 'Session closed'));
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    if (this.closed) {
+      return Promise.reject(new McpError(ErrorCode.InternalError, 'Session closed'));
+    }
+    if (signal.aborted) {
+      return Promise.reject(signal.reason as Error);
+    }
     const id = `portico-${this.nextOutboundId++}`;
     return new Promise<JsonObject>((resolve, reject) => {
       const cleanup = (): void => {
@@ -148,9 +156,13 @@ export class LegacySession {
 
   /** Delivers a client's response to a server-to-client request; false when unknown. */
   resolveResponse(response: JsonRpcResponse): boolean {
-    if (response.id === null) return false;
+    if (response.id === null) {
+      return false;
+    }
     const entry = this.pending.get(response.id);
-    if (!entry) return false;
+    if (!entry) {
+      return false;
+    }
     if ('error' in response) {
       entry.reject(new McpError(response.error.code, response.error.message, response.error.data));
     } else {
@@ -163,7 +175,9 @@ export class LegacySession {
   attachStandalone(sink: StandaloneSink): () => void {
     this.standalone = sink;
     return () => {
-      if (this.standalone === sink) this.standalone = undefined;
+      if (this.standalone === sink) {
+        this.standalone = undefined;
+      }
     };
   }
 
@@ -180,7 +194,9 @@ export class LegacySession {
   }
 
   close(): void {
-    if (this.closed) return;
+    if (this.closed) {
+      return;
+    }
     this.closed = true;
     for (const controller of this.inFlight.values()) {
       controller.abort(new McpError(ErrorCode.RequestCancelled, 'Session closed'));
@@ -189,7 +205,9 @@ export class LegacySession {
     for (const entry of [...this.pending.values()]) {
       entry.reject(new McpError(ErrorCode.InternalError, 'Session closed'));
     }
-    for (const listener of this.closeListeners) listener();
+    for (const listener of this.closeListeners) {
+      listener();
+    }
     this.closeListeners.clear();
     this.standalone = undefined;
   }

@@ -15,7 +15,9 @@ export class MemoryEventStore implements EventStore {
     }
     const id = `${streamId}:${++stream.seq}`;
     stream.events.push({ id, message });
-    if (stream.events.length > this.maxEventsPerStream) stream.events.shift();
+    if (stream.events.length > this.maxEventsPerStream) {
+      stream.events.shift();
+    }
     return Promise.resolve(id);
   }
 
@@ -23,7 +25,9 @@ export class MemoryEventStore implements EventStore {
     lastEventId: string,
   ): Promise<{ streamId: string; events: StoredEvent[] } | undefined> {
     const sep = lastEventId.lastIndexOf(':');
-    if (sep <= 0) return Promise.resolve(undefined);
+    if (sep <= 0) {
+      return Promise.resolve(undefined);
+    }
     const streamId = lastEventId.slice(0, sep);
     const seq = Number(lastEventId.slice(sep + 1));
     const stream = this.streams.get(streamId);

@@ -6,7 +6,9 @@ export class MemorySessionStore implements SessionStore {
 
   get(id: string): Promise<SessionInfo | undefined> {
     const entry = this.sessions.get(id);
-    if (!entry) return Promise.resolve(undefined);
+    if (!entry) {
+      return Promise.resolve(undefined);
+    }
     if (entry.expiresAt <= Date.now()) {
       this.sessions.delete(id);
       return Promise.resolve(undefined);
@@ -21,7 +23,9 @@ export class MemorySessionStore implements SessionStore {
 
   touch(id: string, ttlMs: number): Promise<void> {
     const entry = this.sessions.get(id);
-    if (entry) entry.expiresAt = Date.now() + ttlMs;
+    if (entry) {
+      entry.expiresAt = Date.now() + ttlMs;
+    }
     return Promise.resolve();
   }
 

@@ -43,7 +43,9 @@ export class HttpGuard {
 
   private originAllowed(origin: string): boolean {
     const normalized = origin.toLowerCase();
-    if (this.origins.has(normalized) || this.origins.has('*')) return true;
+    if (this.origins.has(normalized) || this.origins.has('*')) {
+      return true;
+    }
     try {
       const url = new URL(normalized);
       // Local pages talking to a local gateway are fine; remote origins must be listed.
@@ -56,7 +58,9 @@ export class HttpGuard {
 
 /** The host part of a Host header, lower-case, without the port. */
 function hostName(header: string | undefined): string | undefined {
-  if (!header) return undefined;
+  if (!header) {
+    return undefined;
+  }
   const value = header.toLowerCase();
   if (value.startsWith('[')) {
     const end = value.indexOf(']');

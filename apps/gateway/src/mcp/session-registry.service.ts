@@ -39,7 +39,9 @@ export class LiveSession {
 
   async dispose(): Promise<void> {
     this.session.close();
-    for (const stream of this.streams.values()) stream.close();
+    for (const stream of this.streams.values()) {
+      stream.close();
+    }
     this.standalone?.close();
     await this.unsubscribeBus?.();
   }
@@ -81,7 +83,9 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    if (this.sweeper) clearInterval(this.sweeper);
+    if (this.sweeper) {
+      clearInterval(this.sweeper);
+    }
     await Promise.all([...this.live.values()].map((live) => live.dispose()));
     this.live.clear();
   }
@@ -109,7 +113,9 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
   async find(id: string): Promise<LiveSession | undefined> {
     const local = this.live.get(id);
     if (local) {
-      if (local.session.closed) return undefined;
+      if (local.session.closed) {
+        return undefined;
+      }
       return local;
     }
     const info = await this.store.get(id);
@@ -143,7 +149,9 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
 
   private async attach(session: LegacySession): Promise<LiveSession> {
     const existing = this.live.get(session.id);
-    if (existing) return existing;
+    if (existing) {
+      return existing;
+    }
     const live = new LiveSession(session);
     this.live.set(session.id, live);
     this.engine.watchSession(session);
@@ -171,6 +179,8 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
 function restore(info: SessionInfo): LegacySession {
   const session = new LegacySession(info);
   session.initialized = info.initialized;
-  for (const uri of info.subscriptions) session.subscriptions.add(uri);
+  for (const uri of info.subscriptions) {
+    session.subscriptions.add(uri);
+  }
   return session;
 }

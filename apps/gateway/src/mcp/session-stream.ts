@@ -27,7 +27,9 @@ export class SessionStream {
   }
 
   detach(writer: SseWriter): void {
-    if (this.writer === writer) this.writer = undefined;
+    if (this.writer === writer) {
+      this.writer = undefined;
+    }
   }
 
   /** Sends in order; storing an event never reorders the stream. */

@@ -38,8 +38,12 @@ export class SseWriter {
 
   event(data: string, id?: string, retryMs?: number): void {
     let frame = '';
-    if (id !== undefined) frame += `id: ${id}\n`;
-    if (retryMs !== undefined) frame += `retry: ${retryMs}\n`;
+    if (id !== undefined) {
+      frame += `id: ${id}\n`;
+    }
+    if (retryMs !== undefined) {
+      frame += `retry: ${retryMs}\n`;
+    }
     frame += `event: message\ndata: ${data}\n\n`;
     this.write(frame);
   }
@@ -50,19 +54,27 @@ export class SseWriter {
   }
 
   end(): void {
-    if (this.ended) return;
+    if (this.ended) {
+      return;
+    }
     this.stop();
     this.ended = true;
-    if (!this.raw.destroyed) this.raw.end();
+    if (!this.raw.destroyed) {
+      this.raw.end();
+    }
   }
 
   private write(chunk: string): void {
-    if (this.closed) return;
+    if (this.closed) {
+      return;
+    }
     this.raw.write(chunk);
   }
 
   private stop(): void {
-    if (this.keepAlive) clearInterval(this.keepAlive);
+    if (this.keepAlive) {
+      clearInterval(this.keepAlive);
+    }
     this.keepAlive = undefined;
   }
 }

@@ -128,11 +128,17 @@ export class StreamableHttpTransport {
   ): Promise<void> {
     try {
       const problem = this.guard.check(request);
-      if (problem) throw reject(problem.status, ErrorCode.InvalidRequest, problem.message);
+      if (problem) {
+        throw reject(problem.status, ErrorCode.InvalidRequest, problem.message);
+      }
       await run();
     } catch (err) {
-      if (reply.sent || reply.raw.headersSent) return;
-      if (err instanceof HttpRejection) return this.send(reply, err);
+      if (reply.sent || reply.raw.headersSent) {
+        return;
+      }
+      if (err instanceof HttpRejection) {
+        return this.send(reply, err);
+      }
       this.logger.error(err);
       this.send(reply, reject(500, ErrorCode.InternalError, 'Internal error'));
     }
@@ -162,12 +168,16 @@ export class StreamableHttpTransport {
       throw reject(415, ErrorCode.InvalidRequest, 'Content-Type must be application/json');
     }
     const body = request.body;
-    if (body === PARSE_FAILED) throw reject(400, ErrorCode.ParseError, 'Parse error: invalid JSON');
+    if (body === PARSE_FAILED) {
+      throw reject(400, ErrorCode.ParseError, 'Parse error: invalid JSON');
+    }
     if (body === undefined || body === null) {
       throw reject(400, ErrorCode.InvalidRequest, 'Empty request body');
     }
 
-    if (Array.isArray(body)) return this.postBatch(request, reply, body);
+    if (Array.isArray(body)) {
+      return this.postBatch(request, reply, body);
+    }
 
     const classified = classify(body);
     if (classified.kind === 'invalid') {
@@ -181,7 +191,9 @@ export class StreamableHttpTransport {
     }
     const live = await this.requireSession(request);
     const versionProblem = checkLegacyVersionHeader(request, live);
-    if (versionProblem) throw versionProblem;
+    if (versionProblem) {
+      throw versionProblem;
+    }
     return this.postLegacy(request, reply, live, [classified]);
   }
 
@@ -204,7 +216,9 @@ export class StreamableHttpTransport {
       throw new HttpRejection(400, (err as McpError).toJson(), message.id);
     }
     const headerError = checkModernHeaders(request, message, envelope.protocolVersion);
-    if (headerError) throw new HttpRejection(400, headerError.toJson(), message.id);
+    if (headerError) {
+      throw new HttpRejection(400, headerError.toJson(), message.id);
+    }
     try {
       this.engine.assertSupportedVersion(envelope);
     } catch (err) {
@@ -216,7 +230,9 @@ export class StreamableHttpTransport {
 
     const controller = new AbortController();
     const exchange = new PostExchange(request, reply, this.keepAliveMs, () => controller.abort());
-    if (message.method === 'subscriptions/listen') exchange.upgrade();
+    if (message.method === 'subscriptions/listen') {
+      exchange.upgrade();
+    }
     const response = await this.engine.handleModern(
       message,
       {
@@ -237,7 +253,9 @@ export class StreamableHttpTransport {
     try {
       created = await this.sessions.create(message);
     } catch (err) {
-      if (err instanceof McpError) throw new HttpRejection(400, err.toJson(), message.id);
+      if (err instanceof McpError) {
+        throw new HttpRejection(400, err.toJson(), message.id);
+      }
       if (err instanceof SessionLimitError) {
         throw new HttpRejection(
           503,
@@ -270,7 +288,9 @@ export class StreamableHttpTransport {
         `Batches are not supported in protocol ${live.session.protocolVersion}`,
       );
     }
-    if (body.length === 0) throw reject(400, ErrorCode.InvalidRequest, 'Empty batch');
+    if (body.length === 0) {
+      throw reject(400, ErrorCode.InvalidRequest, 'Empty batch');
+    }
     const messages = body.map(classify);
     if (messages.some((m) => m.kind === 'request' && m.message.method === 'initialize')) {
       throw reject(400, ErrorCode.InvalidRequest, 'initialize cannot be part of a batch');
@@ -288,13 +308,17 @@ export class StreamableHttpTransport {
     if (requests.length === 0) {
       // Notifications and responses only: acknowledge before processing completes.
       for (const m of messages) {
-        if (m.kind === 'response') await this.sessions.deliverResponse(live, m.message);
-        else {
+        if (m.kind === 'response') {
+          await this.sessions.deliverResponse(live, m.message);
+        } else {
           await this.engine.handleSession(live.session, m, { outbound: { send: () => undefined } });
         }
       }
-      if (messages.some((m) => m.kind === 'notification')) await this.sessions.persist(live);
-      else await this.sessions.touch(live);
+      if (messages.some((m) => m.kind === 'notification')) {
+        await this.sessions.persist(live);
+      } else {
+        await this.sessions.touch(live);
+      }
       void reply.code(202).header(SESSION_HEADER, live.id).send();
       return;
     }
@@ -340,9 +364,13 @@ export class StreamableHttpTransport {
     }
     const live = await this.requireSession(request);
     const versionProblem = checkLegacyVersionHeader(request, live);
-    if (versionProblem) throw versionProblem;
+    if (versionProblem) {
+      throw versionProblem;
+    }
     const lastEventId = headerValue(request.headers['last-event-id']);
-    if (lastEventId !== undefined) return this.resume(request, reply, live, lastEventId);
+    if (lastEventId !== undefined) {
+      return this.resume(request, reply, live, lastEventId);
+    }
 
     if (live.standalone?.attached) {
       throw reject(409, ErrorCode.InvalidRequest, 'A GET stream is already open for this session');
@@ -354,7 +382,9 @@ export class StreamableHttpTransport {
       stream.detach(writer);
     });
     stream.attach(writer);
-    if (live.session.protocolVersion >= '2025-11-25') writer.prime(`${stream.id}:0`, this.retryMs);
+    if (live.session.protocolVersion >= '2025-11-25') {
+      writer.prime(`${stream.id}:0`, this.retryMs);
+    }
     live.session.attachStandalone((message) => {
       void stream.send(message);
       return true;
@@ -372,7 +402,9 @@ export class StreamableHttpTransport {
       throw reject(400, ErrorCode.InvalidRequest, 'Last-Event-ID does not belong to this session');
     }
     const replay = await this.events.replayAfter(lastEventId);
-    if (!replay) throw reject(400, ErrorCode.InvalidRequest, 'Unknown Last-Event-ID');
+    if (!replay) {
+      throw reject(400, ErrorCode.InvalidRequest, 'Unknown Last-Event-ID');
+    }
     const stream =
       replay.streamId === live.standaloneStreamId
         ? live.standalone
@@ -381,7 +413,9 @@ export class StreamableHttpTransport {
     const writer = new SseWriter(reply.raw, { [SESSION_HEADER]: live.id }, this.keepAliveMs, () => {
       stream?.detach(writer);
     });
-    for (const event of replay.events) writer.event(JSON.stringify(event.message), event.id);
+    for (const event of replay.events) {
+      writer.event(JSON.stringify(event.message), event.id);
+    }
     if (stream && !stream.finished) {
       stream.attach(writer);
     } else {
@@ -409,7 +443,9 @@ export class StreamableHttpTransport {
       throw reject(400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required');
     }
     const live = await this.sessions.find(id);
-    if (!live) throw reject(404, ErrorCode.InvalidRequest, 'Session not found');
+    if (!live) {
+      throw reject(404, ErrorCode.InvalidRequest, 'Session not found');
+    }
     return live;
   }
 }
@@ -458,17 +494,23 @@ class PostExchange {
   ) {
     if (onClientGone) {
       reply.raw.on('close', () => {
-        if (!this.done) onClientGone();
+        if (!this.done) {
+          onClientGone();
+        }
       });
     }
   }
 
   upgrade(): void {
-    if (this.writer || this.done) return;
+    if (this.writer || this.done) {
+      return;
+    }
     this.reply.hijack();
     const headers: Record<string, string> = {};
     const legacy = this.legacy;
-    if (legacy) headers[SESSION_HEADER] = legacy.live.id;
+    if (legacy) {
+      headers[SESSION_HEADER] = legacy.live.id;
+    }
     const writer = new SseWriter(this.reply.raw, headers, this.keepAliveMs, () => {
       this.stream?.detach(writer);
     });
@@ -478,41 +520,57 @@ class PostExchange {
       legacy.live.streams.set(stream.id, stream);
       stream.attach(writer);
       this.stream = stream;
-      if (legacy.primeRetryMs !== undefined) writer.prime(`${stream.id}:0`, legacy.primeRetryMs);
+      if (legacy.primeRetryMs !== undefined) {
+        writer.prime(`${stream.id}:0`, legacy.primeRetryMs);
+      }
     }
   }
 
   send(message: JsonRpcMessage): Promise<void> | void {
-    if (this.done) return;
+    if (this.done) {
+      return;
+    }
     this.upgrade();
-    if (this.stream) return this.stream.send(message);
+    if (this.stream) {
+      return this.stream.send(message);
+    }
     this.writer?.event(JSON.stringify(message));
   }
 
   finish(responses: JsonRpcResponse[], status: number, asArray = false): void {
-    if (this.done) return;
+    if (this.done) {
+      return;
+    }
     if (!this.writer) {
       this.done = true;
-      if (this.reply.raw.destroyed) return;
+      if (this.reply.raw.destroyed) {
+        return;
+      }
       if (responses.length === 0) {
         void this.reply.code(202).send();
         return;
       }
       const payload = asArray ? responses : responses[0];
-      if (this.legacy) this.reply.header(SESSION_HEADER, this.legacy.live.id);
+      if (this.legacy) {
+        this.reply.header(SESSION_HEADER, this.legacy.live.id);
+      }
       void this.reply.code(status).type('application/json').send(JSON.stringify(payload));
       return;
     }
     const stream = this.stream;
     if (stream) {
-      for (const response of responses) void stream.send(response);
+      for (const response of responses) {
+        void stream.send(response);
+      }
       void stream.flushed().then(() => {
         this.done = true;
         stream.close();
         this.legacy?.live.streams.delete(stream.id);
       });
     } else {
-      for (const response of responses) this.writer.event(JSON.stringify(response));
+      for (const response of responses) {
+        this.writer.event(JSON.stringify(response));
+      }
       this.done = true;
       this.writer.end();
     }
@@ -525,18 +583,24 @@ class PostExchange {
  * is a 2025-era message. Mcp-Session-Id does not decide: modern clients ignore sessions.
  */
 function isModern(classified: Classified, request: FastifyRequest): boolean {
-  if (classified.kind === 'response') return false;
+  if (classified.kind === 'response') {
+    return false;
+  }
   const header = headerValue(request.headers[VERSION_HEADER]);
   if (header !== undefined && !(LEGACY_PROTOCOL_VERSIONS as readonly string[]).includes(header)) {
     return true;
   }
-  if (classified.kind === 'invalid') return false;
+  if (classified.kind === 'invalid') {
+    return false;
+  }
   const meta = classified.message.params?._meta;
   return typeof meta === 'object' && meta !== null && META.protocolVersion in meta;
 }
 
 function modernStatus(response: JsonRpcResponse | undefined): number {
-  if (!response || !('error' in response)) return 200;
+  if (!response || !('error' in response)) {
+    return 200;
+  }
   switch (response.error.code) {
     case ErrorCode.MethodNotFound:
       return 404;
@@ -596,7 +660,9 @@ function checkModernHeaders(
 /** Decodes the `=?base64?…?=` form used for values that are not plain header text. */
 export function decodeHeaderValue(value: string): string | undefined {
   const match = /^=\?base64\?(.*)\?=$/i.exec(value);
-  if (!match) return value;
+  if (!match) {
+    return value;
+  }
   const decoded = Buffer.from(match[1], 'base64');
   const text = decoded.toString('utf8');
   return Buffer.from(text, 'utf8').equals(decoded) ? text : undefined;
@@ -607,7 +673,9 @@ function checkLegacyVersionHeader(
   live: LiveSession,
 ): HttpRejection | undefined {
   const header = headerValue(request.headers[VERSION_HEADER]);
-  if (header === undefined) return undefined; // 2025-03-26 clients and older send none
+  if (header === undefined) {
+    return undefined;
+  } // 2025-03-26 clients and older send none
   if (!(LEGACY_PROTOCOL_VERSIONS as readonly string[]).includes(header)) {
     return reject(400, ErrorCode.InvalidRequest, `Unsupported MCP-Protocol-Version: ${header}`, {
       supported: LEGACY_PROTOCOL_VERSIONS,
@@ -625,17 +693,23 @@ function checkLegacyVersionHeader(
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
-  if (Array.isArray(value)) return value[0];
+  if (Array.isArray(value)) {
+    return value[0];
+  }
   return value === undefined || value === '' ? undefined : value;
 }
 
 function accepts(accept: string, type: string): boolean {
-  if (accept.includes(type) || accept.includes('*/*')) return true;
+  if (accept.includes(type) || accept.includes('*/*')) {
+    return true;
+  }
   const major = type.slice(0, type.indexOf('/'));
   return accept.includes(`${major}/*`);
 }
 
 function isJsonContentType(value: string | undefined): boolean {
-  if (!value) return false;
+  if (!value) {
+    return false;
+  }
   return value.split(';')[0].trim().toLowerCase() === 'application/json';
 }
