@@ -33,6 +33,7 @@ import {
   resultResponse,
   toErrorObject,
 } from './jsonrpc';
+import { checkParamHeaders } from './http-headers';
 import { Paginator } from './pagination';
 import {
   MemoryNonceStore,
@@ -258,6 +259,26 @@ export class McpEngine {
       logLevel,
       progressToken: progressTokenOf(m),
     };
+  }
+
+  /**
+   * -32020 when a tools/call's `Mcp-Param-*` headers disagree with its arguments
+   * (tools that declare `x-mcp-header`); undefined otherwise, including for unknown tools.
+   */
+  async checkParamHeaders(
+    request: JsonRpcRequest,
+    header: (lowerCaseName: string) => string | undefined,
+    principal?: Principal,
+  ): Promise<McpError | undefined> {
+    if (request.method !== 'tools/call' || typeof request.params?.name !== 'string') {
+      return undefined;
+    }
+    const tool = await this.catalog.getTool(request.params.name, { principal });
+    const args = request.params.arguments;
+    if (!tool || typeof args !== 'object' || args === null || Array.isArray(args)) {
+      return undefined;
+    }
+    return checkParamHeaders(tool.definition, args as JsonObject, header);
   }
 
   /** -32022 unless the envelope names the revision this engine serves statelessly. */

@@ -8,3 +8,4 @@ export * from './schema-validator';
 export * from './pagination';
 export * from './session';
 export * from './engine';
+export * from './http-headers';

@@ -16,6 +16,7 @@ import {
   LEGACY_PROTOCOL_VERSIONS,
   DEFAULT_LEGACY_HTTP_VERSION,
   classify,
+  decodeHeaderValue,
   errorResponse,
 } from '@portico/mcp-protocol';
 import { EVENT_STORE, EventStore } from '@portico/session';
@@ -226,6 +227,12 @@ export class StreamableHttpTransport {
     }
     if (!MODERN_HTTP_METHODS.has(message.method)) {
       throw new HttpRejection(404, McpError.methodNotFound(message.method).toJson(), message.id);
+    }
+    const paramError = await this.engine.checkParamHeaders(message, (name) =>
+      headerValue(request.headers[name]),
+    );
+    if (paramError) {
+      throw new HttpRejection(400, paramError.toJson(), message.id);
     }
 
     const controller = new AbortController();
@@ -655,17 +662,6 @@ function checkModernHeaders(
     }
   }
   return undefined;
-}
-
-/** Decodes the `=?base64?…?=` form used for values that are not plain header text. */
-export function decodeHeaderValue(value: string): string | undefined {
-  const match = /^=\?base64\?(.*)\?=$/i.exec(value);
-  if (!match) {
-    return value;
-  }
-  const decoded = Buffer.from(match[1], 'base64');
-  const text = decoded.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(decoded) ? text : undefined;
 }
 
 function checkLegacyVersionHeader(
