@@ -5,34 +5,52 @@
 // Run standalone with `node bench/engine.mjs`, or via bench/run.mjs, which forks
 // this file so the measurement gets a fresh process (clean JIT and heap state,
 // no load generator on the same event loop).
-import { pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ECHO_MESSAGE = 'hello';
 
+// The engine as the gateway runs it: compiled by `npm run build` (nest build puts the libs
+// the gateway uses under dist/apps/gateway/libs). `handle` does what the HTTP transport asks
+// of the engine per request: JSON.parse, classify, validate the 2026-07-28 envelope, dispatch
+// to the `echo` tool (ajv-validated arguments) and build the decorated response.
 // ---------------------------------------------------------------------------
-// ADAPTER — FILL IN once the protocol engine compiles to dist/.
-//
-// loadEngine() must return:
-//   {
-//     name: string,            // shown in the report
-//     placeholder: boolean,    // false for the real engine
-//     handle(raw: string): unknown | Promise<unknown>,
-//   }
-// `handle` receives the raw HTTP body of one tools/call request (a JSON string)
-// and must do what the gateway does per request before the transport writes:
-// parse, validate/classify, dispatch to the `echo` tool, build the response.
-// It may return a Promise; the bench then awaits every call (which is the
-// honest cost if the engine's dispatch is async).
-//
-// Sketch (names are guesses — adjust to the real API):
-//   import { createRequire } from 'node:module';
-//   const require = createRequire(import.meta.url);
-//   const proto = require('../dist/libs/mcp-protocol/index.js'); // or wherever nest build puts it
-//   const engine = new proto.ProtocolEngine({ catalog: new proto.StaticCatalog({ tools: [echo] }) });
-//   return { name: 'portico mcp-protocol', placeholder: false, handle: (raw) => engine.handleRaw(raw) };
-// ---------------------------------------------------------------------------
+const DIST = new URL('../dist/apps/gateway/libs/', import.meta.url);
+
 export async function loadEngine() {
-  return placeholderEngine();
+  const require = createRequire(import.meta.url);
+  let proto;
+  let testing;
+  try {
+    proto = require(fileURLToPath(new URL('mcp-protocol/src/index.js', DIST)));
+    testing = require(fileURLToPath(new URL('testing/src/index.js', DIST)));
+  } catch {
+    console.error('engine bench: dist/ not built (run "npm run build"); measuring the placeholder');
+    return placeholderEngine();
+  }
+  const engine = new proto.McpEngine({
+    serverInfo: { name: 'portico-bench', version: '0' },
+    catalog: new proto.StaticCatalog({ tools: [testing.echoTool] }),
+    secret: 'bench-secret-bench-secret-bench!',
+  });
+  await engine.warm();
+  const outbound = { send() {} };
+  const io = { outbound };
+  const parse = (raw) => {
+    const classified = proto.classify(JSON.parse(raw));
+    if (classified.kind !== 'request') {
+      throw new Error('not a request');
+    }
+    return classified.message;
+  };
+  return {
+    name: 'portico mcp-protocol (parse + classify + envelope + dispatch)',
+    placeholder: false,
+    handle: (raw) => engine.handleModern(parse(raw), io),
+    // The two halves, measured alone so the report shows where the time goes.
+    parse,
+    dispatch: (message) => engine.handleModern(message, io),
+  };
 }
 
 /**
@@ -78,7 +96,15 @@ function buildInputs(count) {
         jsonrpc: '2.0',
         id: i + 1,
         method: 'tools/call',
-        params: { name: 'echo', arguments: { message: ECHO_MESSAGE } },
+        params: {
+          name: 'echo',
+          arguments: { message: ECHO_MESSAGE },
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientCapabilities': {},
+            'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' },
+          },
+        },
       }),
     );
   }
@@ -110,32 +136,41 @@ export async function runEngineBench({ seconds = 3, warmupSeconds = 1 } = {}) {
   const isAsync = typeof engine.handle(inputs[1])?.then === 'function';
 
   let sink = 0; // consumed below so the optimiser cannot drop the calls
-  let i = 0;
-  const runBatch = isAsync
-    ? async () => {
-        for (let n = 0; n < BATCH; n++) {
-          sink ^= (await engine.handle(inputs[i++ & mask])) ? 1 : 0;
+  const measure = async (fn, inputsFor, isAsyncFn) => {
+    let i = 0;
+    const runBatch = isAsyncFn
+      ? async () => {
+          for (let n = 0; n < BATCH; n++) {
+            sink ^= (await fn(inputsFor[i++ & mask])) ? 1 : 0;
+          }
         }
+      : async () => {
+          for (let n = 0; n < BATCH; n++) {
+            sink ^= fn(inputsFor[i++ & mask]) ? 1 : 0;
+          }
+        };
+    const measureFor = async (ms, samples) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end) {
+        const t0 = process.hrtime.bigint();
+        await runBatch();
+        const ns = Number(process.hrtime.bigint() - t0);
+        samples?.push((BATCH * 1e9) / ns);
       }
-    : async () => {
-        for (let n = 0; n < BATCH; n++) {
-          sink ^= engine.handle(inputs[i++ & mask]) ? 1 : 0;
-        }
-      };
-
-  const measureFor = async (ms, samples) => {
-    const end = performance.now() + ms;
-    while (performance.now() < end) {
-      const t0 = process.hrtime.bigint();
-      await runBatch();
-      const ns = Number(process.hrtime.bigint() - t0);
-      samples?.push((BATCH * 1e9) / ns);
-    }
+    };
+    await measureFor(warmupSeconds * 1000);
+    const samples = [];
+    await measureFor(seconds * 1000, samples);
+    return samples;
   };
 
-  await measureFor(warmupSeconds * 1000);
-  const samples = [];
-  await measureFor(seconds * 1000, samples);
+  const samples = await measure(engine.handle, inputs, isAsync);
+  const parts = {};
+  if (engine.parse && engine.dispatch) {
+    parts.parseOnlyOpsPerSec = Math.round(median(await measure(engine.parse, inputs, false)));
+    const parsed = inputs.map((raw) => engine.parse(raw));
+    parts.dispatchOnlyOpsPerSec = Math.round(median(await measure(engine.dispatch, parsed, true)));
+  }
   globalThis.__benchSink = sink; // publish the sink so the calls stay observable
 
   return {
@@ -147,6 +182,7 @@ export async function runEngineBench({ seconds = 3, warmupSeconds = 1 } = {}) {
     maxOpsPerSec: Math.round(Math.max(...samples)),
     batches: samples.length,
     seconds,
+    ...parts,
   };
 }
 

@@ -68,6 +68,12 @@ export function printEngine(engine) {
       `range ${int(engine.minOpsPerSec)}–${int(engine.maxOpsPerSec)})  ` +
       `target ≥ ${int(goal)}  ${verdict}${engine.placeholder ? ' — PLACEHOLDER, not Portico' : ''}`,
   );
+  if (engine.parseOnlyOpsPerSec) {
+    console.log(
+      `  of which: JSON.parse + classify alone ${int(engine.parseOnlyOpsPerSec)} ops/s; ` +
+        `dispatch of a parsed request alone ${int(engine.dispatchOnlyOpsPerSec)} ops/s`,
+    );
+  }
 }
 
 export function printHttp(results, config) {

@@ -3,6 +3,7 @@
  * sampling or roots through its RequestContext; the era decides how that travels:
  * mid-call requests on a 2025-era session, or an `input_required` round trip in 2026-07-28.
  */
+import type { Cancellation } from './cancellation';
 import { ErrorCode, LogLevel, logLevelRank } from './constants';
 import { JsonObject, JsonRpcMessage, McpError, RequestId } from './jsonrpc';
 import type { Principal } from './catalog';
@@ -58,7 +59,7 @@ export interface InputBroker {
   request(
     method: InputMethod,
     params: JsonObject,
-    signal: AbortSignal,
+    cancellation: Cancellation,
     key?: string,
   ): Promise<JsonObject>;
 }
@@ -122,7 +123,7 @@ export interface ContextInit {
   clientInfo?: Implementation;
   principal?: Principal;
   sessionId?: string;
-  signal: AbortSignal;
+  cancellation: Cancellation;
   progressToken?: string | number;
   /** Minimum level the client wants; undefined = no log messages (modern) or all (legacy). */
   logLevel?: LogLevel;
@@ -140,7 +141,7 @@ export class HandlerContext implements RequestContext {
   readonly clientInfo?: Implementation;
   readonly principal?: Principal;
   readonly sessionId?: string;
-  readonly signal: AbortSignal;
+  private readonly cancellation: Cancellation;
   private lastProgress = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly init: ContextInit) {
@@ -152,13 +153,21 @@ export class HandlerContext implements RequestContext {
     this.clientInfo = init.clientInfo;
     this.principal = init.principal;
     this.sessionId = init.sessionId;
-    this.signal = init.signal;
+    this.cancellation = init.cancellation;
+  }
+
+  get signal(): AbortSignal {
+    return this.cancellation.signal;
+  }
+
+  get cancelled(): boolean {
+    return this.cancellation.cancelled;
   }
 
   async progress(progress: number, total?: number, message?: string): Promise<void> {
     const token = this.init.progressToken;
     // Progress must increase; a handler that repeats a value is not worth an error.
-    if (token === undefined || this.signal.aborted || !(progress > this.lastProgress)) {
+    if (token === undefined || this.cancellation.cancelled || !(progress > this.lastProgress)) {
       return;
     }
     this.lastProgress = progress;
@@ -173,7 +182,7 @@ export class HandlerContext implements RequestContext {
   }
 
   async log(level: LogLevel, data: unknown, logger?: string): Promise<void> {
-    if (!this.init.logsEnabled || this.signal.aborted) {
+    if (!this.init.logsEnabled || this.cancellation.cancelled) {
       return;
     }
     const min = this.init.logLevel;
@@ -215,6 +224,6 @@ export class HandlerContext implements RequestContext {
     if (missing !== undefined) {
       return Promise.reject(missingCapabilityError(missing));
     }
-    return this.init.broker.request(method, params, this.signal, options?.key);
+    return this.init.broker.request(method, params, this.cancellation, options?.key);
   }
 }

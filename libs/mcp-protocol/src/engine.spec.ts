@@ -1,3 +1,4 @@
+import { Cancellation } from './cancellation';
 import { ErrorCode, META, MODERN_PROTOCOL_VERSION } from './constants';
 import { StaticCatalog, uriTemplateMatcher } from './catalog';
 import type { RequestContext } from './context';
@@ -556,12 +557,12 @@ describe(McpEngine.name, () => {
     it('cancels a request whose stream closed and sends nothing', async () => {
       const observed: { aborted?: boolean } = {};
       const { engine } = makeEngine(observed);
-      const controller = new AbortController();
+      const cancellation = new Cancellation();
       const pending = engine.handleModern(modern(1, 'tools/call', { name: 'slow' }), {
         ...sink(),
-        signal: controller.signal,
+        cancellation,
       });
-      controller.abort();
+      cancellation.cancel();
       await expect(pending).resolves.toBeUndefined();
       expect(observed.aborted).toBe(true);
     });
@@ -569,12 +570,11 @@ describe(McpEngine.name, () => {
     it('acknowledges subscriptions/listen first and tags every message', async () => {
       const { engine, catalog } = makeEngine();
       const out = sink();
-      const controller = new AbortController();
       const listening = engine.handleModern(
         modern('sub-1', 'subscriptions/listen', {
           notifications: { toolsListChanged: true, resourceSubscriptions: ['test://one'] },
         }),
-        { ...out, signal: controller.signal },
+        out,
       );
       catalog.notify({ type: 'prompts-changed' });
       catalog.notify({ type: 'tools-changed' });

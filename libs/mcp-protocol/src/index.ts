@@ -9,3 +9,4 @@ export * from './pagination';
 export * from './session';
 export * from './engine';
 export * from './http-headers';
+export * from './cancellation';

@@ -4,6 +4,7 @@
  * requests awaiting an answer. Serialisable facts live in `SessionInfo` so a shared store can
  * hold them; the rest is the behaviour of a live session on this node.
  */
+import { Cancellation } from './cancellation';
 import { ErrorCode, LegacyProtocolVersion, LogLevel } from './constants';
 import { JsonObject, JsonRpcMessage, JsonRpcResponse, McpError, RequestId } from './jsonrpc';
 import type { Principal } from './catalog';
@@ -28,8 +29,7 @@ interface PendingOutbound {
   resolve: (result: JsonObject) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
-  onAbort: () => void;
-  signal: AbortSignal;
+  undoCancel: () => void;
 }
 
 export class LegacySession {
@@ -44,7 +44,7 @@ export class LegacySession {
   readonly subscriptions = new Set<string>();
   lastActivity = Date.now();
   closed = false;
-  private readonly inFlight = new Map<RequestId, AbortController>();
+  private readonly inFlight = new Map<RequestId, Cancellation>();
   private readonly pending = new Map<RequestId, PendingOutbound>();
   private nextOutboundId = 0;
   private standalone?: StandaloneSink;
@@ -75,29 +75,29 @@ export class LegacySession {
   }
 
   /** Registers a request; throws when its id is already in flight on this session. */
-  begin(id: RequestId): AbortController {
+  begin(id: RequestId): Cancellation {
     if (this.inFlight.has(id)) {
       throw McpError.invalidRequest(`Request id ${JSON.stringify(id)} is already in flight`);
     }
-    const controller = new AbortController();
-    this.inFlight.set(id, controller);
+    const cancellation = new Cancellation();
+    this.inFlight.set(id, cancellation);
     this.lastActivity = Date.now();
-    return controller;
+    return cancellation;
   }
 
-  end(id: RequestId, controller: AbortController): void {
-    if (this.inFlight.get(id) === controller) {
+  end(id: RequestId, cancellation: Cancellation): void {
+    if (this.inFlight.get(id) === cancellation) {
       this.inFlight.delete(id);
     }
     this.lastActivity = Date.now();
   }
 
   cancel(id: RequestId, reason?: string): boolean {
-    const controller = this.inFlight.get(id);
-    if (!controller) {
+    const cancellation = this.inFlight.get(id);
+    if (!cancellation) {
       return false;
     }
-    controller.abort(new McpError(ErrorCode.RequestCancelled, reason ?? 'Request cancelled'));
+    cancellation.cancel(new McpError(ErrorCode.RequestCancelled, reason ?? 'Request cancelled'));
     return true;
   }
 
@@ -110,20 +110,20 @@ export class LegacySession {
     method: string,
     params: JsonObject,
     send: (message: JsonRpcMessage) => void | Promise<void>,
-    signal: AbortSignal,
+    cancellation: Cancellation,
     timeoutMs: number,
   ): Promise<JsonObject> {
     if (this.closed) {
       return Promise.reject(new McpError(ErrorCode.InternalError, 'Session closed'));
     }
-    if (signal.aborted) {
-      return Promise.reject(signal.reason as Error);
+    if (cancellation.cancelled) {
+      return Promise.reject(cancellation.reason as Error);
     }
     const id = `portico-${this.nextOutboundId++}`;
     return new Promise<JsonObject>((resolve, reject) => {
       const cleanup = (): void => {
         clearTimeout(entry.timer);
-        signal.removeEventListener('abort', entry.onAbort);
+        entry.undoCancel();
         this.pending.delete(id);
       };
       const entry: PendingOutbound = {
@@ -143,10 +143,9 @@ export class LegacySession {
             ),
           );
         }, timeoutMs),
-        onAbort: () => entry.reject(signal.reason as Error),
-        signal,
+        undoCancel: noop,
       };
-      signal.addEventListener('abort', entry.onAbort, { once: true });
+      entry.undoCancel = cancellation.onCancel((reason) => entry.reject(reason as Error));
       this.pending.set(id, entry);
       Promise.resolve(send({ jsonrpc: '2.0', id, method, params })).catch((err: unknown) =>
         entry.reject(err instanceof Error ? err : new Error(String(err))),
@@ -198,8 +197,8 @@ export class LegacySession {
       return;
     }
     this.closed = true;
-    for (const controller of this.inFlight.values()) {
-      controller.abort(new McpError(ErrorCode.RequestCancelled, 'Session closed'));
+    for (const cancellation of this.inFlight.values()) {
+      cancellation.cancel(new McpError(ErrorCode.RequestCancelled, 'Session closed'));
     }
     this.inFlight.clear();
     for (const entry of [...this.pending.values()]) {
@@ -212,3 +211,5 @@ export class LegacySession {
     this.standalone = undefined;
   }
 }
+
+function noop(): void {}

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigService } from '@portico/config';
 import {
+  Cancellation,
   Classified,
   ErrorCode,
   JsonRpcErrorObject,
@@ -235,8 +236,10 @@ export class StreamableHttpTransport {
       throw new HttpRejection(400, paramError.toJson(), message.id);
     }
 
-    const controller = new AbortController();
-    const exchange = new PostExchange(request, reply, this.keepAliveMs, () => controller.abort());
+    const cancellation = new Cancellation();
+    const exchange = new PostExchange(request, reply, this.keepAliveMs, () =>
+      cancellation.cancel(),
+    );
     if (message.method === 'subscriptions/listen') {
       exchange.upgrade();
     }
@@ -244,7 +247,7 @@ export class StreamableHttpTransport {
       message,
       {
         outbound: { send: (m) => exchange.send(m) },
-        signal: controller.signal,
+        cancellation,
       },
       envelope,
     );
