@@ -117,7 +117,7 @@ export class LegacySession {
       return Promise.reject(new McpError(ErrorCode.InternalError, 'Session closed'));
     }
     if (cancellation.cancelled) {
-      return Promise.reject(cancellation.reason as Error);
+      return Promise.reject(cancellation.reason);
     }
     const id = `portico-${this.nextOutboundId++}`;
     return new Promise<JsonObject>((resolve, reject) => {
