@@ -9,7 +9,7 @@
 //   BENCH_ENGINE_SECONDS  engine microbenchmark seconds        (default 3)
 //   BENCH_ONLY            e.g. "engine,a,c" or "sdk-v1,portico-modern"
 //   BENCH_VERIFY=0        skip checking every response body under load
-//   PORTICO_ENTRY         gateway entry (default dist/apps/gateway/main.js)
+//   PORTICO_ENTRY         gateway entry (default dist/apps/gateway/apps/gateway/src/main.js)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { resolve } from 'node:path';

@@ -1,6 +1,6 @@
 // Starts the real Portico gateway (compiled by `npm run build`) as a child
 // process. Unlike the fixtures this is not forked with IPC: it is launched
-// exactly as in production, `node dist/apps/gateway/main.js`, configured only
+// exactly as in production, `node dist/apps/gateway/apps/gateway/src/main.js`, configured only
 // through the environment.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -10,7 +10,7 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 /** Override with PORTICO_ENTRY if nest build places main.js elsewhere. */
 export const PORTICO_ENTRY = resolve(
   ROOT,
-  process.env.PORTICO_ENTRY ?? 'dist/apps/gateway/main.js',
+  process.env.PORTICO_ENTRY ?? 'dist/apps/gateway/apps/gateway/src/main.js',
 );
 
 /**

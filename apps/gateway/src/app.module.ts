@@ -13,7 +13,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        LoggingModule.forRoot(),
+        LoggingModule.forRoot([config?.mcp.path ?? '/mcp']),
         CatalogModule.forRoot(catalog),
         HealthModule,
         McpModule,

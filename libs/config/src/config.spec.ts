@@ -1,0 +1,48 @@
+import { ConfigError, loadConfig } from './config';
+
+describe(loadConfig.name, () => {
+  it('applies embedded defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, maxBodyBytes: 4 * 1024 * 1024 });
+    expect(config.mcp.path).toBe('/mcp');
+    expect(config.mcp.allowedHosts).toEqual(['localhost', '127.0.0.1', '[::1]']);
+    expect(config.mcp.secretGenerated).toBe(true);
+    expect(config.mcp.secret.length).toBe(32);
+  });
+
+  it('coerces and uses given values', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      HOST: '0.0.0.0',
+      MCP_PATH: '/gateway/mcp/',
+      ALLOWED_ORIGINS: 'https://a.example, https://b.example',
+      PORTICO_SECRET: 'x'.repeat(32),
+    });
+    expect(config.http.port).toBe(8080);
+    expect(config.mcp.path).toBe('/gateway/mcp');
+    expect(config.mcp.allowedOrigins).toEqual(['https://a.example', 'https://b.example']);
+    // Bound beyond loopback without ALLOWED_HOSTS: no Host check rather than a broken one.
+    expect(config.mcp.allowedHosts).toEqual([]);
+    expect(config.mcp.secretGenerated).toBe(false);
+  });
+
+  it('stops with a message naming every invalid variable', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: 'eighty', LOG_LEVEL: 'chatty', MAX_BODY_BYTES: '10' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/PORT="eighty"/);
+    expect(message).toMatch(/LOG_LEVEL="chatty"/);
+    expect(message).toMatch(/MAX_BODY_BYTES="10"/);
+  });
+
+  it('never prints the secret it rejects', () => {
+    expect(() => loadConfig({ PORTICO_SECRET: 'too-short-secret' })).toThrow(
+      /PORTICO_SECRET=\(hidden\)/,
+    );
+  });
+});
