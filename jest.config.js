@@ -18,6 +18,8 @@ const moduleNameMapper = {
 
 /** @type {import('jest').Config} */
 module.exports = {
+  // A global option: Jest ignores it inside a project.
+  testTimeout: 30000,
   projects: [
     {
       displayName: 'unit',
@@ -40,7 +42,6 @@ module.exports = {
       // cannot require() ESM, so node_modules are transpiled to CommonJS too (Jest caches it).
       transformIgnorePatterns: [],
       moduleNameMapper,
-      testTimeout: 30000,
     },
   ],
 };

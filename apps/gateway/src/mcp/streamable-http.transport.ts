@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PinoLogger } from 'nestjs-pino';
 import { ConfigService } from '@portico/config';
 import {
   Cancellation,
@@ -68,6 +69,7 @@ export class StreamableHttpTransport {
     private readonly engine: McpEngine,
     private readonly sessions: SessionRegistry,
     private readonly guard: HttpGuard,
+    private readonly pino: PinoLogger,
     @Inject(EVENT_STORE) private readonly events: EventStore,
     config: ConfigService,
   ) {
@@ -128,6 +130,26 @@ export class StreamableHttpTransport {
     reply: FastifyReply,
     run: () => Promise<void>,
   ): Promise<void> {
+    const log = this.pino.logger;
+    if (log.isLevelEnabled('info')) {
+      // One line per MCP request, written when the response (or its stream) ends.
+      const started = performance.now();
+      reply.raw.once('close', () => {
+        const body = request.body as { method?: unknown; id?: unknown } | undefined;
+        log.info(
+          {
+            reqId: request.id,
+            httpMethod: request.method,
+            status: reply.raw.statusCode,
+            rpcMethod: typeof body?.method === 'string' ? body.method : undefined,
+            rpcId: body?.id,
+            sessionId: headerValue(request.headers[SESSION_HEADER])?.slice(0, 8),
+            durationMs: Math.round((performance.now() - started) * 100) / 100,
+          },
+          'mcp request',
+        );
+      });
+    }
     try {
       const problem = this.guard.check(request);
       if (problem) {
@@ -551,13 +573,18 @@ class PostExchange {
     if (this.done) {
       return;
     }
+    if (!this.writer && responses.length === 0) {
+      // A request that was cancelled gets no response, but a POST that carried a request
+      // must still be answered with JSON or SSE: an SSE stream that ends empty says both.
+      if (this.reply.raw.destroyed) {
+        this.done = true;
+        return;
+      }
+      this.upgrade();
+    }
     if (!this.writer) {
       this.done = true;
       if (this.reply.raw.destroyed) {
-        return;
-      }
-      if (responses.length === 0) {
-        void this.reply.code(202).send();
         return;
       }
       const payload = asArray ? responses : responses[0];
