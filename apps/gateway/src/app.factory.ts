@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
@@ -24,6 +25,9 @@ export async function createGatewayApp(
     requestTimeout: 0,
     return503OnClosing: true,
     trustProxy: false,
+    // Request ids: the caller's X-Request-Id when sent, else a random UUID.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, options.catalog),

@@ -34,20 +34,13 @@ export class LoggingModule {
           useFactory: (config: ConfigService) => {
             const { level, pretty } = config.values.log;
             return {
+              // nestjs-pino's default route pattern does not match under Nest 12 + Fastify.
+              forRoutes: [{ path: '*path', method: RequestMethod.ALL }],
               exclude: quietPaths.map((path) => ({ method: RequestMethod.ALL, path })),
               pinoHttp: {
                 level,
                 errorKey: 'err',
                 redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-                genReqId: (req, res) => {
-                  const incoming = req.headers['x-request-id'];
-                  const id =
-                    typeof incoming === 'string' && incoming.length <= 128
-                      ? incoming
-                      : crypto.randomUUID();
-                  res.setHeader('x-request-id', id);
-                  return id;
-                },
                 customProps: (req) => {
                   const session = req.headers['mcp-session-id'];
                   return typeof session === 'string' ? { sessionId: session.slice(0, 8) } : {};
