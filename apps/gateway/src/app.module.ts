@@ -1,8 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule, PorticoConfig } from '@portico/config';
 import type { CatalogProvider } from '@portico/mcp-protocol';
-import { CatalogModule } from './catalog/catalog.module';
 import { LoggingModule } from '@portico/observability';
+import { CatalogModule } from '@portico/registry';
 import { HealthModule } from './health/health.module';
 import { McpModule } from './mcp/mcp.module';
 

@@ -10,3 +10,4 @@ export * from './session';
 export * from './engine';
 export * from './http-headers';
 export * from './cancellation';
+export * from './connection';
