@@ -6,6 +6,7 @@ import { ConfigService, PorticoConfig } from '@portico/config';
 import type { CatalogProvider } from '@portico/mcp-protocol';
 import { AppModule } from './app.module';
 import { StreamableHttpTransport } from './mcp/streamable-http.transport';
+import { McpWsAdapter } from './mcp/websocket/mcp-ws.adapter';
 
 /** Builds the gateway application (not yet listening): used by main.ts and the e2e suites. */
 export interface GatewayAppOptions {
@@ -39,6 +40,8 @@ export async function createGatewayApp(
   );
   app.useLogger(app.get(Logger));
   const values = app.get(ConfigService).values;
+  // WebSocket upgrades on the MCP path itself: ws://host/mcp with subprotocol "mcp".
+  app.useWebSocketAdapter(new McpWsAdapter(app, values.mcp.path, values.http.maxBodyBytes));
   app
     .get(StreamableHttpTransport)
     .register(app.getHttpAdapter().getInstance(), values.mcp.path, values.http.maxBodyBytes);

@@ -33,6 +33,10 @@ export const CONFIG_SCHEMA = {
     MAX_SESSIONS: { type: 'integer', minimum: 1, default: 10000 },
     SSE_KEEPALIVE_MS: { type: 'integer', minimum: 1000, default: 15000 },
     SSE_RETRY_MS: { type: 'integer', minimum: 0, default: 1000 },
+    /** WebSocket liveness: a client that misses one ping interval's pong is disconnected. */
+    WS_PING_INTERVAL_MS: { type: 'integer', minimum: 1000, default: 30000 },
+    /** Bytes queued for a WebSocket client before it counts as too slow and is closed. */
+    WS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 65536, default: 8388608 },
     EVENT_STORE_MAX_EVENTS: { type: 'integer', minimum: 0, default: 1000 },
     CLIENT_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 60000 },
     REQUEST_STATE_TTL_MS: { type: 'integer', minimum: 1000, default: 600000 },

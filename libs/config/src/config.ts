@@ -17,6 +17,8 @@ export interface PorticoConfig {
     maxSessions: number;
     sseKeepAliveMs: number;
     sseRetryMs: number;
+    wsPingIntervalMs: number;
+    wsMaxBufferedBytes: number;
     eventStoreMaxEvents: number;
     clientRequestTimeoutMs: number;
     requestStateTtlMs: number;
@@ -91,6 +93,8 @@ export function loadConfig(
       maxSessions: v.MAX_SESSIONS,
       sseKeepAliveMs: v.SSE_KEEPALIVE_MS,
       sseRetryMs: v.SSE_RETRY_MS,
+      wsPingIntervalMs: v.WS_PING_INTERVAL_MS,
+      wsMaxBufferedBytes: v.WS_MAX_BUFFERED_BYTES,
       eventStoreMaxEvents: v.EVENT_STORE_MAX_EVENTS,
       clientRequestTimeoutMs: v.CLIENT_REQUEST_TIMEOUT_MS,
       requestStateTtlMs: v.REQUEST_STATE_TTL_MS,

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { ConfigService } from '@portico/config';
@@ -25,16 +26,21 @@ export class HttpGuard {
   }
 
   check(request: FastifyRequest): GuardProblem | undefined {
+    return this.checkHeaders(request.headers);
+  }
+
+  /** The same checks on raw headers (WebSocket upgrades never reach Fastify's routes). */
+  checkHeaders(headers: IncomingHttpHeaders): GuardProblem | undefined {
     if (this.hosts.size > 0) {
-      const host = hostName(request.headers.host);
+      const host = hostName(headers.host);
       if (host === undefined || !this.hosts.has(host)) {
         return {
           status: 403,
-          message: `Forbidden: Host ${request.headers.host ?? '(none)'} is not allowed`,
+          message: `Forbidden: Host ${headers.host ?? '(none)'} is not allowed`,
         };
       }
     }
-    const origin = request.headers.origin;
+    const origin = headers.origin;
     if (origin !== undefined && !this.originAllowed(origin)) {
       return { status: 403, message: `Forbidden: Origin ${origin} is not allowed` };
     }

@@ -12,6 +12,7 @@ import {
 import { HttpGuard } from './http-guard';
 import { SessionRegistry } from './session-registry.service';
 import { StreamableHttpTransport } from './streamable-http.transport';
+import { McpWebSocketGateway } from './websocket/mcp-ws.gateway';
 
 @Module({
   imports: [McpEngineModule],
@@ -27,7 +28,8 @@ import { StreamableHttpTransport } from './streamable-http.transport';
     HttpGuard,
     SessionRegistry,
     StreamableHttpTransport,
+    McpWebSocketGateway,
   ],
-  exports: [StreamableHttpTransport, SessionRegistry],
+  exports: [StreamableHttpTransport, SessionRegistry, McpWebSocketGateway],
 })
 export class McpModule {}
