@@ -5,6 +5,7 @@ import { Logger } from 'nestjs-pino';
 import { ConfigService, PorticoConfig } from '@portico/config';
 import type { CatalogProvider } from '@portico/mcp-protocol';
 import { AppModule } from './app.module';
+import { LegacySseTransport } from './mcp/legacy-sse.transport';
 import { StreamableHttpTransport } from './mcp/streamable-http.transport';
 import { McpWsAdapter } from './mcp/websocket/mcp-ws.adapter';
 
@@ -42,8 +43,8 @@ export async function createGatewayApp(
   const values = app.get(ConfigService).values;
   // WebSocket upgrades on the MCP path itself: ws://host/mcp with subprotocol "mcp".
   app.useWebSocketAdapter(new McpWsAdapter(app, values.mcp.path, values.http.maxBodyBytes));
-  app
-    .get(StreamableHttpTransport)
-    .register(app.getHttpAdapter().getInstance(), values.mcp.path, values.http.maxBodyBytes);
+  const fastify = app.getHttpAdapter().getInstance();
+  app.get(StreamableHttpTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
+  app.get(LegacySseTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
   return app;
 }

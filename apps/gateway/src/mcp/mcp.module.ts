@@ -10,6 +10,7 @@ import {
   SESSION_STORE,
 } from '@portico/session';
 import { HttpGuard } from './http-guard';
+import { LegacySseTransport } from './legacy-sse.transport';
 import { SessionRegistry } from './session-registry.service';
 import { StreamableHttpTransport } from './streamable-http.transport';
 import { McpWebSocketGateway } from './websocket/mcp-ws.gateway';
@@ -29,7 +30,8 @@ import { McpWebSocketGateway } from './websocket/mcp-ws.gateway';
     SessionRegistry,
     StreamableHttpTransport,
     McpWebSocketGateway,
+    LegacySseTransport,
   ],
-  exports: [StreamableHttpTransport, SessionRegistry, McpWebSocketGateway],
+  exports: [StreamableHttpTransport, SessionRegistry, McpWebSocketGateway, LegacySseTransport],
 })
 export class McpModule {}

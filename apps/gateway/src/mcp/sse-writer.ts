@@ -48,6 +48,11 @@ export class SseWriter {
     this.write(frame);
   }
 
+  /** An event of another type than `message` (the legacy transport's `endpoint`). */
+  named(event: string, data: string): void {
+    this.write(`event: ${event}\ndata: ${data}\n\n`);
+  }
+
   /** A priming event: an id the client can resume from, and no data. */
   prime(id: string, retryMs: number): void {
     this.write(`id: ${id}\nretry: ${retryMs}\ndata: \n\n`);
