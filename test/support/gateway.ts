@@ -34,7 +34,7 @@ export async function startGateway(
   if (address === null || typeof address === 'string') {
     throw new Error('gateway did not bind a TCP port');
   }
-  const baseUrl = `http://127.0.0.1:${address.port}`;
+  const baseUrl = `${config.http.tls ? 'https' : 'http'}://127.0.0.1:${address.port}`;
   return {
     app,
     config,

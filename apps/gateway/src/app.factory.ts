@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { ConfigService, PorticoConfig } from '@portico/config';
+import { ConfigService, loadConfig, PorticoConfig } from '@portico/config';
 import type { CatalogProvider } from '@portico/mcp-protocol';
 import { AppModule } from './app.module';
 import { LegacySseTransport } from './mcp/legacy-sse.transport';
@@ -16,11 +16,13 @@ export interface GatewayAppOptions {
 }
 
 export async function createGatewayApp(
-  config?: PorticoConfig,
+  given?: PorticoConfig,
   options: GatewayAppOptions = {},
 ): Promise<NestFastifyApplication> {
+  const config = given ?? loadConfig();
   const adapter = new FastifyAdapter({
-    bodyLimit: config?.http.maxBodyBytes ?? 4 * 1024 * 1024,
+    ...listenerOptions(config),
+    bodyLimit: config.http.maxBodyBytes,
     // Slow-client defences; the values are deliberately generous for long tool calls.
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
@@ -30,7 +32,7 @@ export async function createGatewayApp(
     // Request ids: the caller's X-Request-Id when sent, else a random UUID.
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-  });
+  } as ConstructorParameters<typeof FastifyAdapter>[0]);
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, options.catalog),
     adapter,
@@ -47,4 +49,20 @@ export async function createGatewayApp(
   app.get(StreamableHttpTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
   app.get(LegacySseTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
   return app;
+}
+
+/**
+ * HTTP/1.1 by default; HTTPS when a certificate is configured (minimum TLS version from
+ * config); HTTP/2 when HTTP2 is on: negotiated by ALPN next to HTTP/1.1 over TLS (WebSocket
+ * and older clients keep working), or cleartext h2c without TLS.
+ */
+function listenerOptions(config: PorticoConfig): Record<string, unknown> {
+  const { tls, http2 } = config.http;
+  const https = tls
+    ? { cert: tls.cert, key: tls.key, minVersion: tls.minVersion, allowHTTP1: true }
+    : undefined;
+  if (http2) {
+    return https ? { http2: true, https } : { http2: true };
+  }
+  return https ? { https } : {};
 }

@@ -26,8 +26,14 @@ async function main(): Promise<void> {
     );
   }
   await app.listen({ port: config.http.port, host: config.http.host });
+  const scheme = config.http.tls ? 'https' : 'http';
+  const protocols = config.http.http2
+    ? config.http.tls
+      ? 'HTTP/2 + HTTP/1.1'
+      : 'h2c'
+    : 'HTTP/1.1';
   logger.log(
-    `Portico listening on http://${config.http.host}:${config.http.port}${config.mcp.path}`,
+    `Portico listening on ${scheme}://${config.http.host}:${config.http.port}${config.mcp.path} (${protocols})`,
   );
 
   const lifecycle = app.get(LifecycleService);

@@ -28,6 +28,12 @@ export const CONFIG_SCHEMA = {
      * bound to loopback, no check otherwise (set it in production).
      */
     ALLOWED_HOSTS: { type: 'string', default: '' },
+    /** PEM certificate and key files: both set = HTTPS (HTTP/2 with ALPN when HTTP2 is on). */
+    TLS_CERT_FILE: { type: 'string', minLength: 1 },
+    TLS_KEY_FILE: { type: 'string', minLength: 1 },
+    TLS_MIN_VERSION: { type: 'string', enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.3' },
+    /** HTTP/2 on the listener: with TLS negotiated by ALPN (HTTP/1.1 still served), else h2c. */
+    HTTP2: { type: 'boolean', default: false },
     MAX_BODY_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 4194304 },
     SESSION_IDLE_TIMEOUT_MS: { type: 'integer', minimum: 1000, default: 1800000 },
     MAX_SESSIONS: { type: 'integer', minimum: 1, default: 10000 },

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import Ajv from 'ajv';
 import { CONFIG_SCHEMA } from './config.schema';
 
@@ -8,6 +9,8 @@ export interface PorticoConfig {
     host: string;
     port: number;
     maxBodyBytes: number;
+    http2: boolean;
+    tls?: { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' | 'TLSv1.3' };
   };
   mcp: {
     path: string;
@@ -42,6 +45,29 @@ export class ConfigError extends Error {
 type Raw = Record<string, string | number | boolean | undefined>;
 
 const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+function readTls(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  minVersion: 'TLSv1.2' | 'TLSv1.3',
+): PorticoConfig['http']['tls'] {
+  if (certFile === undefined && keyFile === undefined) {
+    return undefined;
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    throw new ConfigError([
+      `${certFile === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}: required when the other TLS file is set`,
+    ]);
+  }
+  const read = (variable: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError([`${variable}=${JSON.stringify(file)}: ${(err as Error).message}`]);
+    }
+  };
+  return { cert: read('TLS_CERT_FILE', certFile), key: read('TLS_KEY_FILE', keyFile), minVersion };
+}
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
@@ -79,12 +105,13 @@ export function loadConfig(
     throw new ConfigError(problems);
   }
   const v = raw as Record<string, never>;
+  const tls = readTls(v.TLS_CERT_FILE, v.TLS_KEY_FILE, v.TLS_MIN_VERSION);
   const host = v.HOST as string;
   const allowedHosts = list(v.ALLOWED_HOSTS);
   const secretText = v.PORTICO_SECRET as string | undefined;
   return {
     env: v.NODE_ENV,
-    http: { host, port: v.PORT, maxBodyBytes: v.MAX_BODY_BYTES },
+    http: { host, port: v.PORT, maxBodyBytes: v.MAX_BODY_BYTES, http2: v.HTTP2, tls },
     mcp: {
       path: (v.MCP_PATH as string).replace(/\/+$/, '') || '/mcp',
       allowedOrigins: list(v.ALLOWED_ORIGINS),

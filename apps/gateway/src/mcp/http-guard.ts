@@ -32,11 +32,13 @@ export class HttpGuard {
   /** The same checks on raw headers (WebSocket upgrades never reach Fastify's routes). */
   checkHeaders(headers: IncomingHttpHeaders): GuardProblem | undefined {
     if (this.hosts.size > 0) {
-      const host = hostName(headers.host);
+      // HTTP/2 carries the host as the :authority pseudo-header.
+      const authority = headers.host ?? (headers[':authority'] as string | undefined);
+      const host = hostName(authority);
       if (host === undefined || !this.hosts.has(host)) {
         return {
           status: 403,
-          message: `Forbidden: Host ${headers.host ?? '(none)'} is not allowed`,
+          message: `Forbidden: Host ${authority ?? '(none)'} is not allowed`,
         };
       }
     }

@@ -22,7 +22,12 @@ export class SseWriter {
     keepAliveMs: number,
     onClose: () => void,
   ) {
-    raw.writeHead(200, { ...SSE_HEADERS, ...headers });
+    // HTTP/2 forbids connection-specific headers such as Connection.
+    const base: Record<string, string> = { ...SSE_HEADERS };
+    if (raw.req?.httpVersionMajor === 2) {
+      delete base.connection;
+    }
+    raw.writeHead(200, { ...base, ...headers });
     raw.flushHeaders();
     raw.on('close', () => {
       this.stop();
