@@ -3,7 +3,13 @@ import { ConfigError, loadConfig } from './config';
 describe(loadConfig.name, () => {
   it('applies embedded defaults when nothing is set', () => {
     const config = loadConfig({});
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, maxBodyBytes: 4 * 1024 * 1024 });
+    expect(config.http).toEqual({
+      host: '127.0.0.1',
+      port: 3000,
+      maxBodyBytes: 4 * 1024 * 1024,
+      http2: false,
+      tls: undefined,
+    });
     expect(config.mcp.path).toBe('/mcp');
     expect(config.mcp.allowedHosts).toEqual(['localhost', '127.0.0.1', '[::1]']);
     expect(config.mcp.secretGenerated).toBe(true);
