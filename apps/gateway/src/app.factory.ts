@@ -23,10 +23,11 @@ export async function createGatewayApp(
   const adapter = new FastifyAdapter({
     ...listenerOptions(config),
     bodyLimit: config.http.maxBodyBytes,
-    // Slow-client defences; the values are deliberately generous for long tool calls.
+    // Socket idle timeouts would cut long SSE streams; slow clients are bounded by the header,
+    // request and keep-alive timeouts of the Node server instead (see listenerOptions).
     connectionTimeout: 0,
-    keepAliveTimeout: 72_000,
-    requestTimeout: 0,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    requestTimeout: config.http.requestTimeoutMs,
     return503OnClosing: true,
     trustProxy: false,
     // Request ids: the caller's X-Request-Id when sent, else a random UUID.
@@ -46,6 +47,9 @@ export async function createGatewayApp(
   // WebSocket upgrades on the MCP path itself: ws://host/mcp with subprotocol "mcp".
   app.useWebSocketAdapter(new McpWsAdapter(app, values.mcp.path, values.http.maxBodyBytes));
   const fastify = app.getHttpAdapter().getInstance();
+  if (values.http.maxConnections > 0) {
+    fastify.server.maxConnections = values.http.maxConnections;
+  }
   app.get(StreamableHttpTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
   app.get(LegacySseTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
   return app;
@@ -58,11 +62,17 @@ export async function createGatewayApp(
  */
 function listenerOptions(config: PorticoConfig): Record<string, unknown> {
   const { tls, http2 } = config.http;
+  // Node checks the header and request timeouts on this interval (30 s by default).
+  const server = {
+    headersTimeout: config.http.headersTimeoutMs,
+    requestTimeout: config.http.requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs),
+  };
   const https = tls
-    ? { cert: tls.cert, key: tls.key, minVersion: tls.minVersion, allowHTTP1: true }
+    ? { cert: tls.cert, key: tls.key, minVersion: tls.minVersion, allowHTTP1: true, ...server }
     : undefined;
   if (http2) {
-    return https ? { http2: true, https } : { http2: true };
+    return https ? { http2: true, https } : { http2: true, http: server };
   }
-  return https ? { https } : {};
+  return https ? { https } : { http: server };
 }

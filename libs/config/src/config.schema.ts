@@ -34,6 +34,16 @@ export const CONFIG_SCHEMA = {
     TLS_MIN_VERSION: { type: 'string', enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.3' },
     /** HTTP/2 on the listener: with TLS negotiated by ALPN (HTTP/1.1 still served), else h2c. */
     HTTP2: { type: 'boolean', default: false },
+    /** Slow-client defences on the listener. */
+    HTTP_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 10000 },
+    HTTP_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 30000 },
+    HTTP_KEEPALIVE_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 72000 },
+    /** Open sockets the listener accepts (0: no limit). */
+    HTTP_MAX_CONNECTIONS: { type: 'integer', minimum: 0, default: 0 },
+    /** Requests and streams one 2025-era session may hold open at once. */
+    MAX_STREAMS_PER_SESSION: { type: 'integer', minimum: 1, default: 32 },
+    /** Open streams and WebSocket connections per client address. */
+    MAX_STREAMS_PER_CLIENT: { type: 'integer', minimum: 1, default: 256 },
     MAX_BODY_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 4194304 },
     SESSION_IDLE_TIMEOUT_MS: { type: 'integer', minimum: 1000, default: 1800000 },
     MAX_SESSIONS: { type: 'integer', minimum: 1, default: 10000 },

@@ -10,6 +10,10 @@ export interface PorticoConfig {
     port: number;
     maxBodyBytes: number;
     http2: boolean;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    maxConnections: number;
     tls?: { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' | 'TLSv1.3' };
   };
   mcp: {
@@ -18,6 +22,8 @@ export interface PorticoConfig {
     allowedHosts: readonly string[];
     sessionIdleTimeoutMs: number;
     maxSessions: number;
+    maxStreamsPerSession: number;
+    maxStreamsPerClient: number;
     sseKeepAliveMs: number;
     sseRetryMs: number;
     wsPingIntervalMs: number;
@@ -111,13 +117,25 @@ export function loadConfig(
   const secretText = v.PORTICO_SECRET as string | undefined;
   return {
     env: v.NODE_ENV,
-    http: { host, port: v.PORT, maxBodyBytes: v.MAX_BODY_BYTES, http2: v.HTTP2, tls },
+    http: {
+      host,
+      port: v.PORT,
+      maxBodyBytes: v.MAX_BODY_BYTES,
+      http2: v.HTTP2,
+      headersTimeoutMs: v.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: v.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: v.HTTP_KEEPALIVE_TIMEOUT_MS,
+      maxConnections: v.HTTP_MAX_CONNECTIONS,
+      tls,
+    },
     mcp: {
       path: (v.MCP_PATH as string).replace(/\/+$/, '') || '/mcp',
       allowedOrigins: list(v.ALLOWED_ORIGINS),
       allowedHosts: allowedHosts.length > 0 ? allowedHosts : isLoopback(host) ? LOOPBACK_HOSTS : [],
       sessionIdleTimeoutMs: v.SESSION_IDLE_TIMEOUT_MS,
       maxSessions: v.MAX_SESSIONS,
+      maxStreamsPerSession: v.MAX_STREAMS_PER_SESSION,
+      maxStreamsPerClient: v.MAX_STREAMS_PER_CLIENT,
       sseKeepAliveMs: v.SSE_KEEPALIVE_MS,
       sseRetryMs: v.SSE_RETRY_MS,
       wsPingIntervalMs: v.WS_PING_INTERVAL_MS,

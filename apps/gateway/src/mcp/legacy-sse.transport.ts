@@ -3,6 +3,7 @@ import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigService } from '@portico/config';
 import { ErrorCode, McpConnection, McpEngine, errorResponse } from '@portico/mcp-protocol';
+import { ConnectionLimiter } from './connection-limiter';
 import { HttpGuard } from './http-guard';
 import { SseWriter } from './sse-writer';
 
@@ -26,6 +27,7 @@ export class LegacySseTransport implements OnModuleDestroy {
   constructor(
     private readonly engine: McpEngine,
     private readonly guard: HttpGuard,
+    private readonly limiter: ConnectionLimiter,
     config: ConfigService,
   ) {
     this.keepAliveMs = config.values.mcp.sseKeepAliveMs;
@@ -79,9 +81,15 @@ export class LegacySseTransport implements OnModuleDestroy {
     if (!accept.includes('text/event-stream') && !accept.includes('*/*')) {
       return this.reject(reply, 406, 'Accept must list text/event-stream');
     }
+    const release = this.limiter.acquire(request.ip);
+    if (!release) {
+      void reply.header('retry-after', '1');
+      return this.reject(reply, 429, 'Too many open streams from this address');
+    }
     const sessionId = randomBytes(24).toString('base64url');
     reply.hijack();
     const writer = new SseWriter(reply.raw, {}, this.keepAliveMs, () => {
+      release();
       const stream = this.streams.get(sessionId);
       stream?.connection.close();
       this.streams.delete(sessionId);

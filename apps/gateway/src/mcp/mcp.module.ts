@@ -9,6 +9,7 @@ import {
   MemorySessionStore,
   SESSION_STORE,
 } from '@portico/session';
+import { ConnectionLimiter } from './connection-limiter';
 import { HttpGuard } from './http-guard';
 import { LegacySseTransport } from './legacy-sse.transport';
 import { SessionRegistry } from './session-registry.service';
@@ -27,6 +28,7 @@ import { McpWebSocketGateway } from './websocket/mcp-ws.gateway';
     },
     { provide: MESSAGE_BUS, useClass: MemoryMessageBus },
     HttpGuard,
+    ConnectionLimiter,
     SessionRegistry,
     StreamableHttpTransport,
     McpWebSocketGateway,

@@ -25,6 +25,7 @@ import { EVENT_STORE, EventStore } from '@portico/session';
 import { LiveSession, SessionLimitError, SessionRegistry } from './session-registry.service';
 import { SessionStream } from './session-stream';
 import { SseWriter } from './sse-writer';
+import { ConnectionLimiter } from './connection-limiter';
 import { HttpGuard } from './http-guard';
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -69,6 +70,7 @@ export class StreamableHttpTransport {
     private readonly engine: McpEngine,
     private readonly sessions: SessionRegistry,
     private readonly guard: HttpGuard,
+    private readonly limiter: ConnectionLimiter,
     private readonly pino: PinoLogger,
     @Inject(EVENT_STORE) private readonly events: EventStore,
     config: ConfigService,
@@ -155,6 +157,20 @@ export class StreamableHttpTransport {
       if (problem) {
         throw reject(problem.status, ErrorCode.InvalidRequest, problem.message);
       }
+      // Every open request or stream holds a slot of its client address and session.
+      const release = this.limiter.acquire(
+        request.ip,
+        headerValue(request.headers[SESSION_HEADER]),
+      );
+      if (!release) {
+        throw new HttpRejection(
+          429,
+          { code: ErrorCode.InvalidRequest, message: 'Too many open requests or streams' },
+          null,
+          { 'retry-after': '1' },
+        );
+      }
+      reply.raw.once('close', release);
       await run();
     } catch (err) {
       if (reply.sent || reply.raw.headersSent) {

@@ -10,6 +10,7 @@ import {
   McpEngine,
   PARSE_ERROR,
 } from '@portico/mcp-protocol';
+import { ConnectionLimiter } from '../connection-limiter';
 import { HttpGuard } from '../http-guard';
 
 /** Close codes (RFC 6455 §7.4.1) this gateway uses, each saying why. */
@@ -43,6 +44,7 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
   constructor(
     private readonly engine: McpEngine,
     private readonly guard: HttpGuard,
+    private readonly limiter: ConnectionLimiter,
     private readonly config: ConfigService,
   ) {
     this.heartbeat = setInterval(() => this.ping(), config.values.mcp.wsPingIntervalMs);
@@ -55,6 +57,12 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       socket.close(WS_CLOSE.policyViolation, problem.message.slice(0, 120));
       return;
     }
+    const release = this.limiter.acquire(request.socket.remoteAddress ?? 'unknown');
+    if (!release) {
+      socket.close(WS_CLOSE.tryAgainLater, 'Too many connections from this address');
+      return;
+    }
+    socket.once('close', release);
     const limits = this.config.values.mcp;
     const connection = new McpConnection(this.engine, {
       send: (message) => this.send(socket, message, limits.wsMaxBufferedBytes),
