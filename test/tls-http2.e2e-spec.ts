@@ -138,7 +138,7 @@ describe('TLS and HTTP/2 on the listener', () => {
             headers: MCP_HEADERS,
             rejectUnauthorized: false,
             ALPNProtocols: ['http/1.1'],
-          },
+          } as https.RequestOptions,
           (res) => {
             let body = '';
             res.setEncoding('utf8');

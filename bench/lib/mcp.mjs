@@ -71,6 +71,31 @@ export function eraRequest(era, { sessionId } = {}) {
 }
 
 /**
+ * Message builders for the message-stream transports (WebSocket, stdio): one
+ * JSON-RPC message per frame or line, no headers. Returns id => text.
+ * - 'plain':  bare JSON-RPC, for the no-MCP baselines;
+ * - '2025':   the same call, sent after the connection's initialize handshake;
+ * - 'modern': the 2026-07-28 per-request `_meta` envelope, no handshake.
+ */
+export function eraFrame(era) {
+  switch (era) {
+    case 'plain':
+    case '2025':
+      return toolsCallBody(ECHO_CALL);
+    case 'modern':
+      return toolsCallBody({
+        ...ECHO_CALL,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': PROTOCOL_MODERN,
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      });
+    default:
+      throw new Error(`unknown era ${era}`);
+  }
+}
+
+/**
  * Parse a JSON-RPC response body. Servers may legally answer a POST with an
  * SSE stream instead of JSON; then the response is the last `data:` event.
  */
@@ -98,7 +123,12 @@ export function checkEchoResponse(text, id) {
   } catch (err) {
     return `unparseable body (${err.message})`;
   }
-  if (msg.jsonrpc !== '2.0') {
+  return checkEchoMessage(msg, id);
+}
+
+/** The same check on an already parsed JSON-RPC message (WebSocket frames, stdio lines). */
+export function checkEchoMessage(msg, id) {
+  if (msg?.jsonrpc !== '2.0') {
     return 'missing jsonrpc: "2.0"';
   }
   if (msg.id !== id) {
@@ -127,25 +157,45 @@ export async function post(url, headers, body) {
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
+/** The 2025-11-25 `initialize` request (HTTP body, WebSocket frame or stdio line). */
+export function initializeMessage(id) {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'initialize',
+    params: {
+      protocolVersion: PROTOCOL_2025,
+      capabilities: {},
+      clientInfo: { name: 'bench', version: '1' },
+    },
+  });
+}
+
+export const INITIALIZED_NOTIFICATION = JSON.stringify({
+  jsonrpc: '2.0',
+  method: 'notifications/initialized',
+});
+
+/** null when `msg` is a successful 2025-11-25 initialize result for `id`, else why not. */
+export function checkInitializeMessage(msg, id) {
+  if (msg?.jsonrpc !== '2.0' || msg.id !== id) {
+    return `initialize: unexpected answer ${JSON.stringify(msg).slice(0, 300)}`;
+  }
+  if (msg.error) {
+    return `initialize failed: ${JSON.stringify(msg.error)}`;
+  }
+  if (msg.result?.protocolVersion !== PROTOCOL_2025) {
+    return `initialize: negotiated ${JSON.stringify(msg.result?.protocolVersion)}, not ${PROTOCOL_2025}`;
+  }
+  return null;
+}
+
 /**
  * The 2025-11-25 handshake: initialize, keep the Mcp-Session-Id, then send
  * notifications/initialized. Returns the session id.
  */
 export async function openSession2025(url) {
-  const init = await post(
-    url,
-    BASE_HEADERS,
-    JSON.stringify({
-      jsonrpc: '2.0',
-      id: nextId(),
-      method: 'initialize',
-      params: {
-        protocolVersion: PROTOCOL_2025,
-        capabilities: {},
-        clientInfo: { name: 'bench', version: '1' },
-      },
-    }),
-  );
+  const init = await post(url, BASE_HEADERS, initializeMessage(nextId()));
   if (init.status !== 200) {
     throw new Error(`initialize: HTTP ${init.status} ${init.text}`);
   }
@@ -161,7 +211,7 @@ export async function openSession2025(url) {
   const initialized = await post(
     url,
     { ...BASE_HEADERS, 'mcp-session-id': sessionId, 'mcp-protocol-version': PROTOCOL_2025 },
-    JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    INITIALIZED_NOTIFICATION,
   );
   if (initialized.status !== 202 && initialized.status !== 200) {
     throw new Error(`notifications/initialized: HTTP ${initialized.status} ${initialized.text}`);

@@ -8,22 +8,28 @@ import { createConnection, createServer } from 'node:net';
 
 const children = new Set();
 
-/** Keep the tail of a child's output so a failed start can be explained. */
-function captureTail(child, limit = 4000) {
+/**
+ * Keep the tail of a child's output so a failed start can be explained. A
+ * stdio server's stdout is its protocol stream, which the bench reads itself:
+ * then only stderr is kept.
+ */
+function captureTail(child, { stdout = true } = {}, limit = 4000) {
   let tail = '';
   const keep = (chunk) => {
     tail = (tail + chunk).slice(-limit);
   };
-  child.stdout?.setEncoding('utf8').on('data', keep);
+  if (stdout) {
+    child.stdout?.setEncoding('utf8').on('data', keep);
+  }
   child.stderr?.setEncoding('utf8').on('data', keep);
   return () => tail;
 }
 
-function track(child, name) {
+function track(child, name, captureOptions) {
   children.add(child);
   child.once('exit', () => children.delete(child));
   child.benchName = name;
-  child.outputTail = captureTail(child);
+  child.outputTail = captureTail(child, captureOptions);
   return child;
 }
 
@@ -154,6 +160,28 @@ export async function startCommand(
   } finally {
     waiting = false; // stop polling whichever way the race ended
   }
+}
+
+/**
+ * Spawn a server that speaks on its stdin/stdout (newline-delimited JSON-RPC).
+ * Readiness is the caller's business (a first request that gets answered);
+ * `exited` rejects with the child's stderr tail if it dies, for racing.
+ */
+export function startStdioCommand(command, args, { name, env, cwd }) {
+  const child = track(
+    spawn(command, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    }),
+    name,
+    { stdout: false },
+  );
+  // A stdin write racing the child's exit must not crash the bench (EPIPE).
+  child.stdin.on('error', () => {});
+  const exited = rejectOnExit(child);
+  exited.catch(() => {}); // only matters when someone races it
+  return { child, exited };
 }
 
 /** SIGTERM, then SIGKILL if the child ignores it. */

@@ -7,7 +7,14 @@
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_WAIT_MS, within } from './sdk';
+import { within } from './sdk';
+
+/**
+ * Default bound for waiting on the child. Generous because the first answer includes booting
+ * Node and Nest (under 1 s when idle, several seconds on a loaded CI machine); a healthy run
+ * never waits this long, and a hung server still fails the test well inside Jest's timeout.
+ */
+export const WAIT_MS = 10_000;
 
 export const CLI_MAIN = resolve(__dirname, '../../dist/apps/cli/apps/cli/src/main.js');
 
@@ -258,14 +265,14 @@ export class StdioProcess {
     id: string | number,
     method: string,
     params?: Record<string, unknown>,
-    ms = DEFAULT_WAIT_MS,
+    ms = WAIT_MS,
   ): Promise<WireMessage> {
     this.send({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) });
     return this.response(id, ms);
   }
 
   /** Waits for the (first) response carrying `id`. */
-  response(id: string | number | null, ms = DEFAULT_WAIT_MS): Promise<WireMessage> {
+  response(id: string | number | null, ms = WAIT_MS): Promise<WireMessage> {
     return this.waitFor(
       (m) => isResponse(m) && m.id === id,
       ms,
@@ -276,7 +283,7 @@ export class StdioProcess {
   /** Waits for a message (already written or future) matching `predicate`. */
   waitFor(
     predicate: (m: WireMessage) => boolean,
-    ms = DEFAULT_WAIT_MS,
+    ms = WAIT_MS,
     what = 'a matching message',
   ): Promise<WireMessage> {
     const found = this.messages.find(predicate);
@@ -290,7 +297,7 @@ export class StdioProcess {
   }
 
   /** Waits until the server's stderr (its log) matches `pattern`. */
-  waitForStderr(pattern: RegExp, ms = DEFAULT_WAIT_MS): Promise<void> {
+  waitForStderr(pattern: RegExp, ms = WAIT_MS): Promise<void> {
     if (pattern.test(this.stderr)) {
       return Promise.resolve();
     }

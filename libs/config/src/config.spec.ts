@@ -3,13 +3,15 @@ import { ConfigError, loadConfig } from './config';
 describe(loadConfig.name, () => {
   it('applies embedded defaults when nothing is set', () => {
     const config = loadConfig({});
-    expect(config.http).toEqual({
+    expect(config.http).toMatchObject({
       host: '127.0.0.1',
       port: 3000,
       maxBodyBytes: 4 * 1024 * 1024,
       http2: false,
-      tls: undefined,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
     });
+    expect(config.http.tls).toBeUndefined();
     expect(config.mcp.path).toBe('/mcp');
     expect(config.mcp.allowedHosts).toEqual(['localhost', '127.0.0.1', '[::1]']);
     expect(config.mcp.secretGenerated).toBe(true);
