@@ -63,7 +63,7 @@ export class StdioServer {
   }
 
   private onLine(line: string): void {
-    if (this.stopping || line.trim() === '') {
+    if (line.trim() === '') {
       return;
     }
     if (Buffer.byteLength(line) > this.options.maxLineBytes) {
@@ -79,6 +79,16 @@ export class StdioServer {
       value = JSON.parse(line);
     } catch {
       value = PARSE_ERROR;
+    }
+    if (this.stopping && isRequest(value)) {
+      // Draining: in-flight calls may still get their answers (responses, cancellations),
+      // but no new work starts.
+      void this.write({
+        jsonrpc: '2.0',
+        id: value.id,
+        error: { code: -32603, message: 'Server is shutting down' },
+      });
+      return;
     }
     void this.connection.receive(value);
   }
@@ -102,4 +112,12 @@ export class StdioServer {
     );
     return this.tail;
   }
+}
+
+function isRequest(value: unknown): value is { id: string | number } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return false;
+  }
+  const v = value as { method?: unknown; id?: unknown };
+  return typeof v.method === 'string' && (typeof v.id === 'string' || typeof v.id === 'number');
 }
