@@ -336,10 +336,13 @@ describe.each(FLAVOURS)('$label, over stdio', ({ era, connect, sdk }) => {
 
   beforeEach(() => {
     answers.reset();
-    c.logs.clear();
+    c?.logs.clear();
   });
 
   afterEach(() => {
+    if (!c) {
+      return; // connect failed: beforeAll already reported why
+    }
     // The SDK transports report unparseable stdout lines and schema failures through onerror.
     const errors = c.errors.splice(0).filter((error) => !isSdkProgressRace(c.tap, error));
     expect(errors.map((e) => e.message)).toEqual([]);
@@ -1024,7 +1027,7 @@ describe('portico stdio, raw process', () => {
       expect(stdoutViolations(proc.lines)).toEqual([]);
     });
 
-    it('with a call in flight: its response is written, later requests are not served, exit 0', async () => {
+    it('with a call in flight: its response is written, a request arriving while draining is refused, exit 0', async () => {
       const proc = StdioProcess.start({ SHUTDOWN_GRACE_MS: '5000' });
       proc.send({
         jsonrpc: '2.0',
@@ -1038,12 +1041,13 @@ describe('portico stdio, raw process', () => {
           },
         ),
       });
-      await proc.waitFor((m) => m.method === 'notifications/message');
+      await proc.waitFor((m) => m.method === 'notifications/message'); // the handler is running
       const mark = proc.lines.length;
       const sentAt = Date.now();
       proc.signal('SIGTERM');
       await proc.waitForStderr(/SIGTERM: waiting for 1 call/);
-      // Shutdown has begun: a new request must not start new work or produce output.
+      // Shutdown has begun: a new request must not start new work. JSON-RPC 2.0 still owes it
+      // a Response, so the client is not left waiting: an error, never a result.
       proc.send({
         jsonrpc: '2.0',
         id: 'late',
@@ -1054,8 +1058,13 @@ describe('portico stdio, raw process', () => {
       expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null });
       expect(exit.at - sentAt).toBeLessThan(200 + EXIT_MARGIN_MS);
       const after = proc.messagesAfter(mark);
-      expect(after.map((m) => m.id)).toEqual(['slow']);
-      expect(textOf(after[0].result)).toBe('Reconnection test completed');
+      expect(after.map((m) => m.id).sort()).toEqual(['late', 'slow']);
+      expect(textOf(responsesTo(proc, 'slow')[0].result)).toBe('Reconnection test completed');
+      const late = responsesTo(proc, 'late');
+      expect(late).toHaveLength(1);
+      expect(late[0].result).toBeUndefined();
+      expect(late[0].error).toEqual(expect.objectContaining({ code: expect.any(Number) }));
+      expect(proc.lines.some((l) => l.text.includes('too late'))).toBe(false);
       expect(stdoutViolations(proc.lines)).toEqual([]);
     });
 

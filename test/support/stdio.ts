@@ -180,9 +180,13 @@ export class StdioProcess {
   readonly closed: Promise<ExitInfo>;
   private partial = '';
   private exitInfo?: ExitInfo;
-  private waiters: { predicate: (m: WireMessage) => boolean; resolve: (m: WireMessage) => void }[] =
+  private waiters: {
+    predicate: (m: WireMessage) => boolean;
+    resolve: (m: WireMessage) => void;
+    reject: (error: Error) => void;
+  }[] = [];
+  private stderrWaiters: { pattern: RegExp; resolve: () => void; reject: (e: Error) => void }[] =
     [];
-  private stderrWaiters: { pattern: RegExp; resolve: () => void }[] = [];
 
   private constructor(env: Record<string, string>) {
     this.child = spawn(process.execPath, [CLI_MAIN, 'stdio'], {
@@ -213,7 +217,18 @@ export class StdioProcess {
           this.partial = '';
         }
         running.delete(this);
-        resolveClosed(this.exitInfo ?? { code, signal, at: Date.now() });
+        const info = this.exitInfo ?? { code, signal, at: Date.now() };
+        // Nothing more can arrive: fail whoever still waits now instead of at their timeout.
+        const gone = new Error(
+          `the server exited (code ${String(info.code)}, signal ${String(info.signal)}) ` +
+            `before it was seen; stderr: ${this.stderr || '(empty)'}`,
+        );
+        for (const waiter of [...this.waiters, ...this.stderrWaiters]) {
+          waiter.reject(gone);
+        }
+        this.waiters = [];
+        this.stderrWaiters = [];
+        resolveClosed(info);
       });
     });
   }
@@ -290,8 +305,11 @@ export class StdioProcess {
     if (found) {
       return Promise.resolve(found);
     }
-    const waiting = new Promise<WireMessage>((resolveWait) => {
-      this.waiters.push({ predicate, resolve: resolveWait });
+    if (this.child.exitCode !== null || this.child.signalCode !== null) {
+      return Promise.reject(new Error(`the server already exited; ${what} never came`));
+    }
+    const waiting = new Promise<WireMessage>((resolveWait, rejectWait) => {
+      this.waiters.push({ predicate, resolve: resolveWait, reject: rejectWait });
     });
     return within(waiting, ms, `waiting for ${what} on stdout (stderr so far: ${this.stderr})`);
   }
@@ -301,8 +319,8 @@ export class StdioProcess {
     if (pattern.test(this.stderr)) {
       return Promise.resolve();
     }
-    const waiting = new Promise<void>((resolveWait) => {
-      this.stderrWaiters.push({ pattern, resolve: resolveWait });
+    const waiting = new Promise<void>((resolveWait, rejectWait) => {
+      this.stderrWaiters.push({ pattern, resolve: resolveWait, reject: rejectWait });
     });
     return within(waiting, ms, `waiting for ${String(pattern)} on stderr (got: ${this.stderr})`);
   }
