@@ -1,15 +1,19 @@
 // `npm run bench`: the engine microbenchmark, then tools/call over Streamable
-// HTTP against the baselines and Portico. See bench/README.md.
+// HTTP, over WebSocket and over stdio, each against same-run baselines and
+// Portico. See bench/README.md.
 //
 // Environment:
 //   BENCH_DURATION        seconds per measured round          (default 10)
 //   BENCH_ROUNDS          measured rounds per target           (default 3)
 //   BENCH_WARMUP          warm-up seconds per target           (default 3)
-//   BENCH_CONNECTIONS     concurrent connections               (default 50)
+//   BENCH_CONNECTIONS     concurrent HTTP connections          (default 50)
+//   BENCH_WS_CONNECTIONS  concurrent WebSocket connections     (default 100)
+//   BENCH_WS_PIPELINE     requests in flight per WS connection (default 1)
 //   BENCH_ENGINE_SECONDS  engine microbenchmark seconds        (default 3)
-//   BENCH_ONLY            e.g. "engine,a,c" or "sdk-v1,portico-modern"
+//   BENCH_ONLY            e.g. "engine,a,c", "sdk-v1,portico-modern", "ws,stdio" or "w1,w2"
 //   BENCH_VERIFY=0        skip checking every response body under load
 //   PORTICO_ENTRY         gateway entry (default dist/apps/gateway/apps/gateway/src/main.js)
+//   PORTICO_CLI_ENTRY     CLI entry (default dist/apps/cli/apps/cli/src/main.js)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { resolve } from 'node:path';
@@ -18,14 +22,21 @@ import { eraRequest, openSession2025, sampleCheck } from './lib/mcp.mjs';
 import { installCleanup, runForked, stop, stopAll } from './lib/procs.mjs';
 import {
   computeChecks,
+  computeStdioChecks,
+  computeWsChecks,
   isClean,
   printChecks,
   printEngine,
   printHttp,
+  printStdio,
+  printWs,
   summarize,
+  summarizeStdio,
 } from './lib/report.mjs';
-import { PORTICO_ENTRY } from './servers/portico.mjs';
-import { SERVERS, parseOnly } from './targets.mjs';
+import { PORTICO_CLI_ENTRY, PORTICO_ENTRY } from './servers/portico.mjs';
+import { StdioPeer, runStdioRound } from './stdio-load.mjs';
+import { STDIO_SERVERS, parseOnly, startServers } from './targets.mjs';
+import { runWsLoad, sampleCheckWs } from './ws-load.mjs';
 
 const BENCH_DIR = import.meta.dirname;
 
@@ -52,6 +63,8 @@ const config = {
   rounds: Math.round(numberEnv('BENCH_ROUNDS', 3)),
   warmupSec: numberEnv('BENCH_WARMUP', 3),
   connections: Math.round(numberEnv('BENCH_CONNECTIONS', 50)),
+  wsConnections: Math.round(numberEnv('BENCH_WS_CONNECTIONS', 100)),
+  wsPipeline: Math.round(numberEnv('BENCH_WS_PIPELINE', 1)),
   engineSec: numberEnv('BENCH_ENGINE_SECONDS', 3),
   verify: process.env.BENCH_VERIFY !== '0',
   only: process.env.BENCH_ONLY ?? '',
@@ -67,9 +80,13 @@ installCleanup();
 
 // Hard stop: whatever hangs, the bench ends by itself. The budget is the
 // planned load time plus generous slack for start-up and checks.
+// WebSocket rounds also open (and close) their connections and wait for late
+// answers; stdio targets each start a process of their own.
 const plannedSec =
   (selection.engine ? config.engineSec + 2 : 0) +
-  selection.targets.length * (config.warmupSec + config.rounds * (config.durationSec + 1));
+  selection.targets.length * (config.warmupSec + config.rounds * (config.durationSec + 1)) +
+  selection.ws.length * (config.warmupSec + 3 + config.rounds * (config.durationSec + 3)) +
+  selection.stdio.length * (config.warmupSec + 10 + config.rounds * (config.durationSec + 1));
 const watchdog = setTimeout(
   () => {
     console.error(`\nbench exceeded its time budget (${Math.round(plannedSec + 120)} s); aborting`);
@@ -90,8 +107,25 @@ const report = {
   config,
   engine: null,
   http: [],
+  ws: [],
+  stdio: [],
   checks: [],
 };
+
+/**
+ * Mark the run as failed when a measurement is not trustworthy (failed
+ * requests) or a target could not be measured — except Portico simply not
+ * being built yet, which is the expected state while it is being written.
+ */
+function flagBroken(results, isUnbuilt) {
+  const broken = results.filter(
+    (r) => (r.skipped && !isUnbuilt(r)) || r.postCheck || (r.summary && !isClean(r.summary)),
+  );
+  if (broken.length) {
+    process.exitCode = 1;
+  }
+  return results.some(isUnbuilt);
+}
 
 // ---- 1. Engine microbenchmark (own process, before any server exists) ----
 if (selection.engine) {
@@ -112,18 +146,7 @@ if (selection.targets.length) {
   const results = selection.targets.map((t) => ({ ...t, rounds: [], verified: config.verify }));
 
   // Start each needed server once (Portico serves two targets).
-  const servers = {};
-  for (const name of new Set(results.map((r) => r.server))) {
-    process.stdout.write(`starting ${name}… `);
-    try {
-      servers[name] = await SERVERS[name]();
-      console.log(`pid ${servers[name].child.pid}, port ${servers[name].port}`);
-    } catch (err) {
-      servers[name] = { error: err.message, notBuilt: err.code === 'PORTICO_NOT_BUILT' };
-      console.log('FAILED');
-      console.log(`  ${err.message.split('\n').join('\n  ')}`);
-    }
-  }
+  const servers = await startServers(new Set(results.map((r) => r.server)));
 
   // Prepare each target: session handshake where needed, then prove that the
   // target answers correctly before any load is put on it. The wire details
@@ -196,24 +219,187 @@ if (selection.targets.length) {
   await Promise.all(Object.values(servers).map((s) => s.child && stop(s.child)));
 
   printHttp(results, config);
-  report.checks = computeChecks(results);
-  printChecks(report.checks, results);
-
+  report.checks.push(...computeChecks(results));
   report.http = results;
-
-  // Exit non-zero when a measurement is not trustworthy (failed requests) or
-  // a target could not be measured — except Portico simply not being built
-  // yet, which is the expected state while it is being written.
-  const porticoUnbuilt = (r) => r.server === 'portico' && servers.portico?.notBuilt;
-  const broken = results.filter(
-    (r) => (r.skipped && !porticoUnbuilt(r)) || r.postCheck || (r.summary && !isClean(r.summary)),
-  );
-  if (broken.length) {
-    process.exitCode = 1;
-  }
-  if (results.some(porticoUnbuilt)) {
+  if (flagBroken(results, (r) => r.server === 'portico' && servers.portico?.notBuilt)) {
     console.log(`\nPortico not measured: ${PORTICO_ENTRY} does not exist. Run \`npm run build\`.`);
   }
+}
+
+// ---- 3. WebSocket benchmark ----
+if (selection.ws.length) {
+  const results = selection.ws.map((t) => ({
+    ...t,
+    connections: config.wsConnections,
+    pipeline: config.wsPipeline,
+    rounds: [],
+    verified: config.verify,
+  }));
+  // A fresh Portico, not the one the HTTP rounds used (no leftover sessions).
+  const servers = await startServers(new Set(results.map((r) => r.server)));
+  const url = (r) => `ws://127.0.0.1:${servers[r.server].port}/mcp`;
+
+  for (const r of results) {
+    const server = servers[r.server];
+    if (server.error) {
+      r.skipped = `${r.server} did not start: ${server.error.split('\n')[0]}`;
+      continue;
+    }
+    try {
+      await sampleCheckWs(url(r), r.era);
+    } catch (err) {
+      r.skipped = `not answering correctly: ${err.message}`;
+      console.log(`  ${r.key} ${r.label}: ${r.skipped}`);
+    }
+  }
+  const live = results.filter((r) => !r.skipped);
+
+  const load = (r, durationSec) =>
+    runWsLoad({
+      url: url(r),
+      era: r.era,
+      connections: config.wsConnections,
+      pipeline: config.wsPipeline,
+      durationSec,
+      verify: config.verify,
+      serverPid: servers[r.server].child.pid,
+    });
+  // A round that cannot even connect is recorded as failed, not fatal.
+  const failedRound = (err) => ({
+    reqPerSec: 0,
+    completed: 0,
+    latencyMs: { p50: null, p90: null, p99: null, max: null },
+    errors: 1,
+    firstError: err.message,
+    timeouts: 0,
+    invalid: 0,
+    cpuPercent: { loader: null, server: null },
+  });
+
+  for (const r of live) {
+    process.stdout.write(`warm-up ${r.key} ${r.label}… `);
+    const w = await load(r, config.warmupSec).catch(failedRound);
+    console.log(
+      `${w.reqPerSec.toLocaleString('en-US')} req/s${w.firstError ? ` (${w.firstError})` : ''}`,
+    );
+  }
+  for (let round = 1; round <= config.rounds; round++) {
+    for (const r of live) {
+      const m = await load(r, config.durationSec).catch(failedRound);
+      r.rounds.push(m);
+      r.firstInvalid ??= m.firstInvalid;
+      r.firstError ??= m.firstError;
+      console.log(
+        `round ${round}/${config.rounds} ${r.key}: ${m.reqPerSec.toLocaleString('en-US')} req/s, ` +
+          `p50 ${m.latencyMs.p50} ms, p99 ${m.latencyMs.p99} ms, errors ${m.errors}, ` +
+          `timeouts ${m.timeouts}, invalid ${m.invalid}`,
+      );
+    }
+  }
+  for (const r of live) {
+    try {
+      await sampleCheckWs(url(r), r.era);
+    } catch (err) {
+      r.postCheck = err.message;
+    }
+    r.summary = summarize(r.rounds);
+  }
+
+  await Promise.all(Object.values(servers).map((s) => s.child && stop(s.child)));
+
+  printWs(results, config);
+  report.checks.push(...computeWsChecks(results));
+  report.ws = results;
+  if (flagBroken(results, (r) => r.server === 'portico' && servers.portico?.notBuilt)) {
+    console.log(`\nPortico WS not measured: ${PORTICO_ENTRY} does not exist.`);
+  }
+}
+
+// ---- 4. stdio benchmark ----
+if (selection.stdio.length) {
+  const results = selection.stdio.map((t) => ({ ...t, rounds: [], verified: config.verify }));
+  // One process per target: over stdio the protocol era belongs to the
+  // connection, i.e. to the process. Ready = it answered the sample check.
+  const peers = new Map();
+  for (const r of results) {
+    process.stdout.write(`starting ${r.id}… `);
+    let started;
+    try {
+      started = STDIO_SERVERS[r.server](r.id);
+      const peer = new StdioPeer(started.child);
+      const handshake = (async () => {
+        if (r.era === '2025') {
+          await peer.initialize2025();
+        }
+        await peer.sampleCheck(r.era);
+      })();
+      await Promise.race([handshake, started.exited]);
+      peers.set(r, peer);
+      console.log(`pid ${started.child.pid}`);
+    } catch (err) {
+      r.notBuilt = err.code === 'PORTICO_NOT_BUILT';
+      r.skipped = r.notBuilt ? err.message : `not answering correctly: ${err.message}`;
+      console.log('FAILED');
+      console.log(`  ${r.skipped.split('\n').join('\n  ')}`);
+      if (started) {
+        await stop(started.child);
+      }
+    }
+  }
+  const live = results.filter((r) => !r.skipped);
+  const round = (r, durationSec) =>
+    runStdioRound(peers.get(r), { era: r.era, durationSec, verify: config.verify });
+
+  for (const r of live) {
+    process.stdout.write(`warm-up ${r.key} ${r.label}… `);
+    const w = await round(r, config.warmupSec);
+    console.log(`${w.callsPerSec.toLocaleString('en-US')} calls/s`);
+  }
+  for (let n = 1; n <= config.rounds; n++) {
+    for (const r of live) {
+      const m = await round(r, config.durationSec);
+      r.rounds.push(m);
+      r.firstInvalid ??= m.firstInvalid;
+      r.firstError ??= m.firstError;
+      console.log(
+        `round ${n}/${config.rounds} ${r.key}: ${m.callsPerSec.toLocaleString('en-US')} calls/s, ` +
+          `p50 ${m.latencyUs.p50} µs, p99 ${m.latencyUs.p99} µs, ` +
+          `errors ${m.errors + m.timeouts}, invalid ${m.invalid}`,
+      );
+    }
+  }
+  for (const r of live) {
+    try {
+      await peers.get(r).sampleCheck(r.era);
+    } catch (err) {
+      r.postCheck = err.message;
+    }
+    r.summary = summarizeStdio(r.rounds);
+  }
+
+  // Closing stdin is the normal way to end a stdio server; stop() follows up
+  // on any that has not exited a few seconds later.
+  await Promise.all(
+    [...peers.values()].map(async ({ child }) => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.stdin.end();
+      if (child.exitCode === null && child.signalCode === null) {
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
+      }
+      await stop(child);
+    }),
+  );
+
+  printStdio(results, config);
+  report.checks.push(...computeStdioChecks(results));
+  report.stdio = results;
+  if (flagBroken(results, (r) => r.notBuilt)) {
+    console.log(`\nPortico stdio not measured: ${PORTICO_CLI_ENTRY} does not exist.`);
+  }
+}
+
+if (selection.targets.length || selection.ws.length || selection.stdio.length) {
+  printChecks(report.checks, report.http);
 }
 
 if (report.engine?.error) {

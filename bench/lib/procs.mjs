@@ -228,6 +228,18 @@ export function installCleanup() {
  * /proc/<pid>/stat. Used to show whether the server or the load generator was
  * the bottleneck. Returns undefined where /proc is unavailable.
  */
+/**
+ * Server CPU µs per answered call over a round: the server's own cost, without
+ * the load generator's share that req/s includes. /proc has 10 ms resolution,
+ * plenty over rounds of seconds.
+ */
+export function cpuPerCall(cpuMs, calls) {
+  if (cpuMs === undefined || Number.isNaN(cpuMs) || !calls) {
+    return null;
+  }
+  return Math.round((cpuMs * 10_000) / calls) / 10;
+}
+
 export function cpuTimeMs(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
