@@ -56,6 +56,10 @@ export const idKey = (id: unknown): string =>
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves with `value` after `ms` without keeping the process alive (for races). */
+const after = <T>(ms: number, value: T): Promise<T> =>
+  new Promise((r) => setTimeout(() => r(value), ms).unref());
+
 const clip = (text: string, max = 300): string =>
   text.length > max ? `${text.slice(0, max)}… (${text.length} chars)` : text;
 
@@ -108,7 +112,9 @@ export function fuzzTools(): ToolHandler[] {
         const content: unknown = (answer as { content?: unknown } | null)?.content;
         const name = isObject(content) ? content.name : undefined;
         return {
-          content: [{ type: 'text', text: `hello ${typeof name === 'string' ? name : 'stranger'}` }],
+          content: [
+            { type: 'text', text: `hello ${typeof name === 'string' ? name : 'stranger'}` },
+          ],
         };
       },
     },
@@ -323,7 +329,10 @@ export const jsonish: fc.Arbitrary<unknown> = fc.letrec<{
 
 export const huge: fc.Arbitrary<Huge> = fc
   .record({
-    count: fc.oneof(fc.integer({ min: 1000, max: 20_000 }), fc.integer({ min: 20_000, max: 70_000 })),
+    count: fc.oneof(
+      fc.integer({ min: 1000, max: 20_000 }),
+      fc.integer({ min: 20_000, max: 70_000 }),
+    ),
     unit: fc.constantFrom('x', 'é', '😀', '\u0000', '"', '\\'),
   })
   .map(({ count, unit }) => new Huge(count, unit));
@@ -381,7 +390,12 @@ function compact(record: Obj): Obj {
   const out: Obj = {};
   for (const [key, value] of Object.entries(record)) {
     if (value !== undefined) {
-      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
   }
   return out;
@@ -413,14 +427,22 @@ const metaArb: fc.Arbitrary<unknown> = fc.oneof(
       .record({
         caps: capsArb,
         token: opt(progressToken),
-        level: opt(fc.constantFrom<unknown>('debug', 'info', 'error', 'debug', 'info', 'bogus', 3), 4),
+        level: opt(
+          fc.constantFrom<unknown>('debug', 'info', 'error', 'debug', 'info', 'bogus', 3),
+          4,
+        ),
         version: fc.oneof(
           { weight: 8, arbitrary: fc.constant<unknown>(MODERN) },
           { weight: 1, arbitrary: fc.constantFrom<unknown>(...LEGACY_VERSIONS, '2099-01-01', 1) },
         ),
       })
       .map(({ caps, token, level, version }) =>
-        compact({ [PV_KEY]: version, [CAPS_KEY]: caps, progressToken: token, [LOG_LEVEL_KEY]: level }),
+        compact({
+          [PV_KEY]: version,
+          [CAPS_KEY]: caps,
+          progressToken: token,
+          [LOG_LEVEL_KEY]: level,
+        }),
       ),
   },
   { weight: 2, arbitrary: fc.constant(undefined) },
@@ -428,8 +450,10 @@ const metaArb: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: hostile },
 );
 
-const call = (method: string, params: fc.Arbitrary<Obj>): fc.Arbitrary<{ method: string; params: Obj }> =>
-  params.map((p) => ({ method, params: p }));
+const call = (
+  method: string,
+  params: fc.Arbitrary<Obj>,
+): fc.Arbitrary<{ method: string; params: Obj }> => params.map((p) => ({ method, params: p }));
 
 const goodInputResponses = fc.constantFrom<unknown>(
   { name: { action: 'accept', content: { name: 'Ada' } } },
@@ -482,7 +506,10 @@ function requestBody(profile: FuzzProfile): fc.Arbitrary<{ method: string; param
     { weight: 1, arbitrary: call('resources/list', cursor) },
     { weight: 1, arbitrary: call('resources/templates/list', cursor) },
     { weight: 1, arbitrary: call('prompts/list', cursor) },
-    { weight: 1, arbitrary: call('resources/read', fc.record({ uri: fc.oneof(nastyString, hostile) })) },
+    {
+      weight: 1,
+      arbitrary: call('resources/read', fc.record({ uri: fc.oneof(nastyString, hostile) })),
+    },
     {
       weight: 1,
       arbitrary: call('prompts/get', fc.record({ name: nastyString, arguments: hostile })),
@@ -559,15 +586,20 @@ function requestBody(profile: FuzzProfile): fc.Arbitrary<{ method: string; param
 }
 
 export function requestArb(profile: FuzzProfile): fc.Arbitrary<Obj> {
-  return fc.record({ id: anyId, body: requestBody(profile), meta: metaArb }).map(({ id, body, meta }) => ({
-    jsonrpc: '2.0',
-    id,
-    method: body.method,
-    params: meta === undefined ? body.params : { ...body.params, _meta: meta },
-  }));
+  return fc
+    .record({ id: anyId, body: requestBody(profile), meta: metaArb })
+    .map(({ id, body, meta }) => ({
+      jsonrpc: '2.0',
+      id,
+      method: body.method,
+      params: meta === undefined ? body.params : { ...body.params, _meta: meta },
+    }));
 }
 
-/** A well-formed 2026-07-28 tool call, so that handlers (and input_required rounds) run often. */
+/**
+ * A well-formed tool call, so that handlers (mid-call requests, input_required rounds,
+ * progress) run often: with the 2026-07-28 envelope, or 2025-style for sessions.
+ */
 export function toolCallArb(profile: FuzzProfile): fc.Arbitrary<Obj> {
   return fc
     .record({
@@ -575,13 +607,24 @@ export function toolCallArb(profile: FuzzProfile): fc.Arbitrary<Obj> {
       tool: fc.constantFrom('echo', 'elicit', 'elicit', 'progress'),
       token: opt(progressToken, 1),
       caps: fc.constantFrom<Obj>({ elicitation: {} }, { elicitation: { form: {} } }, {}),
+      modern: fc.boolean(),
     })
-    .map(({ id, tool, token, caps }) => {
+    .map(({ id, tool, token, caps, modern }) => {
       const name =
-        tool === 'echo' ? profile.echoTool : tool === 'elicit' ? profile.elicitTool : profile.progressTool;
-      const args = tool === 'echo' ? { message: 'hi' } : tool === 'elicit' ? profile.elicitArgs : {};
-      const meta = compact({ ...modernMeta(caps), progressToken: token });
-      return { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: meta } };
+        tool === 'echo'
+          ? profile.echoTool
+          : tool === 'elicit'
+            ? profile.elicitTool
+            : profile.progressTool;
+      const args =
+        tool === 'echo' ? { message: 'hi' } : tool === 'elicit' ? profile.elicitArgs : {};
+      const meta = compact({ ...(modern ? modernMeta(caps) : {}), progressToken: token });
+      return {
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        params: { name, arguments: args, _meta: meta },
+      };
     });
 }
 
@@ -704,7 +747,12 @@ export function mutate(root: unknown, mutation: Mutation, depth = 0): unknown {
   const copy: Obj = {};
   if (isObject(root) && !(root instanceof Huge) && !(root instanceof Deep)) {
     for (const [k, v] of Object.entries(root)) {
-      Object.defineProperty(copy, k, { value: v, enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(copy, k, {
+        value: v,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
   }
   const key = path[depth];
@@ -866,12 +914,10 @@ export function streamScenarioArb(profile: FuzzProfile, maxSteps: number): fc.Ar
     { weight: 3, arbitrary: fc.constant<Step[]>([]) },
     {
       weight: 2,
-      arbitrary: fc
-        .constantFrom(...LEGACY_VERSIONS)
-        .map((v): Step[] => [
-          { t: 'send', frame: initializeFrame(v) },
-          { t: 'send', frame: initializedFrame },
-        ]),
+      arbitrary: fc.constantFrom(...LEGACY_VERSIONS).map((v): Step[] => [
+        { t: 'send', frame: initializeFrame(v) },
+        { t: 'send', frame: initializedFrame },
+      ]),
     },
     {
       weight: 1,
@@ -908,7 +954,9 @@ function specKind(v: unknown): SpecKind {
   }
   if ('method' in v) {
     if ('id' in v) {
-      return usable === undefined ? { kind: 'invalid' } : { kind: 'request', id: usable, method: v.method };
+      return usable === undefined
+        ? { kind: 'invalid' }
+        : { kind: 'request', id: usable, method: v.method };
     }
     if (
       typeof v.method === 'string' &&
@@ -1125,8 +1173,11 @@ export class StreamOracle {
     return [...this.min].filter(([key, min]) => (counts.get(key) ?? 0) < min).map(([k]) => k);
   }
 
-  /** Everything wrong with what the server sent. */
-  check(received: readonly unknown[]): string[] {
+  /**
+   * Everything wrong with what the server sent. `complete` is false when the server failed the
+   * connection on purpose: answers still pending then were lost with it.
+   */
+  check(received: readonly unknown[], complete = true): string[] {
     const problems: string[] = [];
     received.forEach((m, i) => {
       const problem = serverMessageProblem(m);
@@ -1148,12 +1199,12 @@ export class StreamOracle {
       const min = this.min.get(key) ?? 0;
       const max = this.max.get(key) ?? 0;
       const extra = count - max;
-      if (count < min || extra > (this.invalidWithId.get(key) ?? 0)) {
+      if ((complete && count < min) || extra > (this.invalidWithId.get(key) ?? 0)) {
         problems.push(`id ${key}: ${count} answer(s), expected ${min}..${max}`);
       }
     }
     for (const [key, min] of this.min) {
-      if (min > 0 && !counts.has(key)) {
+      if (complete && min > 0 && !counts.has(key)) {
         problems.push(`id ${key}: no answer, expected ${min}..${this.max.get(key) ?? 0}`);
       }
     }
@@ -1258,6 +1309,9 @@ export async function driveStream(
   options: StreamRunOptions,
 ): Promise<RunReport> {
   const oracle = new StreamOracle(options.maxFrameBytes);
+  // Judge only what this run provoked (an endpoint may have served an earlier run).
+  const start = endpoint.received.length;
+  const received = (): unknown[] => endpoint.received.slice(start);
   let closed = false;
   const deliver = async (frame: Frame): Promise<boolean> => {
     const { delivery, wire } = await endpoint.send(frame);
@@ -1273,18 +1327,18 @@ export async function driveStream(
     if (step.t === 'send') {
       frame = step.frame;
     } else if (step.t === 'reply') {
-      const pending = serverRequests(endpoint.received);
+      const pending = serverRequests(received());
       if (pending.length > 0) {
         const request = pending[step.pick % pending.length];
         frame = jsonFrame({ jsonrpc: '2.0', id: request.id, ...step.reply });
       }
     } else if (step.t === 'retry') {
-      const rounds = inputRequired(endpoint.received);
+      const rounds = inputRequired(received());
       if (rounds.length > 0) {
         const round = rounds[step.pick % rounds.length];
         const original = oracle.requests.get(idKey(round.id));
         if (original && isObject(original.params)) {
-          frame = jsonFrame({
+          const retry = jsonFrame({
             ...original,
             id: step.id,
             params: {
@@ -1293,6 +1347,12 @@ export async function driveStream(
               inputResponses: step.inputResponses,
             },
           });
+          try {
+            frameBytes(retry); // a decoded request may be nested deeper than JSON.stringify goes
+            frame = retry;
+          } catch {
+            frame = undefined;
+          }
         }
       }
     } else {
@@ -1309,7 +1369,11 @@ export async function driveStream(
   if (!closed) {
     // A well-behaved end: cancel subscriptions, then prove the connection still works.
     for (const id of oracle.listens.values()) {
-      const cancel = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id } };
+      const cancel = {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: id },
+      };
       await deliver(jsonFrame(cancel));
     }
     await deliver(initializedFrame);
@@ -1317,7 +1381,7 @@ export async function driveStream(
       ? false
       : (await deliver(sentinelFrame(options.profile, options.sentinelId))) &&
         (await waitUntil(
-          () => endpoint.received.some((m) => isAnswer(m) && m.id === options.sentinelId),
+          () => received().some((m) => isAnswer(m) && m.id === options.sentinelId),
           options.answerTimeoutMs,
         ));
     if (!answered) {
@@ -1328,7 +1392,7 @@ export async function driveStream(
       );
     } else {
       const problem = sentinelProblem(
-        endpoint.received.find((m) => isAnswer(m) && m.id === options.sentinelId),
+        received().find((m) => isAnswer(m) && m.id === options.sentinelId),
       );
       if (problem) {
         problems.push(problem);
@@ -1340,10 +1404,22 @@ export async function driveStream(
       problems.push(`requests still running ${options.settleMs} ms after the stream (hang?)`);
     }
   } else if (!closed) {
-    await waitUntil(() => oracle.unmet(endpoint.received).length === 0, options.settleMs);
+    // Answers may trail the sentinel (slow handlers, timeouts): wait while they keep coming.
+    let seen = -1;
+    let quietSince = Date.now();
+    const deadline = Date.now() + 30 * options.settleMs;
+    while (oracle.unmet(received()).length > 0 && Date.now() < deadline) {
+      if (endpoint.received.length !== seen) {
+        seen = endpoint.received.length;
+        quietSince = Date.now();
+      } else if (Date.now() - quietSince > options.settleMs) {
+        break;
+      }
+      await sleep(10);
+    }
   }
-  problems.push(...endpoint.problems, ...oracle.check(endpoint.received));
-  return { sent, checked: endpoint.received.length, problems, closed };
+  problems.push(...endpoint.problems, ...oracle.check(received(), !closed));
+  return { sent, checked: received().length, problems, closed };
 }
 
 /** A failure message with the end of the transcript, for humans. */
@@ -1426,7 +1502,13 @@ export interface HttpCallOptions {
 /** One raw HTTP exchange; never rejects. */
 export function httpCall(url: string, options: HttpCallOptions): Promise<HttpAnswer> {
   return new Promise<HttpAnswer>((resolve) => {
-    const answer: HttpAnswer = { status: 0, headers: {}, body: '', events: [], outcome: 'complete' };
+    const answer: HttpAnswer = {
+      status: 0,
+      headers: {},
+      body: '',
+      events: [],
+      outcome: 'complete',
+    };
     let settled = false;
     const timers: NodeJS.Timeout[] = [];
     const finish = (outcome: HttpAnswer['outcome'], error?: string): void => {
@@ -1443,10 +1525,15 @@ export function httpCall(url: string, options: HttpCallOptions): Promise<HttpAns
       resolve(answer);
     };
     let request: http.ClientRequest;
+    const headers = { ...options.headers };
+    if (options.body !== undefined) {
+      // Node sends a DELETE body without framing unless told its length.
+      headers['content-length'] = String(options.body.length);
+    }
     try {
       request = http.request(url, {
         method: options.method,
-        headers: options.headers,
+        headers,
         agent: options.agent,
       });
     } catch (err) {
@@ -1494,7 +1581,10 @@ export const headerValue: fc.Arbitrary<string> = fc.oneof(
     weight: 1,
     arbitrary: fc.string({
       maxLength: 12,
-      unit: fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f).map((c) => String.fromCharCode(c)),
+      unit: fc
+        .integer({ min: 0x20, max: 0xff })
+        .filter((c) => c !== 0x7f)
+        .map((c) => String.fromCharCode(c)),
     }),
   },
   {
@@ -1566,8 +1656,11 @@ export const encodeHeader = (text: string): string =>
 
 export interface HttpExchange {
   method: 'POST' | 'GET' | 'DELETE';
-  /** Which default headers to derive: for a 2026-07-28 request, for a session, or none. */
-  headers: 'modern' | 'session' | 'none';
+  /**
+   * Which default headers to send: those of a 2026-07-28 request, of a session, none, or
+   * (auto) whichever fits the body.
+   */
+  headers: 'auto' | 'modern' | 'session' | 'none';
   /** Mcp-Session-Id: the run's session, one created during the run, a made-up one, or none. */
   session: 'live' | 'random' | 'none' | number;
   frame?: Frame;
@@ -1583,7 +1676,10 @@ export interface HttpScenario {
   exchanges: HttpExchange[];
 }
 
-export function httpScenarioArb(profile: FuzzProfile, maxExchanges: number): fc.Arbitrary<HttpScenario> {
+export function httpScenarioArb(
+  profile: FuzzProfile,
+  maxExchanges: number,
+): fc.Arbitrary<HttpScenario> {
   const session = fc.oneof(
     { weight: 4, arbitrary: fc.constant<HttpExchange['session']>('live') },
     { weight: 1, arbitrary: fc.constantFrom<HttpExchange['session']>('random', 'none') },
@@ -1596,7 +1692,13 @@ export function httpScenarioArb(profile: FuzzProfile, maxExchanges: number): fc.
   const post = fc.record(
     {
       method: fc.constant<'POST'>('POST'),
-      headers: fc.constantFrom<HttpExchange['headers']>('modern', 'modern', 'session', 'none'),
+      headers: fc.oneof(
+        { weight: 6, arbitrary: fc.constant<HttpExchange['headers']>('auto') },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom<HttpExchange['headers']>('modern', 'session', 'none'),
+        },
+      ),
       session,
       frame: frameArb(profile),
       edits,
@@ -1608,7 +1710,7 @@ export function httpScenarioArb(profile: FuzzProfile, maxExchanges: number): fc.
   const get = fc.record(
     {
       method: fc.constant<'GET'>('GET'),
-      headers: fc.constantFrom<HttpExchange['headers']>('session', 'modern', 'none'),
+      headers: fc.constantFrom<HttpExchange['headers']>('auto', 'session', 'modern', 'none'),
       session,
       edits,
       lastEventId: opt(fc.constantFrom<'session' | 'random'>('session', 'random')),
@@ -1618,7 +1720,7 @@ export function httpScenarioArb(profile: FuzzProfile, maxExchanges: number): fc.
   const del = fc.record(
     {
       method: fc.constant<'DELETE'>('DELETE'),
-      headers: fc.constantFrom<HttpExchange['headers']>('session', 'modern', 'none'),
+      headers: fc.constantFrom<HttpExchange['headers']>('auto', 'session', 'modern', 'none'),
       session,
       edits,
       frame: opt(frameArb(profile), 6),
@@ -1628,7 +1730,11 @@ export function httpScenarioArb(profile: FuzzProfile, maxExchanges: number): fc.
   return fc.record({
     version: fc.constantFrom(...LEGACY_VERSIONS),
     exchanges: fc.array(
-      fc.oneof({ weight: 16, arbitrary: post }, { weight: 2, arbitrary: get }, { weight: 2, arbitrary: del }),
+      fc.oneof(
+        { weight: 16, arbitrary: post },
+        { weight: 2, arbitrary: get },
+        { weight: 2, arbitrary: del },
+      ),
       { minLength: 1, maxLength: maxExchanges },
     ),
   });
@@ -1649,6 +1755,8 @@ const ACCEPT_BOTH = 'application/json, text/event-stream';
 export class HttpFuzzer {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   private runs = 0;
+  /** Every session this fuzzer deleted. */
+  readonly deleted = new Set<string>();
 
   constructor(private readonly target: HttpTarget) {}
 
@@ -1687,7 +1795,9 @@ export class HttpFuzzer {
     return id;
   }
 
-  private async deleteSession(id: string): Promise<void> {
+  /** DELETEs a session (and remembers it: nothing of it should survive). */
+  async deleteSession(id: string): Promise<void> {
+    this.deleted.add(id);
     await httpCall(this.url(), {
       method: 'DELETE',
       headers: { 'mcp-session-id': id },
@@ -1711,7 +1821,8 @@ export class HttpFuzzer {
       const { answer, body } = await this.exchange(exchange, live, sessions, scenario.version);
       checked++;
       for (const problem of this.judge(exchange, body, answer)) {
-        problems.push(`exchange #${index} (${exchange.method}): ${problem}`);
+        const outcome = answer.status === 0 ? answer.outcome : answer.status;
+        problems.push(`exchange #${index} (${exchange.method} -> ${outcome}): ${problem}`);
       }
       const created = answer.headers['mcp-session-id'];
       if (
@@ -1790,20 +1901,27 @@ export class HttpFuzzer {
     } else if (exchange.method === 'GET') {
       headers.accept = 'text/event-stream';
     }
-    if (exchange.headers === 'modern') {
+    const params = isObject(body) ? body.params : undefined;
+    const enveloped = isObject(params) && isObject(params._meta) && PV_KEY in params._meta;
+    const mode =
+      exchange.headers === 'auto'
+        ? exchange.method === 'POST' && enveloped
+          ? 'modern'
+          : 'session'
+        : exchange.headers;
+    if (mode === 'modern') {
       headers['mcp-protocol-version'] = MODERN;
       if (isObject(body) && typeof body.method === 'string') {
         headers['mcp-method'] = encodeHeader(body.method);
-        const params = body.params;
         const name = isObject(params) ? (params.name ?? params.uri) : undefined;
         if (typeof name === 'string') {
           headers['mcp-name'] = encodeHeader(name);
         }
       }
-    } else if (exchange.headers === 'session') {
+    } else if (mode === 'session') {
       headers['mcp-protocol-version'] = version;
     }
-    if (exchange.headers !== 'none' && sessionId !== undefined) {
+    if (mode !== 'none' && sessionId !== undefined) {
       headers['mcp-session-id'] = sessionId;
     }
     if (exchange.lastEventId === 'session') {
@@ -1830,10 +1948,17 @@ export class HttpFuzzer {
       // GET streams and subscriptions stay open by design: look at the start only.
       stopWhen: (a) =>
         String(a.headers['content-type'] ?? '').includes('text/event-stream') &&
-        (exchange.method === 'GET' || (listen && a.events.some((e) => e.data.includes('acknowledged')))),
+        (exchange.method === 'GET' ||
+          (listen && a.events.some((e) => e.data.includes('acknowledged')))),
       onEvent: (event) => {
         const message = parseFrame(event.data);
-        if (exchange.reply && sessionId && isObject(message) && typeof message.method === 'string' && 'id' in message) {
+        if (
+          exchange.reply &&
+          sessionId &&
+          isObject(message) &&
+          typeof message.method === 'string' &&
+          'id' in message
+        ) {
           void httpCall(this.url(), {
             method: 'POST',
             headers: { 'content-type': JSON_CT, accept: ACCEPT_BOTH, 'mcp-session-id': sessionId },
@@ -1853,7 +1978,9 @@ export class HttpFuzzer {
     const size = exchange.frame ? frameBytes(exchange.frame).length : 0;
     const oversized = size > this.target.maxBodyBytes;
     if (answer.outcome === 'timeout') {
-      return [`no complete answer within ${this.target.timeoutMs} ms (hang?) status ${answer.status}`];
+      return [
+        `no complete answer within ${this.target.timeoutMs} ms (hang?) status ${answer.status}`,
+      ];
     }
     if (answer.outcome === 'error' && answer.status === 0) {
       // A server may close the connection on a body it refuses to read.
@@ -1883,7 +2010,7 @@ export class HttpFuzzer {
           messages.push(m);
         }
       }
-    } else if (answer.body !== '') {
+    } else if (answer.body !== '' && answer.outcome === 'complete') {
       if (!type.includes('application/json')) {
         problems.push(`a ${status} body of type ${type || '(none)'}: ${clip(answer.body)}`);
       } else {
@@ -1894,7 +2021,7 @@ export class HttpFuzzer {
           messages.push(m);
         }
       }
-    } else if (status >= 400) {
+    } else if (status >= 400 && answer.outcome === 'complete') {
       problems.push(`${status} without a JSON-RPC error body`);
     }
     for (const m of messages) {
@@ -1925,7 +2052,11 @@ export class HttpFuzzer {
         );
       }
     }
-    if ((kind.kind === 'notification' || kind.kind === 'response') && status < 300 && status !== 202) {
+    if (
+      (kind.kind === 'notification' || kind.kind === 'response') &&
+      status < 300 &&
+      status !== 202
+    ) {
       problems.push(`a ${kind.kind} was answered with ${status}`);
     }
     if (kind.kind === 'request' && status === 202) {
@@ -2053,7 +2184,7 @@ export class WebSocketEndpoint implements StreamEndpoint {
   readonly problems: string[] = [];
   closeInfo?: { code: number; reason: string };
   private readonly closed: Promise<void>;
-  private closing = false;
+  private expectingClose = false;
 
   private constructor(
     readonly socket: WebSocket,
@@ -2089,21 +2220,28 @@ export class WebSocketEndpoint implements StreamEndpoint {
   }
 
   private async expectClose(codes: number[], why: string): Promise<void> {
-    const done = await Promise.race([this.closed.then(() => true), sleep(5000).then(() => false)]);
+    this.expectingClose = true;
+    const done = await Promise.race([this.closed.then(() => true), after(5000, false)]);
     if (!done) {
       this.problems.push(`the server kept the connection open after ${why}`);
     } else if (!codes.includes(this.closeInfo!.code)) {
-      this.problems.push(`closed with ${this.closeInfo!.code} after ${why}, expected ${codes.join('/')}`);
+      this.problems.push(
+        `closed with ${this.closeInfo!.code} after ${why}, expected ${codes.join('/')}`,
+      );
     }
   }
 
   async send(frame: Frame): Promise<{ delivery: Delivery }> {
     if (this.closeInfo) {
-      this.problems.push(`the server closed the connection: ${this.closeInfo.code} ${this.closeInfo.reason}`);
+      this.problems.push(
+        `the server closed the connection: ${this.closeInfo.code} ${this.closeInfo.reason}`,
+      );
       return { delivery: 'closed' };
     }
     const bytes = frameBytes(frame);
-    await new Promise<void>((resolve) => this.socket.send(bytes, { binary: false }, () => resolve()));
+    await new Promise<void>((resolve) =>
+      this.socket.send(bytes, { binary: false }, () => resolve()),
+    );
     if (bytes.length > this.maxFrameBytes) {
       await this.expectClose([1009], `a ${bytes.length}-byte frame`);
       return { delivery: 'closed' };
@@ -2123,14 +2261,16 @@ export class WebSocketEndpoint implements StreamEndpoint {
 
   async close(): Promise<void> {
     if (this.closeInfo) {
-      if (!this.closing && !WS_DOCUMENTED_CLOSES.includes(this.closeInfo.code)) {
-        this.problems.push(`closed by the server with ${this.closeInfo.code}`);
+      if (!this.expectingClose) {
+        this.problems.push(
+          `closed by the server without a reason the client gave: ${this.closeInfo.code} ${this.closeInfo.reason}`,
+        );
       }
       return;
     }
-    this.closing = true;
+    this.expectingClose = true;
     this.socket.close(1000);
-    if (!(await Promise.race([this.closed.then(() => true), sleep(2000).then(() => false)]))) {
+    if (!(await Promise.race([this.closed.then(() => true), after(2000, false)]))) {
       this.socket.terminate();
     }
   }
@@ -2139,13 +2279,33 @@ export class WebSocketEndpoint implements StreamEndpoint {
 export interface WsScenario {
   steps: Step[];
   /** How the connection ends: normally, or with a frame the server must refuse by closing. */
-  end: 'normal' | 'binary' | 'oversize';
+  end: 'normal' | 'binary' | 'oversize' | 'invalid-utf8';
 }
 
+/**
+ * Stream scenarios for WebSocket. A text frame with invalid UTF-8 fails the connection at once,
+ * so inside the steps such frames travel decoded (as every other transport sees them) and the
+ * raw ones are one of the ways a connection may end.
+ */
 export function wsScenarioArb(profile: FuzzProfile, maxSteps: number): fc.Arbitrary<WsScenario> {
   return fc.record({
-    steps: streamScenarioArb(profile, maxSteps),
-    end: fc.constantFrom<WsScenario['end']>('normal', 'normal', 'normal', 'binary', 'oversize'),
+    steps: streamScenarioArb(profile, maxSteps).map((steps) =>
+      steps.map((step): Step => {
+        if (step.t === 'send' && step.frame.kind === 'bytes' && !isUtf8(step.frame.bytes)) {
+          return { t: 'send', frame: { kind: 'text', text: frameText(step.frame) } };
+        }
+        return step;
+      }),
+    ),
+    end: fc.constantFrom<WsScenario['end']>(
+      'normal',
+      'normal',
+      'normal',
+      'normal',
+      'binary',
+      'oversize',
+      'invalid-utf8',
+    ),
   });
 }
 
@@ -2161,8 +2321,20 @@ export async function runWebSocket(
     report.sent++;
     if (scenario.end === 'binary') {
       await endpoint.sendBinary(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"ping"}'));
+    } else if (scenario.end === 'invalid-utf8') {
+      await endpoint.send({
+        kind: 'bytes',
+        bytes: Buffer.from('{"jsonrpc":"2.0","id":"\xff"}', 'latin1'),
+      });
     } else {
-      await endpoint.send(jsonFrame({ jsonrpc: '2.0', id: 1, method: 'x', params: { pad: new Huge(options.maxFrameBytes, 'x') } }));
+      await endpoint.send(
+        jsonFrame({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'x',
+          params: { pad: new Huge(options.maxFrameBytes, 'x') },
+        }),
+      );
     }
     report.closed = true;
   }
@@ -2171,9 +2343,15 @@ export async function runWebSocket(
   if (report.closed) {
     // The server refused this connection; it must still serve a new one.
     const fresh = await WebSocketEndpoint.open(url, options.maxFrameBytes);
-    const again = await driveStream(fresh, [], { ...streamOptions, sentinelId: `${options.sentinelId}-again` });
+    const again = await driveStream(fresh, [], {
+      ...streamOptions,
+      sentinelId: `${options.sentinelId}-again`,
+    });
     await fresh.close();
-    report.problems.push(...again.problems, ...fresh.problems.filter((p) => !again.problems.includes(p)));
+    report.problems.push(
+      ...again.problems,
+      ...fresh.problems.filter((p) => !again.problems.includes(p)),
+    );
     report.checked += again.checked;
   }
   return report;
@@ -2240,7 +2418,10 @@ export class StdioEndpoint implements StreamEndpoint {
     }
     const line = Buffer.concat([bytes, Buffer.from('\n')]);
     if (!this.child.stdin.write(line)) {
-      await new Promise<void>((resolve) => this.child.stdin.once('drain', () => resolve()));
+      await Promise.race([
+        new Promise<void>((resolve) => this.child.stdin.once('drain', () => resolve())),
+        this.exited,
+      ]);
     }
     return { delivery: 'delivered', wire };
   }
@@ -2249,13 +2430,15 @@ export class StdioEndpoint implements StreamEndpoint {
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
     this.child.stdin.end();
-    const exit = await Promise.race([this.exited, sleep(timeoutMs).then(() => undefined)]);
+    const exit = await Promise.race([this.exited, after(timeoutMs, undefined)]);
     if (!exit) {
       this.problems.push(`the CLI did not exit within ${timeoutMs} ms of stdin ending (hang?)`);
       this.child.kill('SIGKILL');
       await this.exited;
     } else if (exit.code !== 0) {
-      this.problems.push(`the CLI exited with ${exit.code ?? exit.signal}: ${clip(this.stderr, 600)}`);
+      this.problems.push(
+        `the CLI exited with ${exit.code ?? exit.signal}: ${clip(this.stderr, 600)}`,
+      );
     }
     if (this.partial !== '') {
       this.problems.push(`stdout ended without a newline: ${clip(this.partial)}`);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
@@ -33,6 +34,7 @@ export async function createGatewayApp(
     // Request ids: the caller's X-Request-Id when sent, else a random UUID.
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    clientErrorHandler,
   } as ConstructorParameters<typeof FastifyAdapter>[0]);
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, options.catalog),
@@ -75,4 +77,31 @@ function listenerOptions(config: PorticoConfig): Record<string, unknown> {
     return https ? { http2: true, https } : { http2: true, http: server };
   }
   return https ? { https } : { http: server };
+}
+
+/**
+ * Requests Node cannot even parse (header overflow, malformed HTTP, timeouts) get a JSON-RPC
+ * error body like every other rejection, and the connection is closed explicitly so a
+ * keep-alive client does not send its next request into a dead socket.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout']
+        : [400, 'Bad Request'];
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: null,
+    error: { code: -32600, message: `Invalid HTTP request: ${reason}` },
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

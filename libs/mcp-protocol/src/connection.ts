@@ -139,7 +139,9 @@ export class McpConnection {
     }
     switch (classified.kind) {
       case 'invalid':
-        return errorResponse(classified.id, classified.error);
+        return classified.responseTo !== undefined
+          ? undefined
+          : errorResponse(classified.id, classified.error);
       case 'response':
         return undefined; // the modern era has no server-to-client requests to answer
       case 'notification': {

@@ -601,6 +601,18 @@ export class McpEngine {
   ): Promise<JsonRpcResponse | undefined> {
     switch (classified.kind) {
       case 'invalid':
+        if (classified.responseTo !== undefined) {
+          // A malformed answer to one of our requests: fail that request now, answer nothing.
+          if (classified.responseTo !== null) {
+            session.resolveResponse(
+              errorResponse(classified.responseTo, {
+                code: ErrorCode.InvalidRequest,
+                message: `Malformed response from the client: ${classified.error.message}`,
+              }),
+            );
+          }
+          return undefined;
+        }
         return errorResponse(classified.id, classified.error);
       case 'response':
         session.resolveResponse(classified.message);
@@ -958,7 +970,7 @@ export class McpEngine {
       const prompt =
         typeof ref.name === 'string' ? await this.catalog.getPrompt(ref.name, scope) : undefined;
       if (!prompt) {
-        throw McpError.invalidParams(`Unknown prompt: ${String(ref.name)}`);
+        throw McpError.invalidParams(`Unknown prompt: ${describe(ref.name)}`);
       }
       completion = prompt.complete ? await prompt.complete(request) : undefined;
     } else if (ref.type === 'ref/resource') {
@@ -970,7 +982,7 @@ export class McpEngine {
         if (typeof uri === 'string' && (await this.catalog.getResource(uri, scope))) {
           return { completion: { values: [], total: 0, hasMore: false } };
         }
-        throw McpError.invalidParams(`Unknown resource template: ${String(uri)}`);
+        throw McpError.invalidParams(`Unknown resource template: ${describe(uri)}`);
       }
       completion = template.complete ? await template.complete(request) : undefined;
     } else {
@@ -1007,6 +1019,11 @@ const SHARED_METHODS = [
 ];
 const MODERN_METHODS = new Set(SHARED_METHODS);
 const LEGACY_METHODS = new Set(SHARED_METHODS);
+
+/** A client-supplied value in an error message: strings as they are, anything else by type. */
+function describe(value: unknown): string {
+  return typeof value === 'string' ? value : `(${value === null ? 'null' : typeof value})`;
+}
 
 function progressTokenOf(meta: unknown): string | number | undefined {
   if (typeof meta !== 'object' || meta === null) {

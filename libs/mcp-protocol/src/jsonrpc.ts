@@ -72,7 +72,16 @@ export type Classified =
   | { kind: 'request'; message: JsonRpcRequest }
   | { kind: 'notification'; message: JsonRpcNotification }
   | { kind: 'response'; message: JsonRpcResponse }
-  | { kind: 'invalid'; id: RequestId | null; error: JsonRpcErrorObject };
+  | {
+      kind: 'invalid';
+      id: RequestId | null;
+      error: JsonRpcErrorObject;
+      /**
+       * Set when the message was shaped like a response (result or error, no method): it must
+       * not be answered, since responses never get one; the id names the request it meant.
+       */
+      responseTo?: RequestId | null;
+    };
 
 function isPlainObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -112,26 +121,32 @@ export function classify(value: unknown): Classified {
     return { kind: 'request', message: value as unknown as JsonRpcRequest };
   }
   if ('result' in value || 'error' in value) {
+    const bad = (message: string): Classified => ({
+      kind: 'invalid',
+      id: null,
+      error: { code: ErrorCode.InvalidRequest, message },
+      responseTo: idUsable,
+    });
     if ('result' in value && 'error' in value) {
-      return invalid(idUsable, 'Invalid Request: a response has either result or error');
+      return bad('Invalid response: it has both result and error');
     }
     if ('result' in value && !isPlainObject(value.result)) {
-      return invalid(idUsable, 'Invalid Request: result must be an object');
+      return bad('Invalid response: result must be an object');
     }
     if ('error' in value) {
       const error = value.error;
       if (
         !isPlainObject(error) ||
-        typeof error.code !== 'number' ||
+        !Number.isSafeInteger(error.code) ||
         typeof error.message !== 'string'
       ) {
-        return invalid(idUsable, 'Invalid Request: malformed error object');
+        return bad('Invalid response: malformed error object');
       }
       if (id !== null && !validId(id)) {
-        return invalid(null, 'Invalid Request: id must be a string or an integer');
+        return bad('Invalid response: id must be a string or an integer');
       }
     } else if (!validId(id)) {
-      return invalid(null, 'Invalid Request: id must be a string or an integer');
+      return bad('Invalid response: id must be a string or an integer');
     }
     return { kind: 'response', message: value as unknown as JsonRpcResponse };
   }

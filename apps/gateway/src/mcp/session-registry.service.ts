@@ -9,7 +9,14 @@ import {
   Principal,
   SessionInfo,
 } from '@portico/mcp-protocol';
-import { MESSAGE_BUS, MessageBus, SESSION_STORE, SessionStore } from '@portico/session';
+import {
+  EVENT_STORE,
+  EventStore,
+  MESSAGE_BUS,
+  MessageBus,
+  SESSION_STORE,
+  SessionStore,
+} from '@portico/session';
 import type { SessionStream } from './session-stream';
 
 /** A 2025-era session as this node holds it: the protocol state plus its open streams. */
@@ -37,13 +44,22 @@ export class LiveSession {
     this.unsubscribeBus = unsubscribe;
   }
 
-  async dispose(): Promise<void> {
+  /** Every stream id this session has used, for cleaning the event store. */
+  streamIds(): string[] {
+    return Array.from({ length: this.nextStream }, (_, i) => `${this.session.id}.${i}`);
+  }
+
+  async dispose(events?: EventStore): Promise<void> {
     this.session.close();
     for (const stream of this.streams.values()) {
       stream.close();
     }
     this.standalone?.close();
     await this.unsubscribeBus?.();
+    // Events are kept for resumption only while the session lives.
+    if (events) {
+      await Promise.all(this.streamIds().map((id) => events.deleteStream(id)));
+    }
   }
 }
 
@@ -68,6 +84,7 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
     private readonly engine: McpEngine,
     @Inject(SESSION_STORE) private readonly store: SessionStore,
     @Inject(MESSAGE_BUS) private readonly bus: MessageBus,
+    @Inject(EVENT_STORE) private readonly events: EventStore,
     config: ConfigService,
   ) {
     this.idleMs = config.values.mcp.sessionIdleTimeoutMs;
@@ -86,7 +103,7 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
     if (this.sweeper) {
       clearInterval(this.sweeper);
     }
-    await Promise.all([...this.live.values()].map((live) => live.dispose()));
+    await Promise.all([...this.live.values()].map((live) => live.dispose(this.events)));
     this.live.clear();
   }
 
@@ -143,7 +160,7 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
     const known = live !== undefined || (await this.store.get(id)) !== undefined;
     this.live.delete(id);
     await this.store.delete(id);
-    await live?.dispose();
+    await live?.dispose(this.events);
     return known;
   }
 

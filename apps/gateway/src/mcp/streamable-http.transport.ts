@@ -221,6 +221,16 @@ export class StreamableHttpTransport {
 
     const classified = classify(body);
     if (classified.kind === 'invalid') {
+      if (classified.responseTo !== undefined) {
+        // A malformed answer to a server-to-client request fails that request at once.
+        const sessionId = headerValue(request.headers[SESSION_HEADER]);
+        const live = sessionId === undefined ? undefined : await this.sessions.find(sessionId);
+        if (live) {
+          await this.engine.handleSession(live.session, classified, {
+            outbound: { send: () => undefined },
+          });
+        }
+      }
       throw new HttpRejection(400, classified.error, classified.id);
     }
     if (isModern(classified, request)) {
@@ -352,7 +362,9 @@ export class StreamableHttpTransport {
     live: LiveSession,
     messages: Classified[],
   ): Promise<void> {
-    const requests = messages.filter((m) => m.kind === 'request' || m.kind === 'invalid');
+    const requests = messages.filter(
+      (m) => m.kind === 'request' || (m.kind === 'invalid' && m.responseTo === undefined),
+    );
     if (requests.length === 0) {
       // Notifications and responses only: acknowledge before processing completes.
       for (const m of messages) {

@@ -1,5 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
+import type { WebSocket as WsSocket, WebSocketServer as WsServer } from 'ws';
 
 /**
  * The ws adapter with two MCP-specific changes: the gateway's path comes from configuration
@@ -13,6 +14,18 @@ export class McpWsAdapter extends WsAdapter {
     private readonly maxPayload: number,
   ) {
     super(app, { messageParser: () => undefined });
+  }
+
+  /**
+   * Frame errors (oversized, invalid UTF-8) are the client's doing and already end with a close
+   * code; logging each at error level would let any client flood the log.
+   */
+  override bindErrorHandler(server: WsServer): WsServer {
+    server.on('connection', (ws: WsSocket) =>
+      ws.on('error', (err: Error) => this.logger.debug(`WebSocket client error: ${err.message}`)),
+    );
+    server.on('error', (err: Error) => this.logger.error(err));
+    return server;
   }
 
   override create(port: number, options: Record<string, unknown> = {}): unknown {

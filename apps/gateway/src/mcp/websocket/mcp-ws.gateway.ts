@@ -18,6 +18,8 @@ export const WS_CLOSE = {
   normal: 1000,
   goingAway: 1001,
   unsupportedData: 1003,
+  /** Sent by ws itself for a text frame that is not valid UTF-8. */
+  invalidPayload: 1007,
   policyViolation: 1008,
   tooBig: 1009,
   internalError: 1011,
