@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { ConfigError, loadConfig, PorticoConfig } from '@portico/config';
+import { loadConfigOrExit } from '@portico/config';
 import { McpEngine } from '@portico/mcp-protocol';
 import { CliModule } from './cli.module';
 import { StdioServer } from './stdio/stdio-server';
@@ -19,20 +19,8 @@ function log(level: 'info' | 'warn' | 'error', message: string): void {
   process.stderr.write(`${JSON.stringify({ level, time: Date.now(), msg: message })}\n`);
 }
 
-function readConfig(): PorticoConfig {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`portico: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
-
 async function stdio(): Promise<void> {
-  const config = readConfig();
+  const config = loadConfigOrExit();
   // Nest's own logger writes to stdout, which belongs to the protocol here.
   const app = await NestFactory.createApplicationContext(CliModule.forRoot(config), {
     logger: false,

@@ -1,23 +1,11 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { ConfigError, loadConfig, PorticoConfig } from '@portico/config';
+import { loadConfigOrExit } from '@portico/config';
 import { createGatewayApp } from './app.factory';
 import { LifecycleService } from './health/lifecycle.service';
 
-function readConfig(): PorticoConfig {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`portico: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
-
 async function main(): Promise<void> {
-  const config = readConfig();
+  const config = loadConfigOrExit();
   const app = await createGatewayApp(config);
   const logger = new Logger('Bootstrap');
   if (config.mcp.secretGenerated) {

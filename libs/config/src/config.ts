@@ -152,3 +152,16 @@ export function loadConfig(
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
   };
 }
+
+/** For process entry points: the configuration, or a message naming the bad variables and exit 1. */
+export function loadConfigOrExit(): PorticoConfig {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`portico: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
