@@ -60,9 +60,58 @@ export const CONFIG_SCHEMA = {
     PORTICO_SECRET: { type: 'string', minLength: 32 },
     PAGE_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
     SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, default: 10000 },
-    /** The built-in demo catalog served on embedded defaults (until the registry serves tenants). */
-    FIXTURE_CATALOG: { type: 'string', enum: ['conformance', 'none'], default: 'conformance' },
+    /**
+     * A built-in catalog served WITHOUT credentials at MCP_PATH itself, for local development.
+     * Default: `conformance` unless NODE_ENV=production, where it is `none` (endpoint off).
+     */
+    FIXTURE_CATALOG: { type: 'string', enum: ['conformance', 'none'] },
+    /** Where embedded state lives: the SQLite file and the generated master key. */
+    DATA_DIR: { type: 'string', minLength: 1, default: './data' },
+    /** PostgreSQL connection URL; unset = the embedded SQLite file (DATABASE_PATH). */
+    DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    /** SQLite file (default DATA_DIR/portico.db); `:memory:` for throwaway runs. */
+    DATABASE_PATH: { type: 'string', minLength: 1 },
+    /** PostgreSQL schema holding Portico's tables (created when missing). */
+    DATABASE_SCHEMA: { type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'public' },
+    DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    /** How long a query waits for a pooled connection before failing with a clear error. */
+    DATABASE_POOL_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 5000 },
+    DATABASE_STATEMENT_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 15000 },
+    /** Run pending migrations at boot (else `portico db migrate` does it). */
+    DATABASE_MIGRATE: { type: 'boolean', default: true },
+    /**
+     * Keys for backend credentials at rest: `kid:base64-32-bytes[,kid:...]`; the first one
+     * encrypts, all of them decrypt. Unset: a key generated once in DATA_DIR/master.key.
+     */
+    MASTER_KEYS: {
+      type: 'string',
+      pattern:
+        '^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=_-]{43,44}(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=_-]{43,44})*$',
+    },
+    /** Platform-admin bearer credential for first start (create tenants, then revoke it). */
+    BOOTSTRAP_ADMIN_TOKEN: { type: 'string', minLength: 32 },
+    /** Declarative tenants/backends/policies/keys applied at boot (`portico config apply`). */
+    PORTICO_CONFIG_FILE: { type: 'string', minLength: 1 },
+    /** External base URL (https://gateway.example.com): resource identifiers in OAuth metadata. */
+    PUBLIC_URL: { type: 'string', pattern: '^https?://[^/]+$' },
+    /** Redis for cluster-wide rate limits (and later sessions and queues). */
+    REDIS_URL: { type: 'string', pattern: '^rediss?://' },
+    /** Prefix of every Redis key Portico writes. */
+    REDIS_KEY_PREFIX: { type: 'string', pattern: '^[A-Za-z0-9:_-]{1,64}$', default: 'portico:' },
+    /** How long a verified API key is trusted before the database is asked again. */
+    API_KEY_CACHE_TTL_MS: { type: 'integer', minimum: 0, default: 10000 },
+    /** Requests per minute per API key (0: no limit); tenants set their own limits too. */
+    API_KEY_REQUESTS_PER_MINUTE: { type: 'integer', minimum: 0, default: 0 },
+    /** Audit events are written in batches, off the request path. */
+    AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, default: 500 },
+    AUDIT_BATCH_SIZE: { type: 'integer', minimum: 1, default: 200 },
   },
 } as const;
 
-export const SENSITIVE_VARIABLES = new Set(['PORTICO_SECRET']);
+export const SENSITIVE_VARIABLES = new Set([
+  'PORTICO_SECRET',
+  'MASTER_KEYS',
+  'BOOTSTRAP_ADMIN_TOKEN',
+  'DATABASE_URL',
+  'REDIS_URL',
+]);

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Ajv from 'ajv';
-import { CONFIG_SCHEMA } from './config.schema';
+import { join } from 'node:path';
+import { CONFIG_SCHEMA, SENSITIVE_VARIABLES } from './config.schema';
 
 export interface PorticoConfig {
   env: 'development' | 'production' | 'test';
@@ -37,6 +38,29 @@ export interface PorticoConfig {
     secretGenerated: boolean;
     fixtureCatalog: 'conformance' | 'none';
   };
+  database: {
+    /** postgres when DATABASE_URL is set, else the embedded SQLite file. */
+    type: 'postgres' | 'sqlite';
+    url?: string;
+    path: string;
+    schema: string;
+    poolSize: number;
+    poolTimeoutMs: number;
+    statementTimeoutMs: number;
+    migrate: boolean;
+  };
+  security: {
+    dataDir: string;
+    /** Credential encryption keys, the active (encrypting) one first; empty = key file. */
+    masterKeys: readonly { id: string; key: Buffer }[];
+    bootstrapAdminToken?: string;
+    publicUrl?: string;
+    apiKeyCacheTtlMs: number;
+    apiKeyRequestsPerMinute: number;
+  };
+  redis?: { url: string; keyPrefix: string };
+  declarativeConfigFile?: string;
+  audit: { flushMs: number; batchSize: number };
   log: { level: string; pretty: boolean };
   shutdownGraceMs: number;
 }
@@ -105,7 +129,7 @@ export function loadConfig(
   if (!validate(raw)) {
     const problems = (validate.errors ?? []).map((e) => {
       const variable = e.instancePath.replace(/^\//, '') || String(e.params?.missingProperty ?? '');
-      const shown = variable === 'PORTICO_SECRET' ? '(hidden)' : JSON.stringify(env[variable]);
+      const shown = SENSITIVE_VARIABLES.has(variable) ? '(hidden)' : JSON.stringify(env[variable]);
       return `${variable}=${shown}: ${e.message ?? 'is invalid'}`;
     });
     throw new ConfigError(problems);
@@ -146,11 +170,55 @@ export function loadConfig(
       pageSize: v.PAGE_SIZE,
       secret: secretText ? Buffer.from(secretText, 'utf8') : randomBytes(32),
       secretGenerated: !secretText,
-      fixtureCatalog: v.FIXTURE_CATALOG,
+      fixtureCatalog: v.FIXTURE_CATALOG ?? (v.NODE_ENV === 'production' ? 'none' : 'conformance'),
     },
+    database: {
+      type: v.DATABASE_URL ? 'postgres' : 'sqlite',
+      url: v.DATABASE_URL,
+      path: v.DATABASE_PATH ?? join(v.DATA_DIR, 'portico.db'),
+      schema: v.DATABASE_SCHEMA,
+      poolSize: v.DATABASE_POOL_SIZE,
+      poolTimeoutMs: v.DATABASE_POOL_TIMEOUT_MS,
+      statementTimeoutMs: v.DATABASE_STATEMENT_TIMEOUT_MS,
+      migrate: v.DATABASE_MIGRATE,
+    },
+    security: {
+      dataDir: v.DATA_DIR,
+      masterKeys: parseMasterKeys(v.MASTER_KEYS),
+      bootstrapAdminToken: v.BOOTSTRAP_ADMIN_TOKEN,
+      publicUrl: v.PUBLIC_URL,
+      apiKeyCacheTtlMs: v.API_KEY_CACHE_TTL_MS,
+      apiKeyRequestsPerMinute: v.API_KEY_REQUESTS_PER_MINUTE,
+    },
+    redis: v.REDIS_URL ? { url: v.REDIS_URL, keyPrefix: v.REDIS_KEY_PREFIX } : undefined,
+    declarativeConfigFile: v.PORTICO_CONFIG_FILE,
+    audit: { flushMs: v.AUDIT_FLUSH_MS, batchSize: v.AUDIT_BATCH_SIZE },
     log: { level: v.LOG_LEVEL, pretty: v.LOG_PRETTY },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
   };
+}
+
+function parseMasterKeys(value: string | undefined): { id: string; key: Buffer }[] {
+  if (value === undefined) {
+    return [];
+  }
+  const keys = list(value).map((entry) => {
+    const [id, material] = entry.split(':', 2) as [string, string];
+    return { id, key: Buffer.from(material, 'base64') };
+  });
+  const problems: string[] = [];
+  for (const { id, key } of keys) {
+    if (key.length !== 32) {
+      problems.push(`MASTER_KEYS=(hidden): key "${id}" must be 32 bytes of base64`);
+    }
+  }
+  if (new Set(keys.map((k) => k.id)).size !== keys.length) {
+    problems.push('MASTER_KEYS=(hidden): key ids must be unique');
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(problems);
+  }
+  return keys;
 }
 
 /** For process entry points: the configuration, or a message naming the bad variables and exit 1. */

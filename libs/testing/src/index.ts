@@ -4,3 +4,4 @@ export * from './fixtures/conformance-catalog';
 export * from './fixtures/conformance-tools';
 export * from './fixtures/conformance-resources';
 export * from './fixtures/conformance-prompts';
+export * from './databases';
