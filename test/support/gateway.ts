@@ -24,6 +24,10 @@ export async function startGateway(
   const config = loadConfig({
     LOG_LEVEL: 'warn',
     PORTICO_SECRET: 'test-secret-test-secret-test-secret!',
+    // A throwaway database per gateway unless the suite points at PostgreSQL or a file.
+    DATABASE_PATH: ':memory:',
+    MASTER_KEYS: `test:${Buffer.alloc(32, 7).toString('base64')}`,
+    AUDIT_FLUSH_MS: '50',
     ...env,
     PORT: '0',
     HOST: '127.0.0.1',

@@ -1,8 +1,11 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AuthModule } from '@portico/auth';
 import { ConfigModule, PorticoConfig } from '@portico/config';
 import type { CatalogProvider } from '@portico/mcp-protocol';
 import { LoggingModule } from '@portico/observability';
+import { PersistenceModule } from '@portico/persistence';
 import { CatalogModule } from '@portico/registry';
+import { TenancyModule } from '@portico/tenancy';
 import { HealthModule } from './health/health.module';
 import { McpModule } from './mcp/mcp.module';
 
@@ -13,7 +16,13 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        LoggingModule.forRoot([config?.mcp.path ?? '/mcp']),
+        LoggingModule.forRoot([
+          config?.mcp.path ?? '/mcp',
+          `${config?.mcp.path ?? '/mcp'}/*tenant`,
+        ]),
+        PersistenceModule,
+        AuthModule,
+        TenancyModule,
         CatalogModule.forRoot(catalog),
         HealthModule,
         McpModule,

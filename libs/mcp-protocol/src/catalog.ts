@@ -76,8 +76,11 @@ export interface CatalogProvider {
   listResourceTemplates(scope: CatalogScope): MaybePromise<readonly ResourceTemplateHandler[]>;
   listPrompts(scope: CatalogScope): MaybePromise<readonly PromptHandler[]>;
   getPrompt(name: string, scope: CatalogScope): MaybePromise<PromptHandler | undefined>;
-  /** Subscribes to catalog changes; returns the unsubscribe function. */
-  watch(listener: CatalogListener): () => void;
+  /**
+   * Subscribes to changes of the catalog `scope` sees (a tenant's, for a tenant principal);
+   * returns the unsubscribe function.
+   */
+  watch(listener: CatalogListener, scope?: CatalogScope): () => void;
 }
 
 /**

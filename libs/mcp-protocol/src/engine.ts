@@ -516,7 +516,7 @@ export class McpEngine {
             break;
         }
       };
-      const unwatch = this.catalog.watch(onEvent);
+      const unwatch = this.catalog.watch(onEvent, { principal: io.principal });
       const finish = (graceful: boolean): void => {
         unwatch();
         this.listeners.delete(onClose);
@@ -762,29 +762,32 @@ export class McpEngine {
 
   /** Wires a session to catalog change events; returns the unsubscribe function. */
   watchSession(session: LegacySession): () => void {
-    const unwatch = this.catalog.watch((event) => {
-      if (!session.initialized || session.closed) {
-        return;
-      }
-      switch (event.type) {
-        case 'tools-changed':
-          session.sendStandalone(notification('notifications/tools/list_changed'));
-          break;
-        case 'prompts-changed':
-          session.sendStandalone(notification('notifications/prompts/list_changed'));
-          break;
-        case 'resources-changed':
-          session.sendStandalone(notification('notifications/resources/list_changed'));
-          break;
-        case 'resource-updated':
-          if (session.subscriptions.has(event.uri)) {
-            session.sendStandalone(
-              notification('notifications/resources/updated', { uri: event.uri }),
-            );
-          }
-          break;
-      }
-    });
+    const unwatch = this.catalog.watch(
+      (event) => {
+        if (!session.initialized || session.closed) {
+          return;
+        }
+        switch (event.type) {
+          case 'tools-changed':
+            session.sendStandalone(notification('notifications/tools/list_changed'));
+            break;
+          case 'prompts-changed':
+            session.sendStandalone(notification('notifications/prompts/list_changed'));
+            break;
+          case 'resources-changed':
+            session.sendStandalone(notification('notifications/resources/list_changed'));
+            break;
+          case 'resource-updated':
+            if (session.subscriptions.has(event.uri)) {
+              session.sendStandalone(
+                notification('notifications/resources/updated', { uri: event.uri }),
+              );
+            }
+            break;
+        }
+      },
+      { principal: session.principal },
+    );
     session.onClose(unwatch);
     return unwatch;
   }

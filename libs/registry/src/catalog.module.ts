@@ -1,30 +1,39 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigService } from '@portico/config';
 import { CatalogProvider, StaticCatalog } from '@portico/mcp-protocol';
+import { TenantService } from '@portico/tenancy';
 import { createConformanceCatalog } from '@portico/testing';
+import { TenantCatalogRouter } from './tenant-catalog/tenant-catalog.router';
 
-/** The CatalogProvider port: the registry implements it per tenant; until then, fixtures. */
+/** The CatalogProvider port the engine reads: the tenant router over the tenants' catalogs. */
 export const CATALOG_PROVIDER = Symbol('CATALOG_PROVIDER');
 
 @Module({})
 export class CatalogModule {
-  /** Serves `catalog` when given (tests), else the fixture catalog named by FIXTURE_CATALOG. */
-  static forRoot(catalog?: CatalogProvider): DynamicModule {
+  /**
+   * `anonymous` (tests) replaces the catalog served without credentials at MCP_PATH, which is
+   * otherwise the fixture named by FIXTURE_CATALOG (none in production).
+   */
+  static forRoot(anonymous?: CatalogProvider): DynamicModule {
     return {
       module: CatalogModule,
       global: true,
       providers: [
         {
-          provide: CATALOG_PROVIDER,
-          inject: [ConfigService],
-          useFactory: (config: ConfigService): CatalogProvider =>
-            catalog ??
-            (config.values.mcp.fixtureCatalog === 'conformance'
-              ? createConformanceCatalog()
-              : new StaticCatalog()),
+          provide: TenantCatalogRouter,
+          inject: [ConfigService, TenantService],
+          useFactory: (config: ConfigService, tenants: TenantService) =>
+            new TenantCatalogRouter(
+              tenants,
+              anonymous ??
+                (config.values.mcp.fixtureCatalog === 'conformance'
+                  ? createConformanceCatalog()
+                  : new StaticCatalog()),
+            ),
         },
+        { provide: CATALOG_PROVIDER, useExisting: TenantCatalogRouter },
       ],
-      exports: [CATALOG_PROVIDER],
+      exports: [CATALOG_PROVIDER, TenantCatalogRouter],
     };
   }
 }

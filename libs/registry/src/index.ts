@@ -1,2 +1,4 @@
 export * from './catalog.module';
 export * from './mcp-engine.module';
+export * from './tenant-catalog/governed-catalog';
+export * from './tenant-catalog/tenant-catalog.router';

@@ -20,7 +20,9 @@ export async function createPostgresSchema(prefix = 'portico_t'): Promise<TestSc
     url: TEST_POSTGRES_URL,
     schema,
     env: { DATABASE_URL: TEST_POSTGRES_URL, DATABASE_SCHEMA: schema },
-    drop: () => withClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)),
+    drop: async () => {
+      await withClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+    },
   };
 }
 

@@ -11,6 +11,7 @@ import {
 } from '@portico/session';
 import { ConnectionLimiter } from './connection-limiter';
 import { HttpGuard } from './http-guard';
+import { McpAccess } from './mcp-access.service';
 import { LegacySseTransport } from './legacy-sse.transport';
 import { SessionRegistry } from './session-registry.service';
 import { StreamableHttpTransport } from './streamable-http.transport';
@@ -28,6 +29,7 @@ import { McpWebSocketGateway } from './websocket/mcp-ws.gateway';
     },
     { provide: MESSAGE_BUS, useClass: MemoryMessageBus },
     HttpGuard,
+    McpAccess,
     ConnectionLimiter,
     SessionRegistry,
     StreamableHttpTransport,

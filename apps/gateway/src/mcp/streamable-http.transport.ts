@@ -27,6 +27,7 @@ import { SessionStream } from './session-stream';
 import { SseWriter } from './sse-writer';
 import { ConnectionLimiter } from './connection-limiter';
 import { HttpGuard } from './http-guard';
+import { AccessDenied, McpAccess, McpCaller } from './mcp-access.service';
 
 const SESSION_HEADER = 'mcp-session-id';
 const VERSION_HEADER = 'mcp-protocol-version';
@@ -65,17 +66,20 @@ export class StreamableHttpTransport {
   private readonly logger = new Logger(StreamableHttpTransport.name);
   private readonly keepAliveMs: number;
   private readonly retryMs: number;
+  private readonly anonymousEnabled: boolean;
 
   constructor(
     private readonly engine: McpEngine,
     private readonly sessions: SessionRegistry,
     private readonly guard: HttpGuard,
     private readonly limiter: ConnectionLimiter,
+    private readonly access: McpAccess,
     private readonly pino: PinoLogger,
     @Inject(EVENT_STORE) private readonly events: EventStore,
     config: ConfigService,
   ) {
     this.keepAliveMs = config.values.mcp.sseKeepAliveMs;
+    this.anonymousEnabled = config.values.mcp.fixtureCatalog !== 'none';
     this.retryMs = config.values.mcp.sseRetryMs;
   }
 
@@ -114,15 +118,34 @@ export class StreamableHttpTransport {
         this.logger.error(error);
         return this.send(reply, reject(500, ErrorCode.InternalError, 'Internal error'));
       });
-      scope.post(path, (request, reply) =>
-        this.guarded(request, reply, () => this.post(request, reply)),
-      );
-      scope.get(path, (request, reply) =>
-        this.guarded(request, reply, () => this.get(request, reply)),
-      );
-      scope.delete(path, (request, reply) =>
-        this.guarded(request, reply, () => this.delete(request, reply)),
-      );
+      // RFC 9728 protected resource metadata for each tenant endpoint: public, cacheable.
+      scope.get(`/.well-known/oauth-protected-resource${path}/:tenant`, async (request, reply) => {
+        const slug = this.access.slugOf(request) ?? '';
+        const metadata = await this.access.protectedResourceMetadata(request, slug);
+        if (!metadata) {
+          return reply
+            .code(404)
+            .type('application/json')
+            .send(JSON.stringify({ error: 'not_found', error_description: 'Unknown tenant' }));
+        }
+        return reply
+          .header('access-control-allow-origin', '*')
+          .header('cache-control', 'public, max-age=300')
+          .type('application/json')
+          .send(JSON.stringify(metadata));
+      });
+      // The anonymous development endpoint at `path`, and every tenant's at `path/{tenant}`.
+      for (const route of [path, `${path}/:tenant`]) {
+        scope.post(route, (request, reply) =>
+          this.guarded(request, reply, (caller) => this.post(request, reply, caller)),
+        );
+        scope.get(route, (request, reply) =>
+          this.guarded(request, reply, (caller) => this.get(request, reply, caller)),
+        );
+        scope.delete(route, (request, reply) =>
+          this.guarded(request, reply, (caller) => this.delete(request, reply, caller)),
+        );
+      }
       done();
     });
   }
@@ -130,7 +153,7 @@ export class StreamableHttpTransport {
   private async guarded(
     request: FastifyRequest,
     reply: FastifyReply,
-    run: () => Promise<void>,
+    run: (caller: McpCaller) => Promise<void>,
   ): Promise<void> {
     const log = this.pino.logger;
     if (log.isLevelEnabled('info')) {
@@ -157,6 +180,18 @@ export class StreamableHttpTransport {
       if (problem) {
         throw reject(problem.status, ErrorCode.InvalidRequest, problem.message);
       }
+      if (this.access.slugOf(request) === undefined && !this.anonymousEnabled) {
+        throw reject(404, ErrorCode.InvalidRequest, 'Not found: use /mcp/{tenant}');
+      }
+      let caller: McpCaller;
+      try {
+        caller = await this.access.resolve(request);
+      } catch (err) {
+        if (err instanceof AccessDenied) {
+          throw new HttpRejection(err.status, err.error, null, err.headers);
+        }
+        throw err;
+      }
       // Every open request or stream holds a slot of its client address and session.
       const release = this.limiter.acquire(
         request.ip,
@@ -171,7 +206,7 @@ export class StreamableHttpTransport {
         );
       }
       reply.raw.once('close', release);
-      await run();
+      await run(caller);
     } catch (err) {
       if (reply.sent || reply.raw.headersSent) {
         return;
@@ -195,7 +230,11 @@ export class StreamableHttpTransport {
   // ---------------------------------------------------------------------------------------
   // POST
 
-  private async post(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  private async post(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    caller: McpCaller,
+  ): Promise<void> {
     const accept = request.headers.accept ?? '';
     if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
       throw reject(
@@ -216,7 +255,7 @@ export class StreamableHttpTransport {
     }
 
     if (Array.isArray(body)) {
-      return this.postBatch(request, reply, body);
+      return this.postBatch(request, reply, body, caller);
     }
 
     const classified = classify(body);
@@ -225,7 +264,7 @@ export class StreamableHttpTransport {
         // A malformed answer to a server-to-client request fails that request at once.
         const sessionId = headerValue(request.headers[SESSION_HEADER]);
         const live = sessionId === undefined ? undefined : await this.sessions.find(sessionId);
-        if (live) {
+        if (live && ownedBy(live, caller)) {
           await this.engine.handleSession(live.session, classified, {
             outbound: { send: () => undefined },
           });
@@ -233,13 +272,16 @@ export class StreamableHttpTransport {
       }
       throw new HttpRejection(400, classified.error, classified.id);
     }
+    if (classified.kind === 'request' && classified.message.method === 'tools/call') {
+      await this.checkToolCall(request, caller, classified.message);
+    }
     if (isModern(classified, request)) {
-      return this.postModern(request, reply, classified);
+      return this.postModern(request, reply, classified, caller);
     }
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
-      return this.initialize(request, reply, classified.message);
+      return this.initialize(request, reply, classified.message, caller);
     }
-    const live = await this.requireSession(request);
+    const live = await this.requireSession(request, caller);
     const versionProblem = checkLegacyVersionHeader(request, live);
     if (versionProblem) {
       throw versionProblem;
@@ -247,10 +289,26 @@ export class StreamableHttpTransport {
     return this.postLegacy(request, reply, live, [classified]);
   }
 
+  private async checkToolCall(
+    request: FastifyRequest,
+    caller: McpCaller,
+    message: JsonRpcRequest,
+  ): Promise<void> {
+    try {
+      await this.access.checkToolCall(request, caller, message.params?.name);
+    } catch (err) {
+      if (err instanceof AccessDenied) {
+        throw new HttpRejection(err.status, err.error, message.id, err.headers);
+      }
+      throw err;
+    }
+  }
+
   private async postModern(
     request: FastifyRequest,
     reply: FastifyReply,
     classified: Classified,
+    caller: McpCaller,
   ): Promise<void> {
     if (classified.kind !== 'request') {
       // Modern clients send notifications only over stdio; accept and ignore.
@@ -296,6 +354,7 @@ export class StreamableHttpTransport {
       {
         outbound: { send: (m) => exchange.send(m) },
         cancellation,
+        principal: caller.principal,
       },
       envelope,
     );
@@ -306,10 +365,11 @@ export class StreamableHttpTransport {
     request: FastifyRequest,
     reply: FastifyReply,
     message: JsonRpcRequest,
+    caller: McpCaller,
   ): Promise<void> {
     let created;
     try {
-      created = await this.sessions.create(message);
+      created = await this.sessions.create(message, caller.principal);
     } catch (err) {
       if (err instanceof McpError) {
         throw new HttpRejection(400, err.toJson(), message.id);
@@ -337,8 +397,9 @@ export class StreamableHttpTransport {
     request: FastifyRequest,
     reply: FastifyReply,
     body: unknown[],
+    caller: McpCaller,
   ): Promise<void> {
-    const live = await this.requireSession(request);
+    const live = await this.requireSession(request, caller);
     if (live.session.protocolVersion !== '2025-03-26') {
       throw reject(
         400,
@@ -352,6 +413,11 @@ export class StreamableHttpTransport {
     const messages = body.map(classify);
     if (messages.some((m) => m.kind === 'request' && m.message.method === 'initialize')) {
       throw reject(400, ErrorCode.InvalidRequest, 'initialize cannot be part of a batch');
+    }
+    for (const m of messages) {
+      if (m.kind === 'request' && m.message.method === 'tools/call') {
+        await this.checkToolCall(request, caller, m.message);
+      }
     }
     return this.postLegacy(request, reply, live, messages);
   }
@@ -410,7 +476,11 @@ export class StreamableHttpTransport {
   // ---------------------------------------------------------------------------------------
   // GET and DELETE (2025 era only)
 
-  private async get(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  private async get(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    caller: McpCaller,
+  ): Promise<void> {
     if (request.headers[VERSION_HEADER] === MODERN_PROTOCOL_VERSION) {
       throw reject(
         405,
@@ -422,7 +492,7 @@ export class StreamableHttpTransport {
     if (!accepts(request.headers.accept ?? '', 'text/event-stream')) {
       throw reject(406, ErrorCode.InvalidRequest, 'Accept must list text/event-stream');
     }
-    const live = await this.requireSession(request);
+    const live = await this.requireSession(request, caller);
     const versionProblem = checkLegacyVersionHeader(request, live);
     if (versionProblem) {
       throw versionProblem;
@@ -483,7 +553,11 @@ export class StreamableHttpTransport {
     }
   }
 
-  private async delete(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  private async delete(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    caller: McpCaller,
+  ): Promise<void> {
     if (request.headers[VERSION_HEADER] === MODERN_PROTOCOL_VERSION) {
       throw reject(405, ErrorCode.InvalidRequest, 'DELETE is not supported in protocol 2026-07-28');
     }
@@ -491,23 +565,30 @@ export class StreamableHttpTransport {
     if (id === undefined) {
       throw reject(400, ErrorCode.InvalidRequest, 'Mcp-Session-Id header is required');
     }
-    if (!(await this.sessions.terminate(id))) {
+    const live = await this.sessions.find(id);
+    if (!live || !ownedBy(live, caller) || !(await this.sessions.terminate(id))) {
       throw reject(404, ErrorCode.InvalidRequest, 'Session not found');
     }
     void reply.code(200).send();
   }
 
-  private async requireSession(request: FastifyRequest): Promise<LiveSession> {
+  private async requireSession(request: FastifyRequest, caller: McpCaller): Promise<LiveSession> {
     const id = headerValue(request.headers[SESSION_HEADER]);
     if (id === undefined) {
       throw reject(400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required');
     }
     const live = await this.sessions.find(id);
-    if (!live) {
+    // Another principal's session is "not found": a session id is not a credential.
+    if (!live || !ownedBy(live, caller)) {
       throw reject(404, ErrorCode.InvalidRequest, 'Session not found');
     }
     return live;
   }
+}
+
+/** A session belongs to the principal that initialized it (anonymous ones to nobody). */
+function ownedBy(live: LiveSession, caller: McpCaller): boolean {
+  return (live.session.principal?.id ?? '') === (caller.principal?.id ?? '');
 }
 
 /** Methods whose handling changes saved session state. */

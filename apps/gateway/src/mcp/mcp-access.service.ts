@@ -1,0 +1,155 @@
+import { Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { AuthError, AuthPrincipal, AuthService } from '@portico/auth';
+import { ConfigService } from '@portico/config';
+import { ErrorCode, JsonRpcErrorObject } from '@portico/mcp-protocol';
+import type { TenantEntity } from '@portico/persistence';
+import { TenantCatalogRouter } from '@portico/registry';
+import { TenantService } from '@portico/tenancy';
+
+/** A refusal before any protocol work: HTTP status, headers and a JSON-RPC error body. */
+export class AccessDenied extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: JsonRpcErrorObject,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(error.message);
+  }
+}
+
+export interface McpCaller {
+  readonly tenant?: TenantEntity;
+  /** Undefined only on the anonymous development endpoint. */
+  readonly principal?: AuthPrincipal;
+}
+
+/**
+ * Who is calling a tenant's MCP endpoint: the tenant from the path (unknown → 404, suspended →
+ * 403, both before any protocol work), then the principal from the Authorization header (401
+ * with a WWW-Authenticate challenge pointing at the RFC 9728 metadata when missing or bad).
+ */
+@Injectable()
+export class McpAccess {
+  private readonly mcpPath: string;
+  private readonly publicUrl?: string;
+
+  constructor(
+    private readonly tenants: TenantService,
+    private readonly auth: AuthService,
+    private readonly catalogs: TenantCatalogRouter,
+    config: ConfigService,
+  ) {
+    this.mcpPath = config.values.mcp.path;
+    this.publicUrl = config.values.security.publicUrl;
+  }
+
+  /** The tenant slug of a tenant route, undefined on the anonymous endpoint. */
+  slugOf(request: FastifyRequest): string | undefined {
+    return (request.params as { tenant?: string } | undefined)?.tenant;
+  }
+
+  async resolve(request: FastifyRequest): Promise<McpCaller> {
+    const slug = this.slugOf(request);
+    if (slug === undefined) {
+      return {};
+    }
+    const tenant = await this.tenants.bySlug(slug);
+    if (!tenant) {
+      throw new AccessDenied(404, { code: ErrorCode.InvalidRequest, message: 'Unknown tenant' });
+    }
+    if (tenant.status !== 'active') {
+      throw new AccessDenied(403, { code: ErrorCode.InvalidRequest, message: 'Tenant suspended' });
+    }
+    try {
+      const principal = await this.auth.authenticate(
+        {
+          authorization: header(request, 'authorization'),
+          apiKeyHeader: header(request, 'x-api-key'),
+          query: queryOf(request.url),
+        },
+        tenant,
+      );
+      if (!principal.can('mcp:use')) {
+        throw AuthError.forbidden('This credential may not use the MCP endpoint');
+      }
+      return { tenant, principal };
+    } catch (err) {
+      if (err instanceof AuthError) {
+        throw this.denied(request, slug, err);
+      }
+      throw err;
+    }
+  }
+
+  /** 403 insufficient_scope when a tool needs scopes the caller lacks (HTTP step-up). */
+  async checkToolCall(request: FastifyRequest, caller: McpCaller, tool: unknown): Promise<void> {
+    if (!caller.principal || !caller.tenant || typeof tool !== 'string') {
+      return;
+    }
+    const access = await this.catalogs.toolAccess(tool, { principal: caller.principal });
+    if (!access.allowed && access.reason === 'scope') {
+      throw this.denied(
+        request,
+        caller.tenant.slug,
+        AuthError.insufficientScope(access.requiredScopes),
+      );
+    }
+  }
+
+  /** RFC 9728 metadata of a tenant endpoint; undefined for an unknown or suspended tenant. */
+  async protectedResourceMetadata(
+    request: FastifyRequest,
+    slug: string,
+  ): Promise<Record<string, unknown> | undefined> {
+    const tenant = await this.tenants.bySlug(slug);
+    if (!tenant || tenant.status !== 'active') {
+      return undefined;
+    }
+    const servers =
+      tenant.auth.authorizationServers ?? (tenant.auth.jwt ? [tenant.auth.jwt.issuer] : []);
+    const scopes = await this.catalogs.scopesOf(tenant.id);
+    return {
+      resource: this.resourceUrl(request, slug),
+      ...(servers.length > 0 ? { authorization_servers: servers } : {}),
+      ...(scopes.length > 0 ? { scopes_supported: scopes } : {}),
+      bearer_methods_supported: ['header'],
+      resource_name: tenant.name,
+    };
+  }
+
+  /** The resource identifier of a tenant endpoint (RFC 8707 / RFC 9728 `resource`). */
+  resourceUrl(request: FastifyRequest, slug: string): string {
+    return `${this.baseUrl(request)}${this.mcpPath}/${slug}`;
+  }
+
+  metadataUrl(request: FastifyRequest, slug: string): string {
+    return `${this.baseUrl(request)}/.well-known/oauth-protected-resource${this.mcpPath}/${slug}`;
+  }
+
+  private baseUrl(request: FastifyRequest): string {
+    return this.publicUrl ?? `${request.protocol}://${request.host}`;
+  }
+
+  private denied(request: FastifyRequest, slug: string, err: AuthError): AccessDenied {
+    return new AccessDenied(
+      err.status,
+      {
+        code: ErrorCode.InvalidRequest,
+        message: err.message,
+        ...(err.scopes.length > 0 ? { data: { requiredScopes: [...err.scopes] } } : {}),
+      },
+      { 'www-authenticate': err.challenge(this.metadataUrl(request, slug)) },
+    );
+  }
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function queryOf(url: string): string | undefined {
+  const at = url.indexOf('?');
+  return at < 0 ? undefined : url.slice(at + 1);
+}

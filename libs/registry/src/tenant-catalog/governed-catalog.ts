@@ -1,0 +1,182 @@
+import type {
+  CatalogEvent,
+  CatalogListener,
+  CatalogProvider,
+  CatalogScope,
+  MaybePromise,
+  PromptHandler,
+  ResourceHandler,
+  ResourceTemplateHandler,
+  ToolHandler,
+} from '@portico/mcp-protocol';
+
+/** A tenant's override for one tool (from the tool_policies table or portico.yaml). */
+export interface ToolPolicy {
+  readonly tool: string;
+  readonly requiredScopes: readonly string[];
+  readonly disabled: boolean;
+  readonly description?: string | null;
+  readonly rename?: string | null;
+  readonly annotations?: Record<string, unknown> | null;
+}
+
+/** The outcome of asking whether a principal may call a tool. */
+export type ToolAccess =
+  | { readonly allowed: true }
+  | { readonly allowed: false; readonly reason: 'unknown' }
+  | { readonly allowed: false; readonly reason: 'scope'; readonly requiredScopes: string[] };
+
+/**
+ * The union of several catalogs (a tenant's backends) with the tenant's tool policies applied:
+ * disabled tools vanish, renamed tools answer to their new name only, and a tool whose required
+ * scopes the caller lacks is neither listed nor callable. Earlier sources win name collisions.
+ */
+export class GovernedCatalog implements CatalogProvider {
+  private readonly tools = new Map<string, { handler: ToolHandler; required: string[] }>();
+
+  constructor(
+    private readonly sources: readonly CatalogProvider[],
+    private readonly policies: ReadonlyMap<string, ToolPolicy>,
+  ) {}
+
+  /** Resolves the visible tool table once; call again after a source announces tools-changed. */
+  async load(): Promise<void> {
+    this.tools.clear();
+    for (const source of this.sources) {
+      for (const handler of await source.listTools({})) {
+        const policy = this.policies.get(handler.definition.name);
+        if (policy?.disabled) {
+          continue;
+        }
+        const governed = policy ? applyPolicy(handler, policy) : handler;
+        if (!this.tools.has(governed.definition.name)) {
+          this.tools.set(governed.definition.name, {
+            handler: governed,
+            required: [...(policy?.requiredScopes ?? [])],
+          });
+        }
+      }
+    }
+  }
+
+  access(name: string, scope: CatalogScope): ToolAccess {
+    const entry = this.tools.get(name);
+    if (!entry) {
+      return { allowed: false, reason: 'unknown' };
+    }
+    const held = scope.principal?.scopes ?? [];
+    const missing = entry.required.filter((s) => !held.includes(s));
+    return missing.length === 0
+      ? { allowed: true }
+      : { allowed: false, reason: 'scope', requiredScopes: entry.required };
+  }
+
+  requiredScopes(): string[] {
+    const all = new Set<string>();
+    for (const entry of this.tools.values()) {
+      entry.required.forEach((s) => all.add(s));
+    }
+    return [...all].sort();
+  }
+
+  listTools(scope: CatalogScope): readonly ToolHandler[] {
+    const out: ToolHandler[] = [];
+    for (const [name, entry] of this.tools) {
+      if (this.access(name, scope).allowed) {
+        out.push(entry.handler);
+      }
+    }
+    return out;
+  }
+
+  getTool(name: string, scope: CatalogScope): ToolHandler | undefined {
+    return this.access(name, scope).allowed ? this.tools.get(name)?.handler : undefined;
+  }
+
+  async listResources(scope: CatalogScope): Promise<readonly ResourceHandler[]> {
+    return this.merge(
+      (s) => s.listResources(scope),
+      (r) => r.definition.uri,
+    );
+  }
+
+  async getResource(uri: string, scope: CatalogScope): Promise<ResourceHandler | undefined> {
+    return this.first((s) => s.getResource(uri, scope));
+  }
+
+  async listResourceTemplates(scope: CatalogScope): Promise<readonly ResourceTemplateHandler[]> {
+    return this.merge(
+      (s) => s.listResourceTemplates(scope),
+      (t) => t.definition.uriTemplate,
+    );
+  }
+
+  async listPrompts(scope: CatalogScope): Promise<readonly PromptHandler[]> {
+    return this.merge(
+      (s) => s.listPrompts(scope),
+      (p) => p.definition.name,
+    );
+  }
+
+  async getPrompt(name: string, scope: CatalogScope): Promise<PromptHandler | undefined> {
+    return this.first((s) => s.getPrompt(name, scope));
+  }
+
+  watch(listener: CatalogListener): () => void {
+    const stops = this.sources.map((source) =>
+      source.watch((event: CatalogEvent) => {
+        if (event.type === 'tools-changed') {
+          void this.load().then(() => listener(event));
+          return;
+        }
+        listener(event);
+      }),
+    );
+    return () => stops.forEach((stop) => stop());
+  }
+
+  private async merge<T>(
+    list: (source: CatalogProvider) => MaybePromise<readonly T[]>,
+    key: (item: T) => string,
+  ): Promise<T[]> {
+    if (this.sources.length === 1) {
+      return [...(await list(this.sources[0]))];
+    }
+    const seen = new Map<string, T>();
+    for (const source of this.sources) {
+      for (const item of await list(source)) {
+        if (!seen.has(key(item))) {
+          seen.set(key(item), item);
+        }
+      }
+    }
+    return [...seen.values()];
+  }
+
+  private async first<T>(
+    get: (source: CatalogProvider) => MaybePromise<T | undefined>,
+  ): Promise<T | undefined> {
+    for (const source of this.sources) {
+      const found = await get(source);
+      if (found) {
+        return found;
+      }
+    }
+    return undefined;
+  }
+}
+
+function applyPolicy(handler: ToolHandler, policy: ToolPolicy): ToolHandler {
+  if (!policy.rename && !policy.description && !policy.annotations) {
+    return handler;
+  }
+  const definition = {
+    ...handler.definition,
+    name: policy.rename ?? handler.definition.name,
+    description: policy.description ?? handler.definition.description,
+    annotations: policy.annotations
+      ? { ...handler.definition.annotations, ...policy.annotations }
+      : handler.definition.annotations,
+  };
+  return { definition, call: (args, ctx) => handler.call(args, ctx) };
+}

@@ -1,0 +1,181 @@
+import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import {
+  CatalogEvent,
+  CatalogListener,
+  CatalogProvider,
+  CatalogScope,
+  StaticCatalog,
+} from '@portico/mcp-protocol';
+import type { BackendEntity, TenantEntity } from '@portico/persistence';
+import { TenantService } from '@portico/tenancy';
+import { createConformanceCatalog, echoTool } from '@portico/testing';
+import { GovernedCatalog, ToolAccess, ToolPolicy } from './governed-catalog';
+
+interface Entry {
+  catalog: Promise<GovernedCatalog>;
+  readonly listeners: Set<CatalogListener>;
+  unwatch?: () => void;
+}
+
+const CHANGE_EVENTS: CatalogEvent[] = [
+  { type: 'tools-changed' },
+  { type: 'prompts-changed' },
+  { type: 'resources-changed' },
+];
+
+/**
+ * The CatalogProvider the engine sees: it routes every call to the catalog of the caller's
+ * tenant (principal.tenant), built from the tenant's backends and tool policies, cached per
+ * node and rebuilt when the tenant changes; connected clients then get list_changed. A caller
+ * without a tenant sees the anonymous development catalog (or nothing).
+ */
+@Injectable()
+export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
+  private readonly logger = new Logger(TenantCatalogRouter.name);
+  private readonly entries = new Map<string, Entry>();
+  private readonly stopListening: () => void;
+
+  constructor(
+    private readonly tenants: TenantService,
+    private readonly anonymous: CatalogProvider,
+  ) {
+    this.stopListening = tenants.onChange((tenant) => this.invalidate(tenant));
+  }
+
+  onModuleDestroy(): void {
+    this.stopListening();
+    for (const entry of this.entries.values()) {
+      entry.unwatch?.();
+    }
+    this.entries.clear();
+  }
+
+  /** Whether the caller may call `name`, and if not, why (HTTP answers 403 for scopes). */
+  async toolAccess(name: string, scope: CatalogScope): Promise<ToolAccess> {
+    const tenant = scope.principal?.tenant;
+    if (tenant === undefined) {
+      return (await this.anonymous.getTool(name, scope))
+        ? { allowed: true }
+        : { allowed: false, reason: 'unknown' };
+    }
+    return (await this.catalogOf(tenant)).access(name, scope);
+  }
+
+  /** Every scope some tool of the tenant requires (advertised in resource metadata). */
+  async scopesOf(tenantId: string): Promise<string[]> {
+    return (await this.catalogOf(tenantId)).requiredScopes();
+  }
+
+  async listTools(scope: CatalogScope) {
+    return (await this.route(scope)).listTools(scope);
+  }
+  async getTool(name: string, scope: CatalogScope) {
+    return (await this.route(scope)).getTool(name, scope);
+  }
+  async listResources(scope: CatalogScope) {
+    return (await this.route(scope)).listResources(scope);
+  }
+  async getResource(uri: string, scope: CatalogScope) {
+    return (await this.route(scope)).getResource(uri, scope);
+  }
+  async listResourceTemplates(scope: CatalogScope) {
+    return (await this.route(scope)).listResourceTemplates(scope);
+  }
+  async listPrompts(scope: CatalogScope) {
+    return (await this.route(scope)).listPrompts(scope);
+  }
+  async getPrompt(name: string, scope: CatalogScope) {
+    return (await this.route(scope)).getPrompt(name, scope);
+  }
+
+  watch(listener: CatalogListener, scope?: CatalogScope): () => void {
+    const tenant = scope?.principal?.tenant;
+    if (tenant === undefined) {
+      return this.anonymous.watch(listener, scope);
+    }
+    const entry = this.entry(tenant);
+    entry.listeners.add(listener);
+    return () => entry.listeners.delete(listener);
+  }
+
+  private route(scope: CatalogScope): CatalogProvider | Promise<CatalogProvider> {
+    const tenant = scope.principal?.tenant;
+    return tenant === undefined ? this.anonymous : this.catalogOf(tenant);
+  }
+
+  private catalogOf(tenantId: string): Promise<GovernedCatalog> {
+    return this.entry(tenantId).catalog;
+  }
+
+  private entry(tenantId: string): Entry {
+    let entry = this.entries.get(tenantId);
+    if (!entry) {
+      const listeners = new Set<CatalogListener>();
+      const created: Entry = { listeners, catalog: this.build(tenantId, listeners) };
+      created.catalog.then(
+        (catalog) => {
+          created.unwatch = catalog.watch((event) => listeners.forEach((l) => l(event)));
+        },
+        () => this.entries.delete(tenantId),
+      );
+      entry = created;
+      this.entries.set(tenantId, entry);
+    }
+    return entry;
+  }
+
+  private invalidate(tenant: TenantEntity): void {
+    const entry = this.entries.get(tenant.id);
+    if (!entry) {
+      return;
+    }
+    this.entries.delete(tenant.id);
+    entry.unwatch?.();
+    if (entry.listeners.size === 0) {
+      return;
+    }
+    // Rebuild now for the connected clients, move them over, then tell them the lists changed.
+    const next = this.entry(tenant.id);
+    for (const listener of entry.listeners) {
+      next.listeners.add(listener);
+    }
+    next.catalog.then(
+      () => CHANGE_EVENTS.forEach((event) => next.listeners.forEach((l) => l(event))),
+      (err: unknown) => this.logger.error(`Catalog of tenant ${tenant.slug}: ${String(err)}`),
+    );
+  }
+
+  private async build(
+    tenantId: string,
+    _listeners: Set<CatalogListener>,
+  ): Promise<GovernedCatalog> {
+    const backends = await this.tenants.backends(tenantId).find({}, { order: { name: 'ASC' } });
+    const policies = await this.tenants.policies(tenantId).find();
+    const sources: CatalogProvider[] = [];
+    for (const backend of backends) {
+      const source = this.sourceFor(backend);
+      if (source) {
+        sources.push(source);
+      }
+    }
+    const catalog = new GovernedCatalog(
+      sources,
+      new Map<string, ToolPolicy>(policies.map((p) => [p.tool, p])),
+    );
+    await catalog.load();
+    return catalog;
+  }
+
+  /** Built-in fixture backends serve now; upstream kinds are connected by the registry. */
+  private sourceFor(backend: BackendEntity): CatalogProvider | undefined {
+    if (backend.kind === 'fixture') {
+      return backend.target === 'conformance'
+        ? createConformanceCatalog()
+        : new StaticCatalog({ tools: [echoTool] });
+    }
+    this.logger.warn(
+      `Backend ${backend.name} (${backend.kind}) is registered but upstream connections are not available yet`,
+    );
+    return undefined;
+  }
+}

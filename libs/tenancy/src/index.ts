@@ -1,0 +1,3 @@
+export * from './audit/audit.service';
+export * from './tenancy.module';
+export * from './tenant/tenant.service';

@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import {
+  BackendEntity,
+  CredentialCipher,
+  RoleBindingEntity,
+  TenantAuthSettings,
+  TenantEntity,
+  TenantLimits,
+  TenantScopedRepository,
+  TenantStatus,
+  ToolPolicyEntity,
+} from '@portico/persistence';
+
+/** Slugs that would collide with routes under the MCP path. */
+export const RESERVED_SLUGS = new Set([
+  'sse',
+  'messages',
+  'admin',
+  'health',
+  'metrics',
+  'dashboard',
+  'well-known',
+]);
+export const SLUG_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$/;
+
+/** How long a node trusts its cached copy of a tenant changed on another node. */
+const TENANT_CACHE_MS = 2_000;
+
+export class TenantConflictError extends Error {}
+
+/** A tenant field the caller must correct (reserved or malformed slug). */
+export class TenantInputError extends Error {}
+
+export interface TenantInput {
+  slug: string;
+  name: string;
+  status?: TenantStatus;
+  limits?: TenantLimits;
+  auth?: TenantAuthSettings;
+}
+
+type ChangeListener = (tenant: TenantEntity) => void;
+
+/**
+ * Tenants and everything they own. Reads on the request path hit a per-node cache; every write
+ * bumps the tenant's revision, which invalidates catalogs and JWT settings derived from it.
+ */
+@Injectable()
+export class TenantService {
+  private readonly cache = new Map<string, { tenant: TenantEntity | null; until: number }>();
+  private readonly listeners = new Set<ChangeListener>();
+
+  constructor(
+    @InjectRepository(TenantEntity) private readonly tenants: Repository<TenantEntity>,
+    @InjectRepository(BackendEntity) private readonly backendRows: Repository<BackendEntity>,
+    @InjectRepository(ToolPolicyEntity) private readonly policyRows: Repository<ToolPolicyEntity>,
+    @InjectRepository(RoleBindingEntity)
+    private readonly bindingRows: Repository<RoleBindingEntity>,
+    readonly cipher: CredentialCipher,
+  ) {}
+
+  /** The tenant served at `slug`, cached briefly; null when there is none. */
+  async bySlug(slug: string): Promise<TenantEntity | null> {
+    const now = Date.now();
+    const cached = this.cache.get(slug);
+    if (cached && cached.until > now) {
+      return cached.tenant;
+    }
+    const tenant = SLUG_PATTERN.test(slug) ? await this.tenants.findOneBy({ slug }) : null;
+    if (this.cache.size > 10_000) {
+      this.cache.clear();
+    }
+    const previous = cached?.tenant;
+    this.cache.set(slug, { tenant, until: now + TENANT_CACHE_MS });
+    if (tenant && previous && previous.revision !== tenant.revision) {
+      this.emit(tenant);
+    }
+    return tenant;
+  }
+
+  byId(id: string): Promise<TenantEntity | null> {
+    return this.tenants.findOneBy({ id });
+  }
+
+  list(options: { skip: number; take: number }): Promise<[TenantEntity[], number]> {
+    return this.tenants.findAndCount({ order: { slug: 'ASC' }, ...options });
+  }
+
+  async create(input: TenantInput): Promise<TenantEntity> {
+    assertSlug(input.slug);
+    if (await this.tenants.existsBy({ slug: input.slug })) {
+      throw new TenantConflictError(`A tenant with slug "${input.slug}" already exists`);
+    }
+    const now = new Date();
+    const tenant = this.tenants.create({
+      id: randomUUID(),
+      slug: input.slug,
+      name: input.name,
+      status: input.status ?? 'active',
+      limits: input.limits ?? {},
+      auth: input.auth ?? {},
+      revision: 1,
+      createdAt: now,
+      updatedAt: now,
+    });
+    try {
+      await this.tenants.insert(tenant);
+    } catch (err) {
+      if (/unique|duplicate/i.test(String(err))) {
+        throw new TenantConflictError(`A tenant with slug "${input.slug}" already exists`);
+      }
+      throw err;
+    }
+    this.cache.delete(tenant.slug);
+    return tenant;
+  }
+
+  async update(
+    tenant: TenantEntity,
+    patch: Partial<Pick<TenantEntity, 'name' | 'status' | 'limits' | 'auth'>>,
+  ): Promise<TenantEntity> {
+    Object.assign(tenant, patch);
+    return this.changed(tenant);
+  }
+
+  async remove(tenant: TenantEntity): Promise<void> {
+    await this.tenants.delete({ id: tenant.id });
+    this.cache.delete(tenant.slug);
+    tenant.status = 'suspended';
+    this.emit(tenant);
+  }
+
+  /** Records that something the tenant owns changed: new revision, caches dropped, listeners told. */
+  async changed(tenant: TenantEntity): Promise<TenantEntity> {
+    tenant.revision += 1;
+    tenant.updatedAt = new Date();
+    await this.tenants.save(tenant);
+    this.cache.delete(tenant.slug);
+    this.emit(tenant);
+    return tenant;
+  }
+
+  /** Called with the tenant after any change seen by this node. */
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  backends(tenantId: string): TenantScopedRepository<BackendEntity> {
+    return new TenantScopedRepository(this.backendRows, tenantId);
+  }
+
+  policies(tenantId: string): TenantScopedRepository<ToolPolicyEntity> {
+    return new TenantScopedRepository(this.policyRows, tenantId);
+  }
+
+  roleBindings(tenantId: string): TenantScopedRepository<RoleBindingEntity> {
+    return new TenantScopedRepository(this.bindingRows, tenantId);
+  }
+
+  /** Seals a backend's credentials, bound to the tenant and backend name. */
+  sealCredentials(
+    tenantId: string,
+    backendName: string,
+    credentials: Record<string, string>,
+  ): string {
+    return this.cipher.seal(JSON.stringify(credentials), `${tenantId}/${backendName}`);
+  }
+
+  /** Opens a backend's credentials: only at call time, never for the API. */
+  openCredentials(backend: BackendEntity): Record<string, string> {
+    if (!backend.credentialsSealed) {
+      return {};
+    }
+    return JSON.parse(
+      this.cipher.open(backend.credentialsSealed, `${backend.tenantId}/${backend.name}`),
+    ) as Record<string, string>;
+  }
+
+  private emit(tenant: TenantEntity): void {
+    for (const listener of this.listeners) {
+      listener(tenant);
+    }
+  }
+}
+
+export function assertSlug(slug: string): void {
+  if (!SLUG_PATTERN.test(slug) || RESERVED_SLUGS.has(slug)) {
+    throw new TenantInputError(`"${slug}" is not an allowed tenant slug`);
+  }
+}
