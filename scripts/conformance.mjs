@@ -57,7 +57,13 @@ function run(command, args, env) {
 
 const port = await freePort();
 const gateway = spawn(process.execPath, [MAIN], {
-  env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+  env: {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    DATABASE_PATH: ':memory:',
+  },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 const stop = () => {

@@ -38,7 +38,13 @@ const port = await new Promise((done, fail) => {
   });
 });
 const gateway = spawn(process.execPath, [GATEWAY], {
-  env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+  env: {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    DATABASE_PATH: ':memory:',
+  },
   stdio: 'ignore',
 });
 process.on('exit', () => gateway.kill('SIGTERM'));

@@ -39,7 +39,12 @@ export function assertCliBuilt(): void {
  * developer's shell (LOG_LEVEL, PORT, ...) cannot change what is tested.
  */
 export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = { NODE_ENV: 'test' };
+  // A throwaway database and a fixed key: a spawned CLI must not write ./data.
+  const env: Record<string, string> = {
+    NODE_ENV: 'test',
+    DATABASE_PATH: ':memory:',
+    MASTER_KEYS: `test:${Buffer.alloc(32, 7).toString('base64')}`,
+  };
   for (const key of ['PATH', 'HOME', 'SYSTEMROOT', 'TMPDIR']) {
     const value = process.env[key];
     if (value !== undefined) {

@@ -1,14 +1,24 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AuthModule } from '@portico/auth';
 import { ConfigModule, PorticoConfig } from '@portico/config';
+import { PersistenceModule } from '@portico/persistence';
 import { CatalogModule, McpEngineModule } from '@portico/registry';
+import { TenancyModule } from '@portico/tenancy';
 
-/** What the command-line entry points need: configuration, the catalog and the engine. */
+/** What the command-line entry points need: configuration, the database, tenants, the engine. */
 @Module({})
 export class CliModule {
   static forRoot(config: PorticoConfig): DynamicModule {
     return {
       module: CliModule,
-      imports: [ConfigModule.forRoot(config), CatalogModule.forRoot(), McpEngineModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        PersistenceModule,
+        AuthModule,
+        TenancyModule,
+        CatalogModule.forRoot(),
+        McpEngineModule,
+      ],
       exports: [McpEngineModule],
     };
   }

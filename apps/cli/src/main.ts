@@ -1,17 +1,36 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { loadConfigOrExit } from '@portico/config';
+import { AuthError, AuthPrincipal, AuthService } from '@portico/auth';
+import { loadConfigOrExit, PorticoConfig } from '@portico/config';
 import { McpEngine } from '@portico/mcp-protocol';
+import { TenantService } from '@portico/tenancy';
 import { CliModule } from './cli.module';
+import {
+  CommandResult,
+  configApply,
+  configValidate,
+  dbMigrate,
+  keysRotate,
+} from './commands/admin-commands';
 import { StdioServer } from './stdio/stdio-server';
 
 const USAGE = `Usage: portico <command>
 
 Commands:
-  stdio     Serve MCP over stdin/stdout (newline-delimited JSON-RPC, both protocol eras).
-            Logs go to stderr. Configuration comes from the environment (see README).
-  help      Show this help.
+  stdio [--tenant SLUG]    Serve MCP over stdin/stdout (newline-delimited JSON-RPC, both
+                           protocol eras). With --tenant, serve that tenant's catalog as the
+                           principal of PORTICO_API_KEY; without, the anonymous development
+                           catalog (FIXTURE_CATALOG). Logs go to stderr.
+  db migrate               Apply pending database migrations.
+  config validate [FILE]   Check a declarative config file (default PORTICO_CONFIG_FILE);
+                           every problem is printed with its path.
+  config apply [FILE]      Validate, then make the database match the file (idempotent).
+  keys rotate              Re-seal backend credentials with the first key of MASTER_KEYS.
+  help                     Show this help.
+
+Configuration comes from the environment (see README).
 `;
 
 /** Everything but protocol messages goes to stderr: stdout belongs to the protocol. */
@@ -19,13 +38,20 @@ function log(level: 'info' | 'warn' | 'error', message: string): void {
   process.stderr.write(`${JSON.stringify({ level, time: Date.now(), msg: message })}\n`);
 }
 
-async function stdio(): Promise<void> {
+async function stdio(args: string[]): Promise<void> {
   const config = loadConfigOrExit();
+  const tenantAt = args.indexOf('--tenant');
+  const slug = tenantAt >= 0 ? args[tenantAt + 1] : undefined;
+  if (tenantAt >= 0 && !slug) {
+    fail(2, '--tenant needs a tenant slug');
+  }
   // Nest's own logger writes to stdout, which belongs to the protocol here.
   const app = await NestFactory.createApplicationContext(CliModule.forRoot(config), {
     logger: false,
   });
+  const principal = slug === undefined ? undefined : await stdioPrincipal(app, config, slug);
   const server = new StdioServer(app.get(McpEngine), {
+    principal,
     input: process.stdin,
     output: process.stdout,
     maxLineBytes: config.http.maxBodyBytes,
@@ -43,11 +69,72 @@ async function stdio(): Promise<void> {
   await finish('stdin closed');
 }
 
+/** stdio has no Authorization header: the credential comes from the environment. */
+async function stdioPrincipal(
+  app: INestApplicationContext,
+  config: PorticoConfig,
+  slug: string,
+): Promise<AuthPrincipal> {
+  const tenant = await app.get(TenantService).bySlug(slug);
+  if (!tenant) {
+    return fail(1, `unknown tenant "${slug}"`);
+  }
+  if (tenant.status !== 'active') {
+    return fail(1, `tenant "${slug}" is suspended`);
+  }
+  if (!config.stdioApiKey) {
+    return fail(1, 'PORTICO_API_KEY must hold the API key (or token) to serve a tenant');
+  }
+  try {
+    const principal = await app
+      .get(AuthService)
+      .authenticate({ authorization: `Bearer ${config.stdioApiKey}` }, tenant);
+    if (!principal.can('mcp:use')) {
+      return fail(1, 'PORTICO_API_KEY may not use the MCP endpoint');
+    }
+    return principal;
+  } catch (err) {
+    if (err instanceof AuthError) {
+      return fail(1, `PORTICO_API_KEY was refused: ${err.message}`);
+    }
+    throw err;
+  }
+}
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`portico: ${message}\n`);
+  process.exit(code);
+}
+
+async function run(command: Promise<CommandResult> | CommandResult): Promise<void> {
+  try {
+    const result = await command;
+    const stream = result.code === 0 ? process.stdout : process.stderr;
+    for (const line of result.out) {
+      stream.write(`${line}\n`);
+    }
+    process.exit(result.code);
+  } catch (err) {
+    fail(1, err instanceof Error ? err.message : String(err));
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? 'help';
+  const sub = `${command} ${argv[1] ?? ''}`.trim();
+  switch (sub) {
+    case 'db migrate':
+      return run(dbMigrate(loadConfigOrExit()));
+    case 'config validate':
+      return run(configValidate(loadConfigOrExit(), argv[2]));
+    case 'config apply':
+      return run(configApply(loadConfigOrExit(), argv[2]));
+    case 'keys rotate':
+      return run(keysRotate(loadConfigOrExit()));
+  }
   switch (command) {
     case 'stdio':
-      return stdio();
+      return stdio(argv.slice(1));
     case 'help':
     case '--help':
     case '-h':

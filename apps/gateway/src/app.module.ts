@@ -6,6 +6,7 @@ import { LoggingModule } from '@portico/observability';
 import { PersistenceModule } from '@portico/persistence';
 import { CatalogModule } from '@portico/registry';
 import { TenancyModule } from '@portico/tenancy';
+import { DeclarativeConfigLoader } from './declarative-config.loader';
 import { HealthModule } from './health/health.module';
 import { McpModule } from './mcp/mcp.module';
 
@@ -27,6 +28,7 @@ export class AppModule {
         HealthModule,
         McpModule,
       ],
+      providers: [DeclarativeConfigLoader],
     };
   }
 }

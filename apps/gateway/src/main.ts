@@ -6,7 +6,15 @@ import { LifecycleService } from './health/lifecycle.service';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  const app = await createGatewayApp(config);
+  let app;
+  try {
+    app = await createGatewayApp(config);
+    await app.init();
+  } catch (err) {
+    // A refused boot (bad config file, unreachable database) is one clear line, not a trace.
+    process.stderr.write(`portico: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
   const logger = new Logger('Bootstrap');
   if (config.mcp.secretGenerated) {
     logger.warn(

@@ -92,6 +92,8 @@ export const CONFIG_SCHEMA = {
     BOOTSTRAP_ADMIN_TOKEN: { type: 'string', minLength: 32 },
     /** Declarative tenants/backends/policies/keys applied at boot (`portico config apply`). */
     PORTICO_CONFIG_FILE: { type: 'string', minLength: 1 },
+    /** The API key (or JWT) `portico stdio --tenant SLUG` authenticates with. */
+    PORTICO_API_KEY: { type: 'string', minLength: 1 },
     /** External base URL (https://gateway.example.com): resource identifiers in OAuth metadata. */
     PUBLIC_URL: { type: 'string', pattern: '^https?://[^/]+$' },
     /** Redis for cluster-wide rate limits (and later sessions and queues). */
@@ -114,4 +116,5 @@ export const SENSITIVE_VARIABLES = new Set([
   'BOOTSTRAP_ADMIN_TOKEN',
   'DATABASE_URL',
   'REDIS_URL',
+  'PORTICO_API_KEY',
 ]);

@@ -60,6 +60,8 @@ export interface PorticoConfig {
   };
   redis?: { url: string; keyPrefix: string };
   declarativeConfigFile?: string;
+  /** The credential `portico stdio --tenant` presents (PORTICO_API_KEY). */
+  stdioApiKey?: string;
   audit: { flushMs: number; batchSize: number };
   log: { level: string; pretty: boolean };
   shutdownGraceMs: number;
@@ -192,6 +194,7 @@ export function loadConfig(
     },
     redis: v.REDIS_URL ? { url: v.REDIS_URL, keyPrefix: v.REDIS_KEY_PREFIX } : undefined,
     declarativeConfigFile: v.PORTICO_CONFIG_FILE,
+    stdioApiKey: v.PORTICO_API_KEY,
     audit: { flushMs: v.AUDIT_FLUSH_MS, batchSize: v.AUDIT_BATCH_SIZE },
     log: { level: v.LOG_LEVEL, pretty: v.LOG_PRETTY },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
@@ -219,6 +222,14 @@ function parseMasterKeys(value: string | undefined): { id: string; key: Buffer }
     throw new ConfigError(problems);
   }
   return keys;
+}
+
+/**
+ * The variables a declarative config file may reference for secrets (`{ env: NAME }`). Only
+ * this lib reads process.env; the file parser gets this snapshot.
+ */
+export function secretEnvironment(): Record<string, string | undefined> {
+  return { ...process.env };
 }
 
 /** For process entry points: the configuration, or a message naming the bad variables and exit 1. */

@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigService } from '@portico/config';
 import { CatalogProvider, StaticCatalog } from '@portico/mcp-protocol';
-import { TenantService } from '@portico/tenancy';
+import { AuditService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog } from '@portico/testing';
 import { TenantCatalogRouter } from './tenant-catalog/tenant-catalog.router';
 
@@ -21,14 +21,15 @@ export class CatalogModule {
       providers: [
         {
           provide: TenantCatalogRouter,
-          inject: [ConfigService, TenantService],
-          useFactory: (config: ConfigService, tenants: TenantService) =>
+          inject: [ConfigService, TenantService, AuditService],
+          useFactory: (config: ConfigService, tenants: TenantService, audit: AuditService) =>
             new TenantCatalogRouter(
               tenants,
               anonymous ??
                 (config.values.mcp.fixtureCatalog === 'conformance'
                   ? createConformanceCatalog()
                   : new StaticCatalog()),
+              audit,
             ),
         },
         { provide: CATALOG_PROVIDER, useExisting: TenantCatalogRouter },

@@ -1,11 +1,12 @@
 import { Global, Module } from '@nestjs/common';
 import { AuditService } from './audit/audit.service';
+import { DeclarativeApplyService } from './declarative/declarative-apply.service';
 import { TenantService } from './tenant/tenant.service';
 
 /** Tenants and their audit trail; repositories come from the global PersistenceModule. */
 @Global()
 @Module({
-  providers: [TenantService, AuditService],
-  exports: [TenantService, AuditService],
+  providers: [TenantService, AuditService, DeclarativeApplyService],
+  exports: [TenantService, AuditService, DeclarativeApplyService],
 })
 export class TenancyModule {}

@@ -6,6 +6,7 @@ import {
   McpConnection,
   McpEngine,
   PARSE_ERROR,
+  Principal,
 } from '@portico/mcp-protocol';
 
 export interface StdioServerOptions {
@@ -16,6 +17,8 @@ export interface StdioServerOptions {
   /** How long in-flight calls may take to finish once input ends or a signal arrives. */
   graceMs: number;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** The authenticated caller (`portico stdio --tenant`); absent on the anonymous catalog. */
+  principal?: Principal;
 }
 
 /**
@@ -31,7 +34,10 @@ export class StdioServer {
     engine: McpEngine,
     private readonly options: StdioServerOptions,
   ) {
-    this.connection = new McpConnection(engine, { send: (m) => this.write(m) });
+    this.connection = new McpConnection(engine, {
+      send: (m) => this.write(m),
+      principal: options.principal,
+    });
   }
 
   /** Serves until input ends or `stop()` is called; resolves when everything was written. */

@@ -20,6 +20,16 @@ export interface ToolPolicy {
   readonly annotations?: Record<string, unknown> | null;
 }
 
+/** One finished tools/call, for the audit trail. */
+export interface ToolCallRecord {
+  readonly tool: string;
+  readonly principalId: string;
+  readonly requestId: string | number;
+  readonly outcome: 'success' | 'error';
+  readonly durationMs: number;
+  readonly error?: string;
+}
+
 /** The outcome of asking whether a principal may call a tool. */
 export type ToolAccess =
   | { readonly allowed: true }
@@ -37,6 +47,7 @@ export class GovernedCatalog implements CatalogProvider {
   constructor(
     private readonly sources: readonly CatalogProvider[],
     private readonly policies: ReadonlyMap<string, ToolPolicy>,
+    private readonly onCall?: (record: ToolCallRecord) => void,
   ) {}
 
   /** Resolves the visible tool table once; call again after a source announces tools-changed. */
@@ -48,7 +59,7 @@ export class GovernedCatalog implements CatalogProvider {
         if (policy?.disabled) {
           continue;
         }
-        const governed = policy ? applyPolicy(handler, policy) : handler;
+        const governed = this.observed(policy ? applyPolicy(handler, policy) : handler);
         if (!this.tools.has(governed.definition.name)) {
           this.tools.set(governed.definition.name, {
             handler: governed,
@@ -69,6 +80,37 @@ export class GovernedCatalog implements CatalogProvider {
     return missing.length === 0
       ? { allowed: true }
       : { allowed: false, reason: 'scope', requiredScopes: entry.required };
+  }
+
+  private observed(handler: ToolHandler): ToolHandler {
+    const onCall = this.onCall;
+    if (!onCall) {
+      return handler;
+    }
+    const tool = handler.definition.name;
+    return {
+      definition: handler.definition,
+      call: async (args, ctx) => {
+        const started = performance.now();
+        const record = (outcome: 'success' | 'error', error?: string) =>
+          onCall({
+            tool,
+            principalId: ctx.principal?.id ?? 'anonymous',
+            requestId: ctx.requestId,
+            outcome,
+            durationMs: performance.now() - started,
+            ...(error ? { error } : {}),
+          });
+        try {
+          const result = await handler.call(args, ctx);
+          record(result.isError ? 'error' : 'success');
+          return result;
+        } catch (err) {
+          record('error', err instanceof Error ? err.message : String(err));
+          throw err;
+        }
+      },
+    };
   }
 
   requiredScopes(): string[] {

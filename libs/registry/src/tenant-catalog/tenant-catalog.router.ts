@@ -7,7 +7,7 @@ import {
   StaticCatalog,
 } from '@portico/mcp-protocol';
 import type { BackendEntity, TenantEntity } from '@portico/persistence';
-import { TenantService } from '@portico/tenancy';
+import { AuditService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog, echoTool } from '@portico/testing';
 import { GovernedCatalog, ToolAccess, ToolPolicy } from './governed-catalog';
 
@@ -38,6 +38,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
   constructor(
     private readonly tenants: TenantService,
     private readonly anonymous: CatalogProvider,
+    private readonly audit?: AuditService,
   ) {
     this.stopListening = tenants.onChange((tenant) => this.invalidate(tenant));
   }
@@ -158,9 +159,23 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         sources.push(source);
       }
     }
+    const audit = this.audit;
     const catalog = new GovernedCatalog(
       sources,
       new Map<string, ToolPolicy>(policies.map((p) => [p.tool, p])),
+      audit
+        ? (call) =>
+            audit.record({
+              tenantId,
+              actor: call.principalId,
+              action: 'tools/call',
+              target: call.tool,
+              outcome: call.outcome,
+              durationMs: call.durationMs,
+              requestId: String(call.requestId),
+              details: call.error ? { error: call.error.slice(0, 500) } : null,
+            })
+        : undefined,
     );
     await catalog.load();
     return catalog;

@@ -81,6 +81,11 @@ export class TenantService {
     return tenant;
   }
 
+  /** The tenant at `slug` straight from the database (writers must not act on a cached copy). */
+  findBySlugUncached(slug: string): Promise<TenantEntity | null> {
+    return this.tenants.findOneBy({ slug });
+  }
+
   byId(id: string): Promise<TenantEntity | null> {
     return this.tenants.findOneBy({ id });
   }

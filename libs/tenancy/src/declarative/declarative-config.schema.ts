@@ -1,0 +1,241 @@
+/*
+ * JSON Schema (draft-07) of `portico.yaml`, the declarative tenant configuration. It covers
+ * shapes, formats and defaults; rules that need more than one value at a time (uniqueness, the
+ * target format of each backend kind, jwksUri xor publicKey, reserved slugs, environment
+ * references) are checked after it in declarative-config.ts, where the messages can say more
+ * than a schema keyword can.
+ */
+
+/** Environment variable names accepted in secret references. */
+export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
+
+/**
+ * The string form of a secret reference, `${env:NAME}`. A string secret that does not match it
+ * is an inline literal, which the parser reports without echoing.
+ */
+export const SECRET_REF_STRING_PATTERN = '^\\$\\{env:[A-Za-z_][A-Za-z0-9_]*\\}$';
+
+/** Tenant slugs become URL path segments (`/mcp/{slug}`), hence lowercase and no edge hyphens. */
+export const SLUG_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$';
+
+/** Names of backends and API keys. */
+export const NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
+
+export const TOOL_NAME_PATTERN = '^[A-Za-z0-9_./-]{1,128}$';
+
+/** RFC 6749 scope-token: printable ASCII except space, `"` and `\`. */
+export const SCOPE_PATTERN = '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$';
+
+export const HTTP_URL_PATTERN = '^https?://';
+
+/** RFC 9110 token: header field names, reused as the field names of other transports. */
+export const FIELD_NAME_PATTERN = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$";
+
+export const BACKEND_KINDS = [
+  'fixture',
+  'mcp-http',
+  'mcp-sse',
+  'mcp-ws',
+  'mcp-stdio',
+  'openapi',
+] as const;
+
+/** Path segments the gateway routes itself, so no tenant may own them. */
+export const RESERVED_SLUGS = [
+  'sse',
+  'messages',
+  'admin',
+  'health',
+  'metrics',
+  'dashboard',
+  'well-known',
+] as const;
+
+/** Built-in fixture catalogues a `fixture` backend can name. */
+export const FIXTURE_TARGETS = ['conformance', 'echo'] as const;
+
+export const ROLES = ['platform-admin', 'tenant-admin', 'tenant-operator', 'tool-user'] as const;
+
+/** Asymmetric JWS algorithms only: the gateway verifies with public keys, never shared secrets. */
+export const JWT_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+
+export const DEFAULT_JWT_ALGORITHMS = ['RS256', 'ES256'] as const;
+
+const TOOL_NAME = { type: 'string', pattern: TOOL_NAME_PATTERN } as const;
+
+const SCOPE = { type: 'string', pattern: SCOPE_PATTERN } as const;
+
+const SCOPES = { type: 'array', items: SCOPE, uniqueItems: true, default: [] } as const;
+
+const POSITIVE_INT = { type: 'integer', minimum: 1 } as const;
+
+const URI = { type: 'string', format: 'uri' } as const;
+
+const HTTP_URI = { type: 'string', format: 'uri', pattern: HTTP_URL_PATTERN } as const;
+
+/*
+ * One schema for both reference forms rather than a oneOf: `properties`/`required` only apply to
+ * objects and `pattern` only to strings, so a literal produces exactly one error (the pattern)
+ * instead of a oneOf cascade. Referenced through `definitions` so that errors under it are
+ * recognisable by their schema path.
+ */
+const SECRET_REF = {
+  type: ['object', 'string'],
+  properties: { env: { type: 'string', pattern: ENV_NAME_PATTERN } },
+  required: ['env'],
+  additionalProperties: false,
+  pattern: SECRET_REF_STRING_PATTERN,
+} as const;
+
+/** Schema path prefix of every ajv error raised inside a secret reference. */
+export const SECRET_REF_SCHEMA_PATH = '#/definitions/secretRef/';
+
+const SECRET = { $ref: '#/definitions/secretRef' } as const;
+
+const JWT = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['issuer', 'audience'],
+  properties: {
+    issuer: URI,
+    // A union type rather than anyOf, for the same single-error reason as SECRET_REF.
+    audience: {
+      type: ['string', 'array'],
+      minLength: 1,
+      items: { type: 'string', minLength: 1 },
+      minItems: 1,
+      uniqueItems: true,
+    },
+    jwksUri: HTTP_URI,
+    publicKey: SECRET,
+    algorithms: {
+      type: 'array',
+      items: { type: 'string', enum: JWT_ALGORITHMS },
+      minItems: 1,
+      uniqueItems: true,
+      default: DEFAULT_JWT_ALGORITHMS,
+    },
+    rolesClaim: { type: 'string', minLength: 1, maxLength: 200 },
+    scopesClaim: { type: 'string', minLength: 1, maxLength: 200 },
+  },
+} as const;
+
+const BACKEND = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'kind', 'target'],
+  properties: {
+    name: { type: 'string', pattern: NAME_PATTERN },
+    kind: { type: 'string', enum: BACKEND_KINDS },
+    target: { type: 'string', minLength: 1, maxLength: 4096 },
+    // Free-form on purpose: each backend kind owns its settings (timeouts, retries...).
+    settings: { type: 'object', default: {} },
+    credentials: {
+      type: 'object',
+      propertyNames: { pattern: FIELD_NAME_PATTERN },
+      additionalProperties: SECRET,
+      default: {},
+    },
+  },
+} as const;
+
+const POLICY = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tool'],
+  properties: {
+    tool: TOOL_NAME,
+    requiredScopes: SCOPES,
+    disabled: { type: 'boolean', default: false },
+    description: { type: 'string', minLength: 1, maxLength: 4096 },
+    rename: TOOL_NAME,
+  },
+} as const;
+
+const API_KEY = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'secret'],
+  properties: {
+    name: { type: 'string', pattern: NAME_PATTERN },
+    secret: SECRET,
+    roles: {
+      type: 'array',
+      items: { type: 'string', enum: ROLES },
+      uniqueItems: true,
+      default: [],
+    },
+    scopes: SCOPES,
+    expiresAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+const ROLE_BINDING = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['subject', 'role'],
+  properties: {
+    subject: { type: 'string', minLength: 1, maxLength: 256 },
+    role: { type: 'string', enum: ROLES },
+  },
+} as const;
+
+const TENANT = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['slug', 'name'],
+  properties: {
+    // Reserved slugs are checked semantically, with a message naming the reason.
+    slug: { type: 'string', pattern: SLUG_PATTERN },
+    name: { type: 'string', minLength: 1, maxLength: 200, pattern: '\\S' },
+    status: { type: 'string', enum: ['active', 'suspended'], default: 'active' },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxSessions: POSITIVE_INT,
+        maxConcurrentCalls: POSITIVE_INT,
+        requestsPerMinute: POSITIVE_INT,
+      },
+      default: {},
+    },
+    auth: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        jwt: JWT,
+        authorizationServers: { type: 'array', items: URI, uniqueItems: true, default: [] },
+      },
+    },
+    backends: { type: 'array', items: BACKEND, default: [] },
+    policies: { type: 'array', items: POLICY, default: [] },
+    apiKeys: { type: 'array', items: API_KEY, default: [] },
+    roleBindings: { type: 'array', items: ROLE_BINDING, default: [] },
+  },
+} as const;
+
+/** The whole file. Validate with ajv `useDefaults` so omitted optional values get their default. */
+export const DECLARATIVE_CONFIG_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://portico.dev/schemas/portico.yaml.json',
+  title: 'Portico declarative configuration',
+  type: 'object',
+  additionalProperties: false,
+  required: ['version', 'tenants'],
+  definitions: { secretRef: SECRET_REF },
+  properties: {
+    version: { const: 1 },
+    tenants: { type: 'array', items: TENANT },
+  },
+} as const;
