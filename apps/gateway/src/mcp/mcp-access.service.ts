@@ -76,7 +76,9 @@ export class McpAccess {
       return { tenant, principal };
     } catch (err) {
       if (err instanceof AuthError) {
-        throw this.denied(request, slug, err);
+        // The challenge names the scopes the tenant's tools use (RFC 6750 §3, MCP SHOULD).
+        const scopes = err.status === 401 ? await this.catalogs.scopesOf(tenant.id) : [];
+        throw this.denied(request, slug, err, scopes);
       }
       throw err;
     }
@@ -131,7 +133,12 @@ export class McpAccess {
     return this.publicUrl ?? `${request.protocol}://${request.host}`;
   }
 
-  private denied(request: FastifyRequest, slug: string, err: AuthError): AccessDenied {
+  private denied(
+    request: FastifyRequest,
+    slug: string,
+    err: AuthError,
+    defaultScopes: readonly string[] = [],
+  ): AccessDenied {
     return new AccessDenied(
       err.status,
       {
@@ -139,7 +146,7 @@ export class McpAccess {
         message: err.message,
         ...(err.scopes.length > 0 ? { data: { requiredScopes: [...err.scopes] } } : {}),
       },
-      { 'www-authenticate': err.challenge(this.metadataUrl(request, slug)) },
+      { 'www-authenticate': err.challenge(this.metadataUrl(request, slug), defaultScopes) },
     );
   }
 }

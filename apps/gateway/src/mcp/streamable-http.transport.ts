@@ -272,16 +272,20 @@ export class StreamableHttpTransport {
       }
       throw new HttpRejection(400, classified.error, classified.id);
     }
-    if (classified.kind === 'request' && classified.message.method === 'tools/call') {
-      await this.checkToolCall(request, caller, classified.message);
-    }
+    const isToolCall = classified.kind === 'request' && classified.message.method === 'tools/call';
     if (isModern(classified, request)) {
+      if (isToolCall) {
+        await this.checkToolCall(request, caller, classified.message);
+      }
       return this.postModern(request, reply, classified, caller);
     }
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
       return this.initialize(request, reply, classified.message, caller);
     }
     const live = await this.requireSession(request, caller);
+    if (isToolCall) {
+      await this.checkToolCall(request, caller, classified.message);
+    }
     const versionProblem = checkLegacyVersionHeader(request, live);
     if (versionProblem) {
       throw versionProblem;
