@@ -158,10 +158,11 @@ if (selection.targets.length) {
       r.skipped = `${r.server} did not start: ${server.error.split('\n')[0]}`;
       continue;
     }
-    const url = `http://127.0.0.1:${server.port}/mcp`;
+    const url = `http://127.0.0.1:${server.port}${r.path ?? '/mcp'}`;
     try {
       const sessionId = r.era === '2025' ? await openSession2025(url) : undefined;
-      const request = eraRequest(r.era, { sessionId });
+      const base = eraRequest(r.era, { sessionId });
+      const request = { ...base, headers: { ...base.headers, ...r.headers } };
       await sampleCheck(url, request);
       wire.set(r, { url, request });
     } catch (err) {
@@ -174,7 +175,7 @@ if (selection.targets.length) {
   const load = (r, durationSec) =>
     runLoad({
       url: `http://127.0.0.1:${servers[r.server].port}`,
-      path: '/mcp',
+      path: r.path ?? '/mcp',
       headers: wire.get(r).request.headers,
       bodyFor: wire.get(r).request.bodyFor,
       connections: config.connections,

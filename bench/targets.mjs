@@ -4,7 +4,13 @@
 // over stdio the era belongs to the connection, so each target has its own.
 import { resolve } from 'node:path';
 import { startFixture, startStdioCommand } from './lib/procs.mjs';
-import { startPortico, startPorticoStdio } from './servers/portico.mjs';
+import {
+  BENCH_API_KEY,
+  BENCH_JWT,
+  BENCH_TENANT_PATH,
+  startPortico,
+  startPorticoStdio,
+} from './servers/portico.mjs';
 
 const fixture = (file, name) => () =>
   startFixture(resolve(import.meta.dirname, 'servers', file), name);
@@ -77,6 +83,24 @@ export const TARGETS = [
     label: 'Portico, 2026-07-28',
     server: 'portico',
     era: 'modern',
+  },
+  {
+    key: 'f',
+    id: 'portico-modern-api-key',
+    label: 'Portico, 2026-07-28, tenant + API key',
+    server: 'portico',
+    era: 'modern',
+    path: BENCH_TENANT_PATH,
+    headers: { authorization: `Bearer ${BENCH_API_KEY}` },
+  },
+  {
+    key: 'g',
+    id: 'portico-modern-jwt',
+    label: 'Portico, 2026-07-28, tenant + JWT (RS256)',
+    server: 'portico',
+    era: 'modern',
+    path: BENCH_TENANT_PATH,
+    headers: { authorization: `Bearer ${BENCH_JWT}` },
   },
 ];
 

@@ -7,6 +7,8 @@ export const TARGETS_GOALS = {
   vsBareWs: 0.6,
   vsSdk: 6,
   p99Ms: 10,
+  /** Authenticated tools/call throughput over the same call without credentials. */
+  authVsNone: 0.9,
 };
 
 export function median(values) {
@@ -296,6 +298,9 @@ export function computeChecks(results) {
       });
     }
   }
+  // Authentication on the hot path: same server, same era, with and without credentials.
+  ratio('f', 'e', TARGETS_GOALS.authVsNone, 'throughput with auth');
+  ratio('g', 'e', TARGETS_GOALS.authVsNone, 'throughput with auth');
   return checks;
 }
 

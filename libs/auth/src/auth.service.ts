@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
@@ -6,13 +6,16 @@ import { ConfigService } from '@portico/config';
 import { RoleBindingEntity, TenantEntity } from '@portico/persistence';
 import { ApiKeyService, isApiKeyFormat } from './api-key/api-key.service';
 import { AuthError } from './auth.errors';
-import { JwtVerificationError, JwtVerifier } from './jwt/jwt-verifier';
+import { JwtSettings, JwtVerificationError, JwtVerifier, VerifiedToken } from './jwt/jwt-verifier';
 import { AuthPrincipal } from './principal';
 import { isRole, Role } from './roles';
 
 /** Query parameters that would carry a credential; refused outright (URLs end up in logs). */
 const QUERY_CREDENTIALS = ['access_token', 'api_key', 'apikey', 'token', 'key'];
 const BINDING_CACHE_MS = 5_000;
+/** A verified token is trusted again without re-checking its signature for at most this long. */
+const TOKEN_CACHE_MS = 60_000;
+const TOKEN_CACHE_MAX = 10_000;
 
 export interface CredentialSource {
   readonly authorization?: string;
@@ -30,6 +33,7 @@ export interface CredentialSource {
 export class AuthService {
   private readonly bootstrap?: Buffer;
   private readonly bindingCache = new Map<string, { roles: Role[]; until: number }>();
+  private readonly tokenCache = new Map<string, { token: VerifiedToken; until: number }>();
 
   constructor(
     private readonly apiKeys: ApiKeyService,
@@ -136,15 +140,7 @@ export class AuthService {
     if (!settings) {
       throw AuthError.invalid('Invalid credentials');
     }
-    let verified;
-    try {
-      verified = await this.jwt.verify(token, `${tenant.id}@${tenant.revision}`, settings);
-    } catch (err) {
-      if (err instanceof JwtVerificationError) {
-        throw AuthError.invalid(jwtMessage(err));
-      }
-      throw err;
-    }
+    const verified = await this.verifyJwt(token, tenant, settings);
     const roles = new Set<Role>(['tool-user']);
     for (const role of verified.roles) {
       // A token cannot make itself platform admin: that role is granted by Portico only.
@@ -163,6 +159,43 @@ export class AuthService {
       verified.scopes,
       verified.subject,
     );
+  }
+
+  /**
+   * Signature checks (RS256 ≈ tens of µs) are cached per token bytes and tenant settings
+   * revision, never past the token's own expiry.
+   */
+  private async verifyJwt(
+    token: string,
+    tenant: TenantEntity,
+    settings: JwtSettings,
+  ): Promise<VerifiedToken> {
+    const cacheKey = `${tenant.id}@${tenant.revision}:${createHash('sha256').update(token).digest('base64')}`;
+    const now = Date.now();
+    const cached = this.tokenCache.get(cacheKey);
+    if (cached && cached.until > now) {
+      return cached.token;
+    }
+    let verified: VerifiedToken;
+    try {
+      verified = await this.jwt.verify(token, `${tenant.id}@${tenant.revision}`, settings);
+    } catch (err) {
+      if (err instanceof JwtVerificationError) {
+        throw AuthError.invalid(jwtMessage(err));
+      }
+      throw err;
+    }
+    if (verified.expiresAt === undefined) {
+      throw AuthError.invalid('The token has no expiry');
+    }
+    if (this.tokenCache.size >= TOKEN_CACHE_MAX) {
+      this.tokenCache.clear();
+    }
+    this.tokenCache.set(cacheKey, {
+      token: verified,
+      until: Math.min(now + TOKEN_CACHE_MS, verified.expiresAt * 1000),
+    });
+    return verified;
   }
 
   private async boundRoles(tenantId: string, subject: string): Promise<Role[]> {

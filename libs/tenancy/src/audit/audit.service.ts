@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Between, FindOptionsWhere, LessThanOrEqual, MoreThanOrEqual, Repository } from 'typeorm';
+import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import { ConfigService } from '@portico/config';
 import { AuditEventEntity, AuditOutcome } from '@portico/persistence';
 
@@ -69,7 +70,7 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
       this.dropped += 1;
     }
     this.buffer.push(
-      this.events.create({
+      Object.assign(new AuditEventEntity(), {
         id: randomUUID(),
         at: new Date(),
         tenantId: event.tenantId,
@@ -108,7 +109,8 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     while (this.buffer.length > 0) {
       const batch = this.buffer.slice(0, this.batchSize);
       try {
-        await this.events.save(batch, { reload: false, chunk: this.batchSize });
+        // insert, not save: save() would SELECT each row first to decide insert vs update.
+        await this.events.insert(batch as QueryDeepPartialEntity<AuditEventEntity>[]);
       } catch (err) {
         this.logger.error(`Audit batch of ${batch.length} not written yet: ${String(err)}`);
         return;
