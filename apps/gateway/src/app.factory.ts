@@ -5,6 +5,8 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { Logger } from 'nestjs-pino';
 import { ConfigService, loadConfig, PorticoConfig } from '@portico/config';
 import type { CatalogProvider } from '@portico/mcp-protocol';
+import { AdminModule, setupAdminApi } from '@portico/tenancy';
+import { GatewayAdminModule } from './admin/gateway-admin.module';
 import { AppModule } from './app.module';
 import { LegacySseTransport } from './mcp/legacy-sse.transport';
 import { StreamableHttpTransport } from './mcp/streamable-http.transport';
@@ -54,6 +56,7 @@ export async function createGatewayApp(
   }
   app.get(StreamableHttpTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
   app.get(LegacySseTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
+  setupAdminApi(app, [AdminModule, GatewayAdminModule]);
   return app;
 }
 

@@ -7,6 +7,7 @@ import { PersistenceModule } from '@portico/persistence';
 import { CatalogModule } from '@portico/registry';
 import { TenancyModule } from '@portico/tenancy';
 import { DeclarativeConfigLoader } from './declarative-config.loader';
+import { GatewayAdminModule } from './admin/gateway-admin.module';
 import { HealthModule } from './health/health.module';
 import { McpModule } from './mcp/mcp.module';
 
@@ -27,6 +28,7 @@ export class AppModule {
         CatalogModule.forRoot(catalog),
         HealthModule,
         McpModule,
+        GatewayAdminModule,
       ],
       providers: [DeclarativeConfigLoader],
     };

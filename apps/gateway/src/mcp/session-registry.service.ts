@@ -155,6 +155,24 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
     }
   }
 
+  /**
+   * The open sessions of one tenant that this node holds (the admin API's view; sessions
+   * parked in the store by other nodes are not listed).
+   */
+  listByTenant(tenantId: string): LiveSession[] {
+    return [...this.live.values()].filter(
+      (live) => !live.session.closed && live.session.principal?.tenant === tenantId,
+    );
+  }
+
+  /** The open session with this id on this node, if it belongs to `tenantId`. */
+  findForTenant(id: string, tenantId: string): LiveSession | undefined {
+    const live = this.live.get(id);
+    return live && !live.session.closed && live.session.principal?.tenant === tenantId
+      ? live
+      : undefined;
+  }
+
   async terminate(id: string): Promise<boolean> {
     const live = this.live.get(id);
     const known = live !== undefined || (await this.store.get(id)) !== undefined;
