@@ -4,7 +4,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { ConfigService } from '@portico/config';
 import { RoleBindingEntity, TenantEntity } from '@portico/persistence';
-import { ApiKeyService, isApiKeyFormat } from './api-key/api-key.service';
+import { ApiKeyService, isApiKeyFormat, VerifiedApiKey } from './api-key/api-key.service';
 import { AuthError } from './auth.errors';
 import { JwtSettings, JwtVerificationError, JwtVerifier, VerifiedToken } from './jwt/jwt-verifier';
 import { AuthPrincipal } from './principal';
@@ -34,6 +34,8 @@ export class AuthService {
   private readonly bootstrap?: Buffer;
   private readonly bindingCache = new Map<string, { roles: Role[]; until: number }>();
   private readonly tokenCache = new Map<string, { token: VerifiedToken; until: number }>();
+  /** Verified keys are cached objects: their principal is built once per cache entry. */
+  private readonly keyPrincipals = new WeakMap<VerifiedApiKey, AuthPrincipal>();
 
   constructor(
     private readonly apiKeys: ApiKeyService,
@@ -124,15 +126,20 @@ export class AuthService {
       // Same answer as an unknown key: a key must not reveal which tenant it belongs to.
       throw AuthError.invalid('Unknown, revoked or expired API key');
     }
-    const roles = key.roles.length > 0 ? key.roles : (['tool-user'] as Role[]);
-    return new AuthPrincipal(
-      `key:${key.id}`,
-      'api-key',
-      key.tenantId ?? undefined,
-      roles,
-      key.scopes,
-      key.id,
-    );
+    let principal = this.keyPrincipals.get(key);
+    if (!principal) {
+      const roles = key.roles.length > 0 ? key.roles : (['tool-user'] as Role[]);
+      principal = new AuthPrincipal(
+        `key:${key.id}`,
+        'api-key',
+        key.tenantId ?? undefined,
+        roles,
+        key.scopes,
+        key.id,
+      );
+      this.keyPrincipals.set(key, principal);
+    }
+    return principal;
   }
 
   private async fromJwt(token: string, tenant: TenantEntity): Promise<AuthPrincipal> {

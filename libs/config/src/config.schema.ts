@@ -106,7 +106,7 @@ export const CONFIG_SCHEMA = {
     API_KEY_REQUESTS_PER_MINUTE: { type: 'integer', minimum: 0, default: 0 },
     /** Audit events are written in batches, off the request path. */
     AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, default: 500 },
-    AUDIT_BATCH_SIZE: { type: 'integer', minimum: 1, default: 200 },
+    AUDIT_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
   },
 } as const;
 

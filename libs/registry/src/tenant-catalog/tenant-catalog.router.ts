@@ -4,6 +4,7 @@ import {
   CatalogListener,
   CatalogProvider,
   CatalogScope,
+  MaybePromise,
   StaticCatalog,
 } from '@portico/mcp-protocol';
 import type { BackendEntity, TenantEntity } from '@portico/persistence';
@@ -13,6 +14,8 @@ import { GovernedCatalog, ToolAccess, ToolPolicy } from './governed-catalog';
 
 interface Entry {
   catalog: Promise<GovernedCatalog>;
+  /** Set once built: the hot path then answers without a promise. */
+  ready?: GovernedCatalog;
   readonly listeners: Set<CatalogListener>;
   unwatch?: () => void;
 }
@@ -59,7 +62,8 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         ? { allowed: true }
         : { allowed: false, reason: 'unknown' };
     }
-    return (await this.catalogOf(tenant)).access(name, scope);
+    const entry = this.entry(tenant);
+    return (entry.ready ?? (await entry.catalog)).access(name, scope);
   }
 
   /** Every scope some tool of the tenant requires (advertised in resource metadata). */
@@ -67,26 +71,26 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     return (await this.catalogOf(tenantId)).requiredScopes();
   }
 
-  async listTools(scope: CatalogScope) {
-    return (await this.route(scope)).listTools(scope);
+  listTools(scope: CatalogScope) {
+    return this.via(scope, (c) => c.listTools(scope));
   }
-  async getTool(name: string, scope: CatalogScope) {
-    return (await this.route(scope)).getTool(name, scope);
+  getTool(name: string, scope: CatalogScope) {
+    return this.via(scope, (c) => c.getTool(name, scope));
   }
-  async listResources(scope: CatalogScope) {
-    return (await this.route(scope)).listResources(scope);
+  listResources(scope: CatalogScope) {
+    return this.via(scope, (c) => c.listResources(scope));
   }
-  async getResource(uri: string, scope: CatalogScope) {
-    return (await this.route(scope)).getResource(uri, scope);
+  getResource(uri: string, scope: CatalogScope) {
+    return this.via(scope, (c) => c.getResource(uri, scope));
   }
-  async listResourceTemplates(scope: CatalogScope) {
-    return (await this.route(scope)).listResourceTemplates(scope);
+  listResourceTemplates(scope: CatalogScope) {
+    return this.via(scope, (c) => c.listResourceTemplates(scope));
   }
-  async listPrompts(scope: CatalogScope) {
-    return (await this.route(scope)).listPrompts(scope);
+  listPrompts(scope: CatalogScope) {
+    return this.via(scope, (c) => c.listPrompts(scope));
   }
-  async getPrompt(name: string, scope: CatalogScope) {
-    return (await this.route(scope)).getPrompt(name, scope);
+  getPrompt(name: string, scope: CatalogScope) {
+    return this.via(scope, (c) => c.getPrompt(name, scope));
   }
 
   watch(listener: CatalogListener, scope?: CatalogScope): () => void {
@@ -99,9 +103,22 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     return () => entry.listeners.delete(listener);
   }
 
+  /** Calls `fn` on the caller's catalog: synchronously once it is built, else after the build. */
+  private via<U>(
+    scope: CatalogScope,
+    fn: (catalog: CatalogProvider) => MaybePromise<U>,
+  ): MaybePromise<U> {
+    const catalog = this.route(scope);
+    return catalog instanceof Promise ? catalog.then((c) => fn(c)) : fn(catalog);
+  }
+
   private route(scope: CatalogScope): CatalogProvider | Promise<CatalogProvider> {
     const tenant = scope.principal?.tenant;
-    return tenant === undefined ? this.anonymous : this.catalogOf(tenant);
+    if (tenant === undefined) {
+      return this.anonymous;
+    }
+    const entry = this.entry(tenant);
+    return entry.ready ?? entry.catalog;
   }
 
   private catalogOf(tenantId: string): Promise<GovernedCatalog> {
@@ -115,6 +132,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       const created: Entry = { listeners, catalog: this.build(tenantId, listeners) };
       created.catalog.then(
         (catalog) => {
+          created.ready = catalog;
           created.unwatch = catalog.watch((event) => listeners.forEach((l) => l(event)));
         },
         () => this.entries.delete(tenantId),
