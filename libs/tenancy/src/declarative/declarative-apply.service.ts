@@ -5,8 +5,10 @@ import type {
   BackendEntity,
   TenantAuthSettings,
   TenantEntity,
+  TenantScopedRepository,
   ToolPolicyEntity,
 } from '@portico/persistence';
+import type { FindOptionsWhere } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { TenantService } from '../tenant/tenant.service';
 import type { DeclarativeConfig, DeclaredTenant } from './declarative-config';
@@ -106,51 +108,31 @@ export class DeclarativeApplyService {
     report: ApplyReport,
     at: (kind: string, name: string) => string,
   ): Promise<boolean> {
-    const repo = this.tenants.backends(tenant.id);
-    const existing = new Map((await repo.find()).map((b) => [b.name, b]));
-    let changed = false;
-    for (const backend of declared.backends) {
-      const current = existing.get(backend.name);
-      existing.delete(backend.name);
-      const hasCredentials = Object.keys(backend.credentials).length > 0;
-      if (!current) {
-        await repo.insert({
-          name: backend.name,
-          kind: backend.kind,
-          target: backend.target,
-          settings: backend.settings,
-          credentialsSealed: hasCredentials
-            ? this.tenants.sealCredentials(tenant.id, backend.name, backend.credentials)
-            : null,
-        });
-        report.created.push(at('backend', backend.name));
-        changed = true;
-        continue;
-      }
-      if (
-        current.kind !== backend.kind ||
-        current.target !== backend.target ||
-        !sameJson(current.settings, backend.settings) ||
-        !sameJson(this.openQuietly(current), backend.credentials)
-      ) {
-        await repo.update(current.id, {
-          kind: backend.kind,
-          target: backend.target,
-          settings: backend.settings,
-          credentialsSealed: hasCredentials
-            ? this.tenants.sealCredentials(tenant.id, backend.name, backend.credentials)
-            : null,
-        });
-        report.updated.push(at('backend', backend.name));
-        changed = true;
-      }
-    }
-    for (const stale of existing.values()) {
-      await repo.delete({ id: stale.id });
-      report.deleted.push(at('backend', stale.name));
-      changed = true;
-    }
-    return changed;
+    const values = (backend: DeclaredTenant['backends'][number]): Partial<BackendEntity> => ({
+      kind: backend.kind,
+      target: backend.target,
+      settings: backend.settings,
+      credentialsSealed:
+        Object.keys(backend.credentials).length > 0
+          ? this.tenants.sealCredentials(tenant.id, backend.name, backend.credentials)
+          : null,
+    });
+    return syncByKey({
+      repo: this.tenants.backends(tenant.id),
+      declared: declared.backends,
+      keyOf: (row) => row.name,
+      declaredKey: (backend) => backend.name,
+      // Credentials compare by their opened value: sealing is randomised.
+      same: (row, backend) =>
+        row.kind === backend.kind &&
+        row.target === backend.target &&
+        sameJson(row.settings, backend.settings) &&
+        sameJson(this.openQuietly(row), backend.credentials),
+      create: (backend) => ({ name: backend.name, ...values(backend) }),
+      change: values,
+      report,
+      label: (name) => at('backend', name),
+    });
   }
 
   private async syncPolicies(
@@ -159,35 +141,24 @@ export class DeclarativeApplyService {
     report: ApplyReport,
     at: (kind: string, name: string) => string,
   ): Promise<boolean> {
-    const repo = this.tenants.policies(tenant.id);
-    const existing = new Map((await repo.find()).map((p) => [p.tool, p]));
-    let changed = false;
-    for (const policy of declared.policies) {
-      const current = existing.get(policy.tool);
-      existing.delete(policy.tool);
-      const values: Partial<ToolPolicyEntity> = {
-        requiredScopes: policy.requiredScopes,
-        disabled: policy.disabled,
-        description: policy.description ?? null,
-        rename: policy.rename ?? null,
-        annotations: null,
-      };
-      if (!current) {
-        await repo.insert({ tool: policy.tool, ...values });
-        report.created.push(at('policy', policy.tool));
-        changed = true;
-      } else if (!samePolicy(current, values)) {
-        await repo.update(current.id, values);
-        report.updated.push(at('policy', policy.tool));
-        changed = true;
-      }
-    }
-    for (const stale of existing.values()) {
-      await repo.delete({ id: stale.id });
-      report.deleted.push(at('policy', stale.tool));
-      changed = true;
-    }
-    return changed;
+    const values = (policy: DeclaredTenant['policies'][number]): Partial<ToolPolicyEntity> => ({
+      requiredScopes: policy.requiredScopes,
+      disabled: policy.disabled,
+      description: policy.description ?? null,
+      rename: policy.rename ?? null,
+      annotations: null,
+    });
+    return syncByKey({
+      repo: this.tenants.policies(tenant.id),
+      declared: declared.policies,
+      keyOf: (row) => row.tool,
+      declaredKey: (policy) => policy.tool,
+      same: (row, policy) => samePolicy(row, values(policy)),
+      create: (policy) => ({ tool: policy.tool, ...values(policy) }),
+      change: values,
+      report,
+      label: (tool) => at('policy', tool),
+    });
   }
 
   private async syncApiKeys(
@@ -287,6 +258,45 @@ export class DeclarativeApplyService {
       return undefined; // unreadable (key gone): re-seal with the declared value
     }
   }
+}
+
+/**
+ * Makes a tenant's rows of one kind match the declared list, matched by key: missing ones
+ * inserted, differing ones updated, undeclared ones deleted. Returns whether anything changed.
+ */
+async function syncByKey<Row extends { id: string; tenantId: string | null }, Item>(sync: {
+  repo: TenantScopedRepository<Row>;
+  declared: readonly Item[];
+  keyOf: (row: Row) => string;
+  declaredKey: (item: Item) => string;
+  same: (row: Row, item: Item) => boolean;
+  create: (item: Item) => Omit<Partial<Row>, 'tenantId'>;
+  change: (item: Item) => Omit<Partial<Row>, 'tenantId' | 'id'>;
+  report: ApplyReport;
+  label: (key: string) => string;
+}): Promise<boolean> {
+  const existing = new Map((await sync.repo.find()).map((row) => [sync.keyOf(row), row]));
+  let changed = false;
+  for (const item of sync.declared) {
+    const key = sync.declaredKey(item);
+    const current = existing.get(key);
+    existing.delete(key);
+    if (!current) {
+      await sync.repo.insert(sync.create(item));
+      sync.report.created.push(sync.label(key));
+      changed = true;
+    } else if (!sync.same(current, item)) {
+      await sync.repo.update(current.id, sync.change(item));
+      sync.report.updated.push(sync.label(key));
+      changed = true;
+    }
+  }
+  for (const [key, stale] of existing) {
+    await sync.repo.delete({ id: stale.id } as FindOptionsWhere<Row>);
+    sync.report.deleted.push(sync.label(key));
+    changed = true;
+  }
+  return changed;
 }
 
 function toAuthSettings(declared: DeclaredTenant): TenantAuthSettings {
