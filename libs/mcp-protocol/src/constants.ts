@@ -48,6 +48,11 @@ export const ErrorCode = {
   MissingClientCapability: -32021,
   /** 2026-07-28: protocol version not supported. */
   UnsupportedProtocolVersion: -32022,
+  /**
+   * Implementation-defined (server range): a tenant or API-key quota is exhausted;
+   * `data.retryAfterMs` says when to try again.
+   */
+  QuotaExceeded: -32029,
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

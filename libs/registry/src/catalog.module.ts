@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigService } from '@portico/config';
 import { CatalogProvider, StaticCatalog } from '@portico/mcp-protocol';
-import { AuditService, TenantService } from '@portico/tenancy';
+import { AuditService, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog } from '@portico/testing';
 import { TenantCatalogRouter } from './tenant-catalog/tenant-catalog.router';
 
@@ -21,8 +21,13 @@ export class CatalogModule {
       providers: [
         {
           provide: TenantCatalogRouter,
-          inject: [ConfigService, TenantService, AuditService],
-          useFactory: (config: ConfigService, tenants: TenantService, audit: AuditService) =>
+          inject: [ConfigService, TenantService, AuditService, QuotaService],
+          useFactory: (
+            config: ConfigService,
+            tenants: TenantService,
+            audit: AuditService,
+            quotas: QuotaService,
+          ) =>
             new TenantCatalogRouter(
               tenants,
               anonymous ??
@@ -30,6 +35,7 @@ export class CatalogModule {
                   ? createConformanceCatalog()
                   : new StaticCatalog()),
               audit,
+              quotas,
             ),
         },
         { provide: CATALOG_PROVIDER, useExisting: TenantCatalogRouter },

@@ -11,3 +11,4 @@ export * from './admin/admin-controller.decorator';
 export * from './admin/admin-docs';
 export * from './admin/dto/problem-details.dto';
 export * from './admin/admin-prefix';
+export * from './quota/quota.service';

@@ -26,6 +26,7 @@ import { LiveSession, SessionLimitError, SessionRegistry } from './session-regis
 import { SessionStream } from './session-stream';
 import { SseWriter } from './sse-writer';
 import { ConnectionLimiter } from './connection-limiter';
+import { QuotaExceededError, QuotaService } from '@portico/tenancy';
 import { HttpGuard } from './http-guard';
 import { AccessDenied, McpAccess, McpCaller } from './mcp-access.service';
 
@@ -74,6 +75,7 @@ export class StreamableHttpTransport {
     private readonly guard: HttpGuard,
     private readonly limiter: ConnectionLimiter,
     private readonly access: McpAccess,
+    private readonly quotas: QuotaService,
     private readonly pino: PinoLogger,
     @Inject(EVENT_STORE) private readonly events: EventStore,
     config: ConfigService,
@@ -192,6 +194,9 @@ export class StreamableHttpTransport {
         }
         throw err;
       }
+      if (caller.tenant && request.method === 'POST') {
+        await this.chargeRequest(caller);
+      }
       // Every open request or stream holds a slot of its client address and session.
       const release = this.limiter.acquire(
         request.ip,
@@ -293,6 +298,21 @@ export class StreamableHttpTransport {
     return this.postLegacy(request, reply, live, [classified]);
   }
 
+  /** Tenant and API-key request rates, both eras: over the limit, 429 with Retry-After. */
+  private async chargeRequest(caller: McpCaller): Promise<void> {
+    try {
+      await this.quotas.consumeRequest({
+        tenant: caller.tenant!,
+        apiKeyId: caller.principal?.kind === 'api-key' ? caller.principal.subject : undefined,
+      });
+    } catch (err) {
+      if (err instanceof QuotaExceededError) {
+        throw quotaRejection(err);
+      }
+      throw err;
+    }
+  }
+
   private async checkToolCall(
     request: FastifyRequest,
     caller: McpCaller,
@@ -371,6 +391,21 @@ export class StreamableHttpTransport {
     message: JsonRpcRequest,
     caller: McpCaller,
   ): Promise<void> {
+    const maxSessions = caller.tenant?.limits.maxSessions;
+    if (
+      caller.tenant &&
+      maxSessions &&
+      this.sessions.listByTenant(caller.tenant.id).length >= maxSessions
+    ) {
+      throw quotaRejection(
+        new QuotaExceededError(
+          `Too many open sessions for this tenant (limit ${maxSessions})`,
+          5000,
+          'sessions',
+        ),
+        message.id,
+      );
+    }
     let created;
     try {
       created = await this.sessions.create(message, caller.principal);
@@ -588,6 +623,19 @@ export class StreamableHttpTransport {
     }
     return live;
   }
+}
+
+function quotaRejection(err: QuotaExceededError, id: string | number | null = null): HttpRejection {
+  return new HttpRejection(
+    429,
+    {
+      code: ErrorCode.QuotaExceeded,
+      message: err.message,
+      data: { retryAfterMs: err.retryAfterMs, limit: err.limit },
+    },
+    id,
+    { 'retry-after': String(err.retryAfterSeconds) },
+  );
 }
 
 /** A session belongs to the principal that initialized it (anonymous ones to nobody). */

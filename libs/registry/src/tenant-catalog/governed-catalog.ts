@@ -48,6 +48,8 @@ export class GovernedCatalog implements CatalogProvider {
     private readonly sources: readonly CatalogProvider[],
     private readonly policies: ReadonlyMap<string, ToolPolicy>,
     private readonly onCall?: (record: ToolCallRecord) => void,
+    /** Takes a concurrency slot for a call (throws when none is free); returns its release. */
+    private readonly gate?: () => () => void,
   ) {}
 
   /** Resolves the visible tool table once; call again after a source announces tools-changed. */
@@ -84,7 +86,8 @@ export class GovernedCatalog implements CatalogProvider {
 
   private observed(handler: ToolHandler): ToolHandler {
     const onCall = this.onCall;
-    if (!onCall) {
+    const gate = this.gate;
+    if (!onCall && !gate) {
       return handler;
     }
     const tool = handler.definition.name;
@@ -92,8 +95,9 @@ export class GovernedCatalog implements CatalogProvider {
       definition: handler.definition,
       call: async (args, ctx) => {
         const started = performance.now();
+        const release = gate?.();
         const record = (outcome: 'success' | 'error', error?: string) =>
-          onCall({
+          onCall?.({
             tool,
             principalId: ctx.principal?.id ?? 'anonymous',
             requestId: ctx.requestId,
@@ -108,6 +112,8 @@ export class GovernedCatalog implements CatalogProvider {
         } catch (err) {
           record('error', err instanceof Error ? err.message : String(err));
           throw err;
+        } finally {
+          release?.();
         }
       },
     };

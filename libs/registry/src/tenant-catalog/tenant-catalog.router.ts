@@ -4,11 +4,13 @@ import {
   CatalogListener,
   CatalogProvider,
   CatalogScope,
+  ErrorCode,
   MaybePromise,
+  McpError,
   StaticCatalog,
 } from '@portico/mcp-protocol';
 import type { BackendEntity, TenantEntity } from '@portico/persistence';
-import { AuditService, TenantService } from '@portico/tenancy';
+import { AuditService, QuotaExceededError, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog, echoTool } from '@portico/testing';
 import { GovernedCatalog, ToolAccess, ToolPolicy } from './governed-catalog';
 
@@ -42,6 +44,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     private readonly tenants: TenantService,
     private readonly anonymous: CatalogProvider,
     private readonly audit?: AuditService,
+    private readonly quotas?: QuotaService,
   ) {
     this.stopListening = tenants.onChange((tenant) => this.invalidate(tenant));
   }
@@ -168,6 +171,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     tenantId: string,
     _listeners: Set<CatalogListener>,
   ): Promise<GovernedCatalog> {
+    const tenant = await this.tenants.byId(tenantId);
     const backends = await this.tenants.backends(tenantId).find({}, { order: { name: 'ASC' } });
     const policies = await this.tenants.policies(tenantId).find();
     const sources: CatalogProvider[] = [];
@@ -194,9 +198,26 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
               details: call.error ? { error: call.error.slice(0, 500) } : null,
             })
         : undefined,
+      tenant && this.quotas ? this.callGate(tenant, this.quotas) : undefined,
     );
     await catalog.load();
     return catalog;
+  }
+
+  /** Concurrent tools/call slots of the tenant; over the limit, a JSON-RPC error with a retry hint. */
+  private callGate(tenant: TenantEntity, quotas: QuotaService): () => () => void {
+    return () => {
+      try {
+        return quotas.acquireCall(tenant);
+      } catch (err) {
+        if (err instanceof QuotaExceededError) {
+          throw new McpError(ErrorCode.QuotaExceeded, err.message, {
+            retryAfterMs: err.retryAfterMs,
+          });
+        }
+        throw err;
+      }
+    };
   }
 
   /** Built-in fixture backends serve now; upstream kinds are connected by the registry. */
