@@ -26,6 +26,7 @@ import { LiveSession, SessionLimitError, SessionRegistry } from './session-regis
 import { SessionStream } from './session-stream';
 import { SseWriter } from './sse-writer';
 import { ConnectionLimiter } from './connection-limiter';
+import { isPoolTimeout } from '@portico/persistence';
 import { QuotaExceededError, QuotaService } from '@portico/tenancy';
 import { HttpGuard } from './http-guard';
 import { AccessDenied, McpAccess, McpCaller } from './mcp-access.service';
@@ -218,6 +219,18 @@ export class StreamableHttpTransport {
       }
       if (err instanceof HttpRejection) {
         return this.send(reply, err);
+      }
+      if (isPoolTimeout(err)) {
+        // Saturated, not broken: tell the client to come back instead of failing it for good.
+        return this.send(
+          reply,
+          new HttpRejection(
+            503,
+            { code: ErrorCode.InternalError, message: 'Database busy, retry shortly' },
+            null,
+            { 'retry-after': '1' },
+          ),
+        );
       }
       this.logger.error(err);
       this.send(reply, reject(500, ErrorCode.InternalError, 'Internal error'));

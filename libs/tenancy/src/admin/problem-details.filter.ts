@@ -27,7 +27,10 @@ export function sendProblem(
   logger: Logger,
 ): void {
   const { body, headers } = toProblem(err, request.id, request.url.split('?')[0]);
-  if (body.status >= 500) {
+  if (body.status === 503) {
+    // Saturation, not a fault: no stack trace, one line to correlate with pool metrics.
+    logger.warn({ requestId: request.id }, `Admin request refused: ${body.detail}`);
+  } else if (body.status >= 500) {
     logger.error({ err, requestId: request.id }, 'Admin request failed');
   }
   void reply.status(body.status).headers(headers).type(PROBLEM_CONTENT_TYPE).send(body);

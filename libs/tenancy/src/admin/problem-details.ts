@@ -1,6 +1,7 @@
 import { HttpException } from '@nestjs/common';
 import { QueryFailedError } from 'typeorm';
 import { AuthError } from '@portico/auth';
+import { isPoolTimeout } from '@portico/persistence';
 import { TenantConflictError, TenantInputError } from '../tenant/tenant.service';
 import { AdminError, FieldErrors } from './admin.errors';
 
@@ -30,6 +31,7 @@ type ProblemKind =
   | { kind: 'tenant-conflict'; error: TenantConflictError }
   | { kind: 'tenant-input'; error: TenantInputError }
   | { kind: 'unique-violation' }
+  | { kind: 'database-busy' }
   | { kind: 'http'; status: number; detail: string }
   | { kind: 'internal' };
 
@@ -43,6 +45,7 @@ const TITLES: Record<number, string> = {
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 const PROBLEM_TYPE = (name: string): string => `urn:portico:problem:${name}`;
@@ -92,6 +95,15 @@ export function toProblem(err: unknown, requestId: string, instance: string): Pr
       return {
         body: problem(409, PROBLEM_TYPE('conflict'), 'A resource with this name already exists'),
         headers: {},
+      };
+    case 'database-busy':
+      return {
+        body: problem(
+          503,
+          PROBLEM_TYPE('database-busy'),
+          'No database connection became free in time; retry shortly',
+        ),
+        headers: { 'retry-after': '1' },
       };
     case 'http':
       return {
@@ -153,6 +165,9 @@ function classify(err: unknown): ProblemKind {
   }
   if (err instanceof QueryFailedError && /unique|duplicate/i.test(err.message)) {
     return { kind: 'unique-violation' };
+  }
+  if (isPoolTimeout(err)) {
+    return { kind: 'database-busy' };
   }
   if (err instanceof HttpException && err.getStatus() < 500) {
     return { kind: 'http', status: err.getStatus(), detail: err.message };
