@@ -214,3 +214,27 @@ describe('tenant rate limits shared by two gateways through Redis', () => {
     }
   });
 });
+
+describe('tenant rate limits when Redis is unreachable', () => {
+  let gateway: RunningGateway;
+
+  beforeAll(async () => {
+    // Nothing listens on port 1: every Redis command fails at once.
+    gateway = await startGateway({ REDIS_URL: 'redis://127.0.0.1:1', LOG_LEVEL: 'fatal' });
+  });
+
+  afterAll(async () => {
+    await gateway.close();
+  });
+
+  it('keeps serving and keeps limiting with the in-memory stand-in', async () => {
+    const { tenant, apiKey } = await seedTenant(gateway.app, {
+      slug: 'noredis',
+      fixtures: ['echo'],
+    });
+    await setLimits(gateway, tenant.id, { requestsPerMinute: 2 });
+    expect((await call(gateway, 'noredis', apiKey, 'tools/list')).status).toBe(200);
+    expect((await call(gateway, 'noredis', apiKey, 'tools/list')).status).toBe(200);
+    expect((await call(gateway, 'noredis', apiKey, 'tools/list')).status).toBe(429);
+  });
+});

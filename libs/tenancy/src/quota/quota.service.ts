@@ -63,8 +63,11 @@ export class QuotaService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    if (this.redis) {
+    if (this.redis?.status === 'ready') {
       await this.redis.quit().catch(() => this.redis?.disconnect());
+    } else {
+      // Not connected (or reconnecting): stop the retry loop instead of queueing a QUIT.
+      this.redis?.disconnect();
     }
   }
 
