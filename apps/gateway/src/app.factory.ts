@@ -48,7 +48,8 @@ export async function createGatewayApp(
   );
   app.useLogger(app.get(Logger));
   const values = app.get(ConfigService).values;
-  // WebSocket upgrades on the MCP path itself: ws://host/mcp with subprotocol "mcp".
+  // WebSocket upgrades (subprotocol "mcp") at ws://host/mcp/{tenant}, and ws://host/mcp when
+  // anonymous; authenticated during the upgrade.
   app.useWebSocketAdapter(new McpWsAdapter(app, values.mcp.path, values.http.maxBodyBytes));
   const fastify = app.getHttpAdapter().getInstance();
   if (values.http.maxConnections > 0) {

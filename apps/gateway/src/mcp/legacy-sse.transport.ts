@@ -2,35 +2,49 @@ import { randomBytes } from 'node:crypto';
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigService } from '@portico/config';
+import { QuotaService } from '@portico/tenancy';
 import { ErrorCode, McpConnection, McpEngine, errorResponse } from '@portico/mcp-protocol';
 import { ConnectionLimiter } from './connection-limiter';
 import { HttpGuard } from './http-guard';
 import { SseWriter } from './sse-writer';
+import { AccessDenied, McpAccess, McpCaller } from './mcp-access.service';
+import { chargeRequest } from './request-charge';
 
 interface LegacyStream {
   connection: McpConnection;
   writer: SseWriter;
+  /** The tenant and principal that opened the stream (none on the anonymous endpoint). */
+  tenantId?: string;
+  principalId?: string;
 }
 
 /**
  * The HTTP+SSE transport of protocol 2024-11-05, for clients that predate Streamable HTTP:
- * GET `{path}/sse` opens a stream whose first event (`endpoint`) names the URI to POST
- * messages to; every answer travels back on the stream as a `message` event. The stream is
- * one McpConnection, so it serves either era like stdio and WebSocket do.
+ * GET `{path}/{tenant}/sse` opens a stream whose first event (`endpoint`) names the URI to
+ * POST messages to (`{path}/{tenant}/messages?sessionId=…`); every answer travels back on the
+ * stream as a `message` event. The stream is one McpConnection, so it serves either era like
+ * stdio and WebSocket do. Both requests are authenticated like Streamable HTTP (McpAccess), and
+ * a POST must come from the principal that opened the stream: a session id is not a credential.
+ * `{path}/sse` and `{path}/messages` are the anonymous development endpoint, served only while
+ * a fixture catalog is configured.
  */
 @Injectable()
 export class LegacySseTransport implements OnModuleDestroy {
   private readonly logger = new Logger(LegacySseTransport.name);
   private readonly streams = new Map<string, LegacyStream>();
   private readonly keepAliveMs: number;
+  private readonly anonymousEnabled: boolean;
 
   constructor(
     private readonly engine: McpEngine,
     private readonly guard: HttpGuard,
     private readonly limiter: ConnectionLimiter,
+    private readonly access: McpAccess,
+    private readonly quotas: QuotaService,
     config: ConfigService,
   ) {
     this.keepAliveMs = config.values.mcp.sseKeepAliveMs;
+    this.anonymousEnabled = config.values.mcp.fixtureCatalog !== 'none';
   }
 
   get size(): number {
@@ -38,8 +52,6 @@ export class LegacySseTransport implements OnModuleDestroy {
   }
 
   register(app: FastifyInstance, path: string, bodyLimit: number): void {
-    const ssePath = `${path}/sse`;
-    const messagesPath = `${path}/messages`;
     void app.register((scope, _opts, done) => {
       scope.removeContentTypeParser('application/json');
       scope.addContentTypeParser(
@@ -58,8 +70,15 @@ export class LegacySseTransport implements OnModuleDestroy {
           status === 413 ? `Request body exceeds ${bodyLimit} bytes` : 'Invalid HTTP request',
         );
       });
-      scope.get(ssePath, (request, reply) => this.open(request, reply, messagesPath));
-      scope.post(messagesPath, (request, reply) => this.message(request, reply));
+      // The anonymous development endpoint, and every tenant's (`sse`/`messages` are reserved slugs).
+      for (const base of [path, `${path}/:tenant`]) {
+        scope.get(`${base}/sse`, (request, reply) =>
+          this.guarded(request, reply, (caller) => this.open(request, reply, path, caller)),
+        );
+        scope.post(`${base}/messages`, (request, reply) =>
+          this.guarded(request, reply, (caller) => this.message(request, reply, caller)),
+        );
+      }
       done();
     });
   }
@@ -72,11 +91,51 @@ export class LegacySseTransport implements OnModuleDestroy {
     this.streams.clear();
   }
 
-  private open(request: FastifyRequest, reply: FastifyReply, messagesPath: string): void {
+  /** Origin/Host checks, then the tenant and principal (or the anonymous endpoint, if enabled). */
+  private async guarded(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    run: (caller: McpCaller) => void,
+  ): Promise<void> {
     const problem = this.guard.check(request);
     if (problem) {
       return this.reject(reply, problem.status, problem.message);
     }
+    if (this.access.slugOf(request) === undefined && !this.anonymousEnabled) {
+      return this.reject(reply, 404, 'Not found: use /mcp/{tenant}/sse');
+    }
+    let caller: McpCaller;
+    try {
+      caller = await this.access.resolve(request);
+    } catch (err) {
+      if (err instanceof AccessDenied) {
+        void reply
+          .code(err.status)
+          .headers(err.headers)
+          .type('application/json')
+          .send(JSON.stringify(errorResponse(null, err.error)));
+        return;
+      }
+      throw err;
+    }
+    const refused = await chargeRequest(this.quotas, caller);
+    if (refused) {
+      void reply
+        .code(429)
+        .header('retry-after', String(refused.retryAfterSeconds))
+        .type('application/json')
+        .send(JSON.stringify(errorResponse(null, refused.error)));
+      return;
+    }
+    run(caller);
+  }
+
+  private open(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    path: string,
+    caller: McpCaller,
+  ): void {
     const accept = request.headers.accept ?? '';
     if (!accept.includes('text/event-stream') && !accept.includes('*/*')) {
       return this.reject(reply, 406, 'Accept must list text/event-stream');
@@ -96,18 +155,26 @@ export class LegacySseTransport implements OnModuleDestroy {
     });
     const connection = new McpConnection(this.engine, {
       send: (message) => writer.event(JSON.stringify(message)),
+      principal: caller.principal,
     });
-    this.streams.set(sessionId, { connection, writer });
-    writer.named('endpoint', `${messagesPath}?sessionId=${sessionId}`);
+    this.streams.set(sessionId, {
+      connection,
+      writer,
+      tenantId: caller.tenant?.id,
+      principalId: caller.principal?.id,
+    });
+    const base = caller.tenant ? `${path}/${caller.tenant.slug}` : path;
+    writer.named('endpoint', `${base}/messages?sessionId=${sessionId}`);
   }
 
-  private message(request: FastifyRequest, reply: FastifyReply): void {
-    const problem = this.guard.check(request);
-    if (problem) {
-      return this.reject(reply, problem.status, problem.message);
-    }
+  private message(request: FastifyRequest, reply: FastifyReply, caller: McpCaller): void {
     const sessionId = (request.query as { sessionId?: unknown }).sessionId;
-    const stream = typeof sessionId === 'string' ? this.streams.get(sessionId) : undefined;
+    const found = typeof sessionId === 'string' ? this.streams.get(sessionId) : undefined;
+    // Another tenant's or principal's stream is "unknown", exactly like a bad id.
+    const stream =
+      found && found.tenantId === caller.tenant?.id && found.principalId === caller.principal?.id
+        ? found
+        : undefined;
     if (!stream) {
       return this.reject(reply, 404, 'Unknown or closed SSE session');
     }

@@ -1,3 +1,5 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { AuthError, AuthPrincipal, AuthService } from '@portico/auth';
@@ -22,6 +24,17 @@ export interface McpCaller {
   readonly tenant?: TenantEntity;
   /** Undefined only on the anonymous development endpoint. */
   readonly principal?: AuthPrincipal;
+}
+
+/** What access is decided on, whatever the transport: the tenant slug and the request's headers. */
+export interface AccessTarget {
+  /** The tenant slug of a tenant route, undefined on the anonymous endpoint. */
+  readonly slug?: string;
+  readonly headers: IncomingHttpHeaders;
+  /** The request target (path and query). */
+  readonly url: string;
+  /** Scheme and authority the challenge's metadata URL is built on (`https://host`). */
+  readonly baseUrl: string;
 }
 
 /**
@@ -50,7 +63,32 @@ export class McpAccess {
   }
 
   async resolve(request: FastifyRequest): Promise<McpCaller> {
-    const slug = this.slugOf(request);
+    return this.resolveTarget(this.targetOf(request));
+  }
+
+  /** The access target of a Fastify request (Streamable HTTP, HTTP+SSE). */
+  targetOf(request: FastifyRequest): AccessTarget {
+    return {
+      slug: this.slugOf(request),
+      headers: request.headers,
+      url: request.url,
+      baseUrl: this.baseUrl(request),
+    };
+  }
+
+  /** The access target of a raw Node request (a WebSocket upgrade) to the given tenant slug. */
+  upgradeTargetOf(request: IncomingMessage, slug: string | undefined): AccessTarget {
+    const secure = (request.socket as Partial<TLSSocket>).encrypted === true;
+    return {
+      slug,
+      headers: request.headers,
+      url: request.url ?? '/',
+      baseUrl: this.publicUrl ?? `${secure ? 'https' : 'http'}://${request.headers.host ?? ''}`,
+    };
+  }
+
+  async resolveTarget(target: AccessTarget): Promise<McpCaller> {
+    const slug = target.slug;
     if (slug === undefined) {
       return {};
     }
@@ -64,9 +102,9 @@ export class McpAccess {
     try {
       const principal = await this.auth.authenticate(
         {
-          authorization: header(request, 'authorization'),
-          apiKeyHeader: header(request, 'x-api-key'),
-          query: queryOf(request.url),
+          authorization: header(target.headers, 'authorization'),
+          apiKeyHeader: header(target.headers, 'x-api-key'),
+          query: queryOf(target.url),
         },
         tenant,
       );
@@ -78,7 +116,7 @@ export class McpAccess {
       if (err instanceof AuthError) {
         // The challenge names the scopes the tenant's tools use (RFC 6750 §3, MCP SHOULD).
         const scopes = err.status === 401 ? await this.catalogs.scopesOf(tenant.id) : [];
-        throw this.denied(request, slug, err, scopes);
+        throw this.denied(target.baseUrl, slug, err, scopes);
       }
       throw err;
     }
@@ -92,7 +130,7 @@ export class McpAccess {
     const access = await this.catalogs.toolAccess(tool, { principal: caller.principal });
     if (!access.allowed && access.reason === 'scope') {
       throw this.denied(
-        request,
+        this.baseUrl(request),
         caller.tenant.slug,
         AuthError.insufficientScope(access.requiredScopes),
       );
@@ -126,7 +164,11 @@ export class McpAccess {
   }
 
   metadataUrl(request: FastifyRequest, slug: string): string {
-    return `${this.baseUrl(request)}/.well-known/oauth-protected-resource${this.mcpPath}/${slug}`;
+    return this.metadataUrlAt(this.baseUrl(request), slug);
+  }
+
+  private metadataUrlAt(baseUrl: string, slug: string): string {
+    return `${baseUrl}/.well-known/oauth-protected-resource${this.mcpPath}/${slug}`;
   }
 
   private baseUrl(request: FastifyRequest): string {
@@ -134,7 +176,7 @@ export class McpAccess {
   }
 
   private denied(
-    request: FastifyRequest,
+    baseUrl: string,
     slug: string,
     err: AuthError,
     defaultScopes: readonly string[] = [],
@@ -146,13 +188,15 @@ export class McpAccess {
         message: err.message,
         ...(err.scopes.length > 0 ? { data: { requiredScopes: [...err.scopes] } } : {}),
       },
-      { 'www-authenticate': err.challenge(this.metadataUrl(request, slug), defaultScopes) },
+      {
+        'www-authenticate': err.challenge(this.metadataUrlAt(baseUrl, slug), defaultScopes),
+      },
     );
   }
 }
 
-function header(request: FastifyRequest, name: string): string | undefined {
-  const value = request.headers[name];
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 

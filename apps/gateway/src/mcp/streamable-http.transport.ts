@@ -29,6 +29,7 @@ import { ConnectionLimiter } from './connection-limiter';
 import { isPoolTimeout } from '@portico/persistence';
 import { QuotaExceededError, QuotaService } from '@portico/tenancy';
 import { HttpGuard } from './http-guard';
+import { chargeRequest, quotaError } from './request-charge';
 import { AccessDenied, McpAccess, McpCaller } from './mcp-access.service';
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -313,16 +314,11 @@ export class StreamableHttpTransport {
 
   /** Tenant and API-key request rates, both eras: over the limit, 429 with Retry-After. */
   private async chargeRequest(caller: McpCaller): Promise<void> {
-    try {
-      await this.quotas.consumeRequest({
-        tenant: caller.tenant!,
-        apiKeyId: caller.principal?.kind === 'api-key' ? caller.principal.subject : undefined,
+    const refused = await chargeRequest(this.quotas, caller);
+    if (refused) {
+      throw new HttpRejection(429, refused.error, null, {
+        'retry-after': String(refused.retryAfterSeconds),
       });
-    } catch (err) {
-      if (err instanceof QuotaExceededError) {
-        throw quotaRejection(err);
-      }
-      throw err;
     }
   }
 
@@ -639,16 +635,9 @@ export class StreamableHttpTransport {
 }
 
 function quotaRejection(err: QuotaExceededError, id: string | number | null = null): HttpRejection {
-  return new HttpRejection(
-    429,
-    {
-      code: ErrorCode.QuotaExceeded,
-      message: err.message,
-      data: { retryAfterMs: err.retryAfterMs, limit: err.limit },
-    },
-    id,
-    { 'retry-after': String(err.retryAfterSeconds) },
-  );
+  return new HttpRejection(429, quotaError(err), id, {
+    'retry-after': String(err.retryAfterSeconds),
+  });
 }
 
 /** A session belongs to the principal that initialized it (anonymous ones to nobody). */

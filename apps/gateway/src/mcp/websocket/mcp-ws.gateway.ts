@@ -3,7 +3,11 @@ import { Logger, OnModuleDestroy } from '@nestjs/common';
 import { OnGatewayConnection, WebSocketGateway } from '@nestjs/websockets';
 import type { RawData, WebSocket } from 'ws';
 import { ConfigService } from '@portico/config';
+import { QuotaService } from '@portico/tenancy';
 import {
+  ErrorCode,
+  errorResponse,
+  JsonRpcErrorObject,
   JsonRpcMessage,
   JsonRpcResponse,
   McpConnection,
@@ -12,6 +16,8 @@ import {
 } from '@portico/mcp-protocol';
 import { ConnectionLimiter } from '../connection-limiter';
 import { HttpGuard } from '../http-guard';
+import { AccessDenied, McpAccess, McpCaller } from '../mcp-access.service';
+import { chargeRequest } from '../request-charge';
 
 /** Close codes (RFC 6455 §7.4.1) this gateway uses, each saying why. */
 export const WS_CLOSE = {
@@ -28,11 +34,33 @@ export const WS_CLOSE = {
 
 const SUBPROTOCOL = 'mcp';
 
+/** Why an upgrade is refused before the handshake: an HTTP status, headers and a JSON body. */
+export interface UpgradeRefusal {
+  status: number;
+  headers: Record<string, string>;
+  /** A JSON-RPC error response. */
+  body: string;
+}
+
+function refusal(
+  status: number,
+  error: JsonRpcErrorObject,
+  headers: Record<string, string> = {},
+): UpgradeRefusal {
+  return { status, headers, body: JSON.stringify(errorResponse(null, error)) };
+}
+
 /**
  * MCP over WebSocket (subprotocol `mcp`): one JSON-RPC message per text frame, either era on
  * any connection (2026-07-28 requests statelessly; `initialize` starts a 2025-era session for
  * the connection). Liveness by ping/pong; a reader too slow to keep up is disconnected instead
  * of growing the send buffer without bound.
+ *
+ * Tenants are served at `ws://host{path}/{tenant}`, with the access rules of Streamable HTTP:
+ * the upgrade request is authenticated (Authorization: Bearer, or X-API-Key) before the
+ * handshake completes, and refused with a plain HTTP 401 (WWW-Authenticate), 403 or 404. Browsers
+ * cannot set those headers on a WebSocket: this is a server-to-server transport. `{path}` itself
+ * is the anonymous development endpoint, served only while a fixture catalog is configured.
  */
 @WebSocketGateway({
   handleProtocols: (protocols: Set<string>) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
@@ -42,18 +70,66 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
   private readonly connections = new Map<WebSocket, McpConnection>();
   private readonly heartbeat: NodeJS.Timeout;
   private readonly alive = new WeakSet<WebSocket>();
+  /** Callers admitted at the upgrade, until their connection is set up. */
+  private readonly admitted = new WeakMap<IncomingMessage, McpCaller>();
+  private readonly anonymousEnabled: boolean;
 
   constructor(
     private readonly engine: McpEngine,
     private readonly guard: HttpGuard,
     private readonly limiter: ConnectionLimiter,
+    private readonly access: McpAccess,
+    private readonly quotas: QuotaService,
     private readonly config: ConfigService,
   ) {
     this.heartbeat = setInterval(() => this.ping(), config.values.mcp.wsPingIntervalMs);
     this.heartbeat.unref();
+    this.anonymousEnabled = config.values.mcp.fixtureCatalog !== 'none';
+  }
+
+  /**
+   * Decides an upgrade request before the handshake: `{path}` (anonymous, when enabled) or
+   * `{path}/{tenant}` with credentials the tenant accepts. Undefined admits it.
+   */
+  async admit(request: IncomingMessage): Promise<UpgradeRefusal | undefined> {
+    const base = this.config.values.mcp.path;
+    const pathname = (request.url ?? '/').split('?')[0];
+    let slug: string | undefined;
+    if (pathname !== base) {
+      const rest = pathname.startsWith(`${base}/`) ? pathname.slice(base.length + 1) : '';
+      try {
+        slug = decodeURIComponent(rest);
+      } catch {
+        slug = '';
+      }
+      if (slug === '' || rest.includes('/')) {
+        return refusal(404, { code: ErrorCode.InvalidRequest, message: 'Not found' });
+      }
+    } else if (!this.anonymousEnabled) {
+      return refusal(404, {
+        code: ErrorCode.InvalidRequest,
+        message: `Not found: use ${base}/{tenant}`,
+      });
+    }
+    try {
+      const caller = await this.access.resolveTarget(this.access.upgradeTargetOf(request, slug));
+      this.admitted.set(request, caller);
+      return undefined;
+    } catch (err) {
+      if (err instanceof AccessDenied) {
+        return refusal(err.status, err.error, err.headers);
+      }
+      throw err;
+    }
   }
 
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
+    const caller = this.admitted.get(request);
+    this.admitted.delete(request);
+    if (!caller) {
+      socket.close(WS_CLOSE.policyViolation, 'Not admitted');
+      return;
+    }
     const problem = this.guard.checkHeaders(request.headers);
     if (problem) {
       socket.close(WS_CLOSE.policyViolation, problem.message.slice(0, 120));
@@ -68,9 +144,11 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
     const limits = this.config.values.mcp;
     const connection = new McpConnection(this.engine, {
       send: (message) => this.send(socket, message, limits.wsMaxBufferedBytes),
+      principal: caller.principal,
     });
     this.connections.set(socket, connection);
     this.alive.add(socket);
+    let metered: Promise<void> = Promise.resolve();
     socket.on('pong', () => this.alive.add(socket));
     socket.on('message', (data: RawData, isBinary: boolean) => {
       if (isBinary) {
@@ -83,7 +161,24 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       } catch {
         value = PARSE_ERROR;
       }
-      void connection.receive(value);
+      if (!caller.tenant) {
+        void connection.receive(value);
+        return;
+      }
+      // Tenant traffic is metered: every frame passes through one chain so a notification
+      // (say, a cancellation) never overtakes the request it refers to; a refused request is
+      // answered here and never runs.
+      const message = value;
+      metered = metered
+        .then(async () => {
+          const refused = isRequest(message) ? await chargeRequest(this.quotas, caller) : undefined;
+          if (refused && isRequest(message)) {
+            this.send(socket, errorResponse(message.id, refused.error), limits.wsMaxBufferedBytes);
+          } else {
+            void connection.receive(message);
+          }
+        })
+        .catch((err: unknown) => this.logger.error(err));
     });
     socket.on('close', () => {
       connection.close();
@@ -142,4 +237,13 @@ function rawText(data: RawData): string {
     return Buffer.concat(data).toString('utf8');
   }
   return Buffer.from(data as ArrayBuffer).toString('utf8');
+}
+
+/** A JSON-RPC request (has a method and a usable id): what quotas charge for. */
+function isRequest(value: unknown): value is { id: string | number; method: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return false;
+  }
+  const { id, method } = value as { id?: unknown; method?: unknown };
+  return typeof method === 'string' && (typeof id === 'string' || typeof id === 'number');
 }
