@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
+import WebSocket from 'ws';
 import { TenantService } from '@portico/tenancy';
 import { testDatabaseEnv } from '@portico/testing';
 import { RunningGateway, startGateway } from './support/gateway';
@@ -236,5 +237,83 @@ describe('tenant rate limits when Redis is unreachable', () => {
     expect((await call(gateway, 'noredis', apiKey, 'tools/list')).status).toBe(200);
     expect((await call(gateway, 'noredis', apiKey, 'tools/list')).status).toBe(200);
     expect((await call(gateway, 'noredis', apiKey, 'tools/list')).status).toBe(429);
+  });
+});
+
+describe('tenant rate limits on the WebSocket and HTTP+SSE transports', () => {
+  let gateway: RunningGateway;
+
+  beforeAll(async () => {
+    gateway = await startGateway();
+  });
+
+  afterAll(async () => {
+    await gateway.close();
+  });
+
+  it('answers a WebSocket request over the rate with a JSON-RPC error carrying its id', async () => {
+    const { tenant, apiKey } = await seedTenant(gateway.app, {
+      slug: 'wsrate',
+      fixtures: ['echo'],
+    });
+    await setLimits(gateway, tenant.id, { requestsPerMinute: 2 });
+    const socket = new WebSocket(`${gateway.mcpUrl.replace('http', 'ws')}/wsrate`, ['mcp'], {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    const replies: { id: number; result?: unknown; error?: { code: number } }[] = [];
+    socket.on('message', (data: Buffer) => replies.push(JSON.parse(data.toString('utf8'))));
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': MODERN,
+      'io.modelcontextprotocol/clientCapabilities': {},
+    };
+    for (const id of [1, 2, 3]) {
+      socket.send(
+        JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', params: { _meta: meta } }),
+      );
+    }
+    const deadline = Date.now() + 5000;
+    while (replies.length < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    socket.close();
+    const byId = new Map(replies.map((r) => [r.id, r]));
+    expect(byId.get(1)?.result).toBeDefined();
+    expect(byId.get(2)?.result).toBeDefined();
+    expect(byId.get(3)?.error).toMatchObject({ code: QUOTA_EXCEEDED });
+  });
+
+  it('answers an SSE message POST over the rate with 429 and Retry-After', async () => {
+    const { tenant, apiKey } = await seedTenant(gateway.app, {
+      slug: 'sserate',
+      fixtures: ['echo'],
+    });
+    await setLimits(gateway, tenant.id, { requestsPerMinute: 2 });
+    const auth = { authorization: `Bearer ${apiKey}` };
+    const controller = new AbortController();
+    const stream = await fetch(`${gateway.mcpUrl}/sserate/sse`, {
+      headers: { ...auth, accept: 'text/event-stream' },
+      signal: controller.signal,
+    });
+    expect(stream.status).toBe(200);
+    const reader = stream.body!.getReader();
+    const { value } = await reader.read();
+    const endpoint = /data: (\S+)/.exec(Buffer.from(value).toString('utf8'))![1];
+    const post = () =>
+      fetch(new URL(endpoint, gateway.baseUrl), {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+      });
+    // The stream itself used one of the two requests.
+    expect((await post()).status).toBe(202);
+    const refused = await post();
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await refused.json()).toMatchObject({ error: { code: QUOTA_EXCEEDED } });
+    controller.abort();
   });
 });
