@@ -33,7 +33,14 @@ export interface CredentialSource {
 export class AuthService {
   private readonly bootstrap?: Buffer;
   private readonly bindingCache = new Map<string, { roles: Role[]; until: number }>();
-  private readonly tokenCache = new Map<string, { token: VerifiedToken; until: number }>();
+  /**
+   * Verified tokens by tenant settings revision and token hash; the principal built from one is
+   * kept too, for as long as role bindings may be cached (it includes bound roles).
+   */
+  private readonly tokenCache = new Map<
+    string,
+    { token: VerifiedToken; until: number; principal?: AuthPrincipal; principalUntil?: number }
+  >();
   /** Verified keys are cached objects: their principal is built once per cache entry. */
   private readonly keyPrincipals = new WeakMap<VerifiedApiKey, AuthPrincipal>();
 
@@ -147,7 +154,26 @@ export class AuthService {
     if (!settings) {
       throw AuthError.invalid('Invalid credentials');
     }
-    const verified = await this.verifyJwt(token, tenant, settings);
+    const cacheKey = `${tenant.id}@${tenant.revision}:${createHash('sha256').update(token).digest('base64')}`;
+    const now = Date.now();
+    const cached = this.tokenCache.get(cacheKey);
+    if (cached?.principal && cached.principalUntil! > now) {
+      return cached.principal;
+    }
+    const verified = await this.verifyJwt(cacheKey, token, tenant, settings);
+    const principal = await this.jwtPrincipal(tenant, verified);
+    const entry = this.tokenCache.get(cacheKey);
+    if (entry) {
+      entry.principal = principal;
+      entry.principalUntil = Math.min(entry.until, now + BINDING_CACHE_MS);
+    }
+    return principal;
+  }
+
+  private async jwtPrincipal(
+    tenant: TenantEntity,
+    verified: VerifiedToken,
+  ): Promise<AuthPrincipal> {
     const roles = new Set<Role>(['tool-user']);
     for (const role of verified.roles) {
       // A token cannot make itself platform admin: that role is granted by Portico only.
@@ -173,11 +199,11 @@ export class AuthService {
    * revision, never past the token's own expiry.
    */
   private async verifyJwt(
+    cacheKey: string,
     token: string,
     tenant: TenantEntity,
     settings: JwtSettings,
   ): Promise<VerifiedToken> {
-    const cacheKey = `${tenant.id}@${tenant.revision}:${createHash('sha256').update(token).digest('base64')}`;
     const now = Date.now();
     const cached = this.tokenCache.get(cacheKey);
     if (cached && cached.until > now) {
@@ -223,6 +249,11 @@ export class AuthService {
 
   /** Role bindings changed for a tenant: drop what this node cached. */
   forgetBindings(tenantId: string): void {
+    for (const [key, entry] of this.tokenCache) {
+      if (key.startsWith(`${tenantId}@`)) {
+        entry.principal = undefined;
+      }
+    }
     for (const key of this.bindingCache.keys()) {
       if (key.startsWith(`${tenantId}\u0000`)) {
         this.bindingCache.delete(key);

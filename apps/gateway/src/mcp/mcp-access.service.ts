@@ -33,8 +33,11 @@ export interface AccessTarget {
   readonly headers: IncomingHttpHeaders;
   /** The request target (path and query). */
   readonly url: string;
-  /** Scheme and authority the challenge's metadata URL is built on (`https://host`). */
-  readonly baseUrl: string;
+  /**
+   * Scheme and authority the challenge's metadata URL is built on (`https://host`); a function
+   * because only refusals need it.
+   */
+  readonly baseUrl: () => string;
 }
 
 /**
@@ -63,6 +66,9 @@ export class McpAccess {
   }
 
   async resolve(request: FastifyRequest): Promise<McpCaller> {
+    if (this.slugOf(request) === undefined) {
+      return {};
+    }
     return this.resolveTarget(this.targetOf(request));
   }
 
@@ -72,7 +78,7 @@ export class McpAccess {
       slug: this.slugOf(request),
       headers: request.headers,
       url: request.url,
-      baseUrl: this.baseUrl(request),
+      baseUrl: () => this.baseUrl(request),
     };
   }
 
@@ -83,7 +89,8 @@ export class McpAccess {
       slug,
       headers: request.headers,
       url: request.url ?? '/',
-      baseUrl: this.publicUrl ?? `${secure ? 'https' : 'http'}://${request.headers.host ?? ''}`,
+      baseUrl: () =>
+        this.publicUrl ?? `${secure ? 'https' : 'http'}://${request.headers.host ?? ''}`,
     };
   }
 
@@ -116,7 +123,7 @@ export class McpAccess {
       if (err instanceof AuthError) {
         // The challenge names the scopes the tenant's tools use (RFC 6750 §3, MCP SHOULD).
         const scopes = err.status === 401 ? await this.catalogs.scopesOf(tenant.id) : [];
-        throw this.denied(target.baseUrl, slug, err, scopes);
+        throw this.denied(target.baseUrl(), slug, err, scopes);
       }
       throw err;
     }
@@ -127,7 +134,8 @@ export class McpAccess {
     if (!caller.principal || !caller.tenant || typeof tool !== 'string') {
       return;
     }
-    const access = await this.catalogs.toolAccess(tool, { principal: caller.principal });
+    const found = this.catalogs.toolAccess(tool, { principal: caller.principal });
+    const access = found instanceof Promise ? await found : found;
     if (!access.allowed && access.reason === 'scope') {
       throw this.denied(
         this.baseUrl(request),

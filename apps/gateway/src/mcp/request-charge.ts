@@ -11,7 +11,7 @@ export async function chargeRequest(
   quotas: QuotaService,
   caller: McpCaller,
 ): Promise<{ error: JsonRpcErrorObject; retryAfterSeconds: number } | undefined> {
-  if (!caller.tenant) {
+  if (!caller.tenant || !quotas.meters(caller.tenant, caller.principal?.kind === 'api-key')) {
     return undefined;
   }
   try {

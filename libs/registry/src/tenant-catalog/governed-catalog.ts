@@ -85,38 +85,7 @@ export class GovernedCatalog implements CatalogProvider {
   }
 
   private observed(handler: ToolHandler): ToolHandler {
-    const onCall = this.onCall;
-    const gate = this.gate;
-    if (!onCall && !gate) {
-      return handler;
-    }
-    const tool = handler.definition.name;
-    return {
-      definition: handler.definition,
-      call: async (args, ctx) => {
-        const started = performance.now();
-        const release = gate?.();
-        const record = (outcome: 'success' | 'error', error?: string) =>
-          onCall?.({
-            tool,
-            principalId: ctx.principal?.id ?? 'anonymous',
-            requestId: ctx.requestId,
-            outcome,
-            durationMs: performance.now() - started,
-            ...(error ? { error } : {}),
-          });
-        try {
-          const result = await handler.call(args, ctx);
-          record(result.isError ? 'error' : 'success');
-          return result;
-        } catch (err) {
-          record('error', err instanceof Error ? err.message : String(err));
-          throw err;
-        } finally {
-          release?.();
-        }
-      },
-    };
+    return observeTool(handler, this.onCall, this.gate);
   }
 
   requiredScopes(): string[] {
@@ -211,6 +180,99 @@ export class GovernedCatalog implements CatalogProvider {
       }
     }
     return undefined;
+  }
+}
+
+/**
+ * Wraps a tool so each call takes a concurrency slot (`gate`, which throws when none is free)
+ * and reports its outcome and duration (`onCall`). Without either, the handler itself.
+ */
+export function observeTool(
+  handler: ToolHandler,
+  onCall?: (record: ToolCallRecord) => void,
+  gate?: () => () => void,
+): ToolHandler {
+  if (!onCall && !gate) {
+    return handler;
+  }
+  const tool = handler.definition.name;
+  return {
+    definition: handler.definition,
+    call: async (args, ctx) => {
+      const started = performance.now();
+      const release = gate?.();
+      const record = (outcome: 'success' | 'error', error?: string) =>
+        onCall?.({
+          tool,
+          principalId: ctx.principal?.id ?? 'anonymous',
+          requestId: ctx.requestId,
+          outcome,
+          durationMs: performance.now() - started,
+          ...(error ? { error } : {}),
+        });
+      try {
+        const result = await handler.call(args, ctx);
+        record(result.isError ? 'error' : 'success');
+        return result;
+      } catch (err) {
+        record('error', err instanceof Error ? err.message : String(err));
+        throw err;
+      } finally {
+        release?.();
+      }
+    },
+  };
+}
+
+/**
+ * A catalog whose tool calls are observed (audited) without changing anything else: lookups
+ * go straight to the wrapped catalog, and each handler is wrapped once.
+ */
+export class ObservedCatalog implements CatalogProvider {
+  private readonly wrapped = new WeakMap<ToolHandler, ToolHandler>();
+
+  constructor(
+    private readonly inner: CatalogProvider,
+    private readonly onCall: (record: ToolCallRecord) => void,
+  ) {}
+
+  getTool(name: string, scope: CatalogScope): MaybePromise<ToolHandler | undefined> {
+    const found = this.inner.getTool(name, scope);
+    return found instanceof Promise ? found.then((h) => this.observe(h)) : this.observe(found);
+  }
+
+  private observe(handler: ToolHandler | undefined): ToolHandler | undefined {
+    if (!handler) {
+      return undefined;
+    }
+    let observed = this.wrapped.get(handler);
+    if (!observed) {
+      observed = observeTool(handler, this.onCall);
+      this.wrapped.set(handler, observed);
+    }
+    return observed;
+  }
+
+  listTools(scope: CatalogScope) {
+    return this.inner.listTools(scope);
+  }
+  listResources(scope: CatalogScope) {
+    return this.inner.listResources(scope);
+  }
+  getResource(uri: string, scope: CatalogScope) {
+    return this.inner.getResource(uri, scope);
+  }
+  listResourceTemplates(scope: CatalogScope) {
+    return this.inner.listResourceTemplates(scope);
+  }
+  listPrompts(scope: CatalogScope) {
+    return this.inner.listPrompts(scope);
+  }
+  getPrompt(name: string, scope: CatalogScope) {
+    return this.inner.getPrompt(name, scope);
+  }
+  watch(listener: CatalogListener, scope?: CatalogScope) {
+    return this.inner.watch(listener, scope);
   }
 }
 

@@ -12,7 +12,13 @@ import {
 import type { BackendEntity, TenantEntity } from '@portico/persistence';
 import { AuditService, QuotaExceededError, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog, echoTool } from '@portico/testing';
-import { GovernedCatalog, ToolAccess, ToolPolicy } from './governed-catalog';
+import {
+  GovernedCatalog,
+  ObservedCatalog,
+  ToolAccess,
+  ToolCallRecord,
+  ToolPolicy,
+} from './governed-catalog';
 
 interface Entry {
   catalog: Promise<GovernedCatalog>;
@@ -40,13 +46,37 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
   private readonly entries = new Map<string, Entry>();
   private readonly stopListening: () => void;
 
+  private readonly anonymous: CatalogProvider;
+
   constructor(
     private readonly tenants: TenantService,
-    private readonly anonymous: CatalogProvider,
+    anonymous: CatalogProvider,
     private readonly audit?: AuditService,
     private readonly quotas?: QuotaService,
   ) {
     this.stopListening = tenants.onChange((tenant) => this.invalidate(tenant));
+    // Every tools/call is audited, anonymous development calls too (tenant null).
+    const onCall = this.auditCalls(null);
+    this.anonymous = onCall ? new ObservedCatalog(anonymous, onCall) : anonymous;
+  }
+
+  /** The audit hook for one tenant's tool calls (null: the anonymous endpoint). */
+  private auditCalls(tenantId: string | null): ((call: ToolCallRecord) => void) | undefined {
+    const audit = this.audit;
+    if (!audit) {
+      return undefined;
+    }
+    return (call) =>
+      audit.record({
+        tenantId,
+        actor: call.principalId,
+        action: 'tools/call',
+        target: call.tool,
+        outcome: call.outcome,
+        durationMs: call.durationMs,
+        requestId: String(call.requestId),
+        details: call.error ? { error: call.error.slice(0, 500) } : null,
+      });
   }
 
   onModuleDestroy(): void {
@@ -58,15 +88,17 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
   }
 
   /** Whether the caller may call `name`, and if not, why (HTTP answers 403 for scopes). */
-  async toolAccess(name: string, scope: CatalogScope): Promise<ToolAccess> {
+  toolAccess(name: string, scope: CatalogScope): MaybePromise<ToolAccess> {
     const tenant = scope.principal?.tenant;
     if (tenant === undefined) {
-      return (await this.anonymous.getTool(name, scope))
-        ? { allowed: true }
-        : { allowed: false, reason: 'unknown' };
+      return Promise.resolve(this.anonymous.getTool(name, scope)).then((tool) =>
+        tool ? { allowed: true } : { allowed: false, reason: 'unknown' },
+      );
     }
     const entry = this.entry(tenant);
-    return (entry.ready ?? (await entry.catalog)).access(name, scope);
+    return entry.ready
+      ? entry.ready.access(name, scope)
+      : entry.catalog.then((catalog) => catalog.access(name, scope));
   }
 
   /** Every scope some tool of the tenant requires (advertised in resource metadata). */
@@ -181,23 +213,10 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         sources.push(source);
       }
     }
-    const audit = this.audit;
     const catalog = new GovernedCatalog(
       sources,
       new Map<string, ToolPolicy>(policies.map((p) => [p.tool, p])),
-      audit
-        ? (call) =>
-            audit.record({
-              tenantId,
-              actor: call.principalId,
-              action: 'tools/call',
-              target: call.tool,
-              outcome: call.outcome,
-              durationMs: call.durationMs,
-              requestId: String(call.requestId),
-              details: call.error ? { error: call.error.slice(0, 500) } : null,
-            })
-        : undefined,
+      this.auditCalls(tenantId),
       tenant && this.quotas ? this.callGate(tenant, this.quotas) : undefined,
     );
     await catalog.load();

@@ -71,6 +71,11 @@ export class QuotaService implements OnApplicationShutdown {
     }
   }
 
+  /** Whether requests of this tenant (and key) are metered at all: the common case skips the limiter. */
+  meters(tenant: Pick<TenantEntity, 'limits'>, withApiKey: boolean): boolean {
+    return Boolean(tenant.limits.requestsPerMinute) || (withApiKey && this.keyRate > 0);
+  }
+
   /** Charges one request; throws QuotaExceededError when the tenant or the key is over its rate. */
   async consumeRequest(subject: QuotaSubject): Promise<void> {
     const tenantRate = subject.tenant.limits.requestsPerMinute;
