@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { TenantEntity } from '@portico/persistence';
+import { ApiKeyService } from '@portico/auth';
 import { TenantService } from '@portico/tenancy';
 import WebSocket from 'ws';
 import { LegacySseTransport } from '../apps/gateway/src/mcp/legacy-sse.transport';
@@ -449,6 +450,20 @@ describe('tenant routes of the HTTP+SSE and WebSocket transports', () => {
         arguments: {},
       });
       expect(foreign.error ?? foreign.result?.isError).toBeTruthy();
+    });
+
+    it('ends an open connection whose key is revoked: the next request is refused, then 1008', async () => {
+      const key = await createApiKey(gateway.app, a.tenant.id, { name: 'revoked-while-open' });
+      const client = await openWs('tenant-a', bearer(key.secret));
+      await client.request(1, 'initialize', initialize(1).params as Json);
+      client.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      expect((await client.request(2, 'ping')).result).toEqual({});
+      await gateway.app.get(ApiKeyService).revoke(a.tenant.id, key.id);
+      const closed = new Promise<number>((resolve) => client.socket.once('close', resolve));
+      const refused = await client.request(3, 'tools/list');
+      expect(refused.error).toMatchObject({ code: -32600 });
+      expect(refused.result).toBeUndefined();
+      expect(await closed).toBe(1008);
     });
   });
 });

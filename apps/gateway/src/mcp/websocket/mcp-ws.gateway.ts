@@ -16,7 +16,7 @@ import {
 } from '@portico/mcp-protocol';
 import { ConnectionLimiter } from '../connection-limiter';
 import { HttpGuard } from '../http-guard';
-import { AccessDenied, McpAccess, McpCaller } from '../mcp-access.service';
+import { AccessDenied, AccessTarget, McpAccess, McpCaller } from '../mcp-access.service';
 import { chargeRequest } from '../request-charge';
 
 /** Close codes (RFC 6455 §7.4.1) this gateway uses, each saying why. */
@@ -71,7 +71,10 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
   private readonly heartbeat: NodeJS.Timeout;
   private readonly alive = new WeakSet<WebSocket>();
   /** Callers admitted at the upgrade, until their connection is set up. */
-  private readonly admitted = new WeakMap<IncomingMessage, McpCaller>();
+  private readonly admitted = new WeakMap<
+    IncomingMessage,
+    { caller: McpCaller; target: AccessTarget }
+  >();
   private readonly anonymousEnabled: boolean;
 
   constructor(
@@ -112,8 +115,9 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       });
     }
     try {
-      const caller = await this.access.resolveTarget(this.access.upgradeTargetOf(request, slug));
-      this.admitted.set(request, caller);
+      const target = this.access.upgradeTargetOf(request, slug);
+      const caller = await this.access.resolveTarget(target);
+      this.admitted.set(request, { caller, target });
       return undefined;
     } catch (err) {
       if (err instanceof AccessDenied) {
@@ -124,12 +128,13 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
   }
 
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
-    const caller = this.admitted.get(request);
+    const admitted = this.admitted.get(request);
     this.admitted.delete(request);
-    if (!caller) {
+    if (!admitted) {
       socket.close(WS_CLOSE.policyViolation, 'Not admitted');
       return;
     }
+    const { caller } = admitted;
     const problem = this.guard.checkHeaders(request.headers);
     if (problem) {
       socket.close(WS_CLOSE.policyViolation, problem.message.slice(0, 120));
@@ -171,6 +176,9 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       const message = value;
       metered = metered
         .then(async () => {
+          if (isRequest(message) && !(await this.stillAdmitted(socket, admitted.target, message))) {
+            return;
+          }
           const refused = isRequest(message) ? await chargeRequest(this.quotas, caller) : undefined;
           if (refused && isRequest(message)) {
             this.send(socket, errorResponse(message.id, refused.error), limits.wsMaxBufferedBytes);
@@ -185,6 +193,32 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       this.connections.delete(socket);
     });
     socket.on('error', (err) => this.logger.debug(`WebSocket error: ${err.message}`));
+  }
+
+  /**
+   * A connection outlives the credential check of its upgrade: each request re-checks it
+   * (cached, so cheap), and a revoked key or suspended tenant ends the connection.
+   */
+  private async stillAdmitted(
+    socket: WebSocket,
+    target: AccessTarget,
+    request: { id: string | number },
+  ): Promise<boolean> {
+    try {
+      await this.access.resolveTarget(target);
+      return true;
+    } catch (err) {
+      if (!(err instanceof AccessDenied)) {
+        throw err;
+      }
+      this.send(
+        socket,
+        errorResponse(request.id, err.error),
+        this.config.values.mcp.wsMaxBufferedBytes,
+      );
+      socket.close(WS_CLOSE.policyViolation, 'Credentials no longer accepted');
+      return false;
+    }
   }
 
   onModuleDestroy(): void {
