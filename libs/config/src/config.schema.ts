@@ -104,6 +104,8 @@ export const CONFIG_SCHEMA = {
     API_KEY_CACHE_TTL_MS: { type: 'integer', minimum: 0, default: 10000 },
     /** Requests per minute per API key (0: no limit); tenants set their own limits too. */
     API_KEY_REQUESTS_PER_MINUTE: { type: 'integer', minimum: 0, default: 0 },
+    /** Each readiness check (database, Redis) fails after this long. */
+    HEALTH_CHECK_TIMEOUT_MS: { type: 'integer', minimum: 50, default: 1000 },
     /** Audit events are written in batches, off the request path. */
     AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, default: 500 },
     AUDIT_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },

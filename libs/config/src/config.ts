@@ -63,6 +63,7 @@ export interface PorticoConfig {
   /** The credential `portico stdio --tenant` presents (PORTICO_API_KEY). */
   stdioApiKey?: string;
   audit: { flushMs: number; batchSize: number };
+  healthCheckTimeoutMs: number;
   log: { level: string; pretty: boolean };
   shutdownGraceMs: number;
 }
@@ -196,6 +197,7 @@ export function loadConfig(
     declarativeConfigFile: v.PORTICO_CONFIG_FILE,
     stdioApiKey: v.PORTICO_API_KEY,
     audit: { flushMs: v.AUDIT_FLUSH_MS, batchSize: v.AUDIT_BATCH_SIZE },
+    healthCheckTimeoutMs: v.HEALTH_CHECK_TIMEOUT_MS,
     log: { level: v.LOG_LEVEL, pretty: v.LOG_PRETTY },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
   };

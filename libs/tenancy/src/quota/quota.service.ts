@@ -71,6 +71,18 @@ export class QuotaService implements OnApplicationShutdown {
     }
   }
 
+  /** Whether the shared Redis answers (undefined: no Redis configured). */
+  async redisReachable(): Promise<boolean | undefined> {
+    if (!this.redis) {
+      return undefined;
+    }
+    try {
+      return (await this.redis.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
   /** Whether requests of this tenant (and key) are metered at all: the common case skips the limiter. */
   meters(tenant: Pick<TenantEntity, 'limits'>, withApiKey: boolean): boolean {
     return Boolean(tenant.limits.requestsPerMinute) || (withApiKey && this.keyRate > 0);
