@@ -4,6 +4,7 @@ import { CatalogProvider, StaticCatalog } from '@portico/mcp-protocol';
 import { AuditService, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog } from '@portico/testing';
 import { TenantCatalogRouter } from './tenant-catalog/tenant-catalog.router';
+import { UpstreamSourceFactory } from './upstream/upstream-source.factory';
 
 /** The CatalogProvider port the engine reads: the tenant router over the tenants' catalogs. */
 export const CATALOG_PROVIDER = Symbol('CATALOG_PROVIDER');
@@ -21,12 +22,13 @@ export class CatalogModule {
       providers: [
         {
           provide: TenantCatalogRouter,
-          inject: [ConfigService, TenantService, AuditService, QuotaService],
+          inject: [ConfigService, TenantService, AuditService, QuotaService, UpstreamSourceFactory],
           useFactory: (
             config: ConfigService,
             tenants: TenantService,
             audit: AuditService,
             quotas: QuotaService,
+            upstreams: UpstreamSourceFactory,
           ) =>
             new TenantCatalogRouter(
               tenants,
@@ -36,8 +38,10 @@ export class CatalogModule {
                   : new StaticCatalog()),
               audit,
               quotas,
+              upstreams,
             ),
         },
+        UpstreamSourceFactory,
         { provide: CATALOG_PROVIDER, useExisting: TenantCatalogRouter },
       ],
       exports: [CATALOG_PROVIDER, TenantCatalogRouter],

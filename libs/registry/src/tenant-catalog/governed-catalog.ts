@@ -45,7 +45,7 @@ export class GovernedCatalog implements CatalogProvider {
   private readonly tools = new Map<string, { handler: ToolHandler; required: string[] }>();
 
   constructor(
-    private readonly sources: readonly CatalogProvider[],
+    private readonly sources: readonly (CatalogProvider & { close?(): Promise<void> })[],
     private readonly policies: ReadonlyMap<string, ToolPolicy>,
     private readonly onCall?: (record: ToolCallRecord) => void,
     /** Takes a concurrency slot for a call (throws when none is free); returns its release. */
@@ -86,6 +86,15 @@ export class GovernedCatalog implements CatalogProvider {
 
   private observed(handler: ToolHandler): ToolHandler {
     return observeTool(handler, this.onCall, this.gate);
+  }
+
+  /** Closes the sources that hold connections (upstream sessions, child processes). */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.sources.map(async (source) => {
+        await source.close?.().catch(() => undefined);
+      }),
+    );
   }
 
   requiredScopes(): string[] {

@@ -19,6 +19,8 @@ import {
   ToolCallRecord,
   ToolPolicy,
 } from './governed-catalog';
+import type { BackendSource } from '../upstream/backend-source';
+import { UpstreamSourceFactory } from '../upstream/upstream-source.factory';
 
 interface Entry {
   catalog: Promise<GovernedCatalog>;
@@ -53,6 +55,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     anonymous: CatalogProvider,
     private readonly audit?: AuditService,
     private readonly quotas?: QuotaService,
+    private readonly upstreams?: UpstreamSourceFactory,
   ) {
     this.stopListening = tenants.onChange((tenant) => this.invalidate(tenant));
     // Every tools/call is audited, anonymous development calls too (tenant null).
@@ -79,12 +82,15 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       });
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     this.stopListening();
+    const closing: Promise<void>[] = [];
     for (const entry of this.entries.values()) {
       entry.unwatch?.();
+      closing.push(entry.catalog.then((catalog) => catalog.close()).catch(() => undefined));
     }
     this.entries.clear();
+    await Promise.all(closing);
   }
 
   /** Whether the caller may call `name`, and if not, why (HTTP answers 403 for scopes). */
@@ -185,6 +191,11 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     }
     this.entries.delete(tenant.id);
     entry.unwatch?.();
+    // The old catalog's upstream connections go once nobody can reach it any more.
+    entry.catalog.then(
+      (catalog) => catalog.close(),
+      () => undefined,
+    );
     if (entry.listeners.size === 0) {
       return;
     }
@@ -206,11 +217,18 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     const tenant = await this.tenants.byId(tenantId);
     const backends = await this.tenants.backends(tenantId).find({}, { order: { name: 'ASC' } });
     const policies = await this.tenants.policies(tenantId).find();
-    const sources: CatalogProvider[] = [];
+    const sources: BackendSource[] = [];
     for (const backend of backends) {
-      const source = this.sourceFor(backend);
-      if (source) {
-        sources.push(source);
+      try {
+        const source = await this.sourceFor(backend, tenant);
+        if (source) {
+          sources.push(source);
+        }
+      } catch (err) {
+        // One unreachable backend must not take the tenant's whole catalog down.
+        this.logger.warn(
+          `Backend ${backend.name} of tenant ${tenant?.slug ?? tenantId} left out: ${String(err)}`,
+        );
       }
     }
     const catalog = new GovernedCatalog(
@@ -239,16 +257,24 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     };
   }
 
-  /** Built-in fixture backends serve now; upstream kinds are connected by the registry. */
-  private sourceFor(backend: BackendEntity): CatalogProvider | undefined {
+  /** Built-in fixtures directly; every other kind through the upstream source factory. */
+  private async sourceFor(
+    backend: BackendEntity,
+    tenant: TenantEntity | null,
+  ): Promise<BackendSource | undefined> {
     if (backend.kind === 'fixture') {
       return backend.target === 'conformance'
         ? createConformanceCatalog()
         : new StaticCatalog({ tools: [echoTool] });
     }
-    this.logger.warn(
-      `Backend ${backend.name} (${backend.kind}) is registered but upstream connections are not available yet`,
-    );
-    return undefined;
+    if (!this.upstreams || !tenant) {
+      return undefined;
+    }
+    return this.upstreams.create({
+      tenantId: backend.tenantId,
+      tenantSlug: tenant.slug,
+      backend,
+      credentials: () => this.tenants.openCredentials(backend),
+    });
   }
 }

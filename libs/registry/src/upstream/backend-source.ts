@@ -1,0 +1,16 @@
+import type { CatalogProvider } from '@portico/mcp-protocol';
+import type { BackendEntity } from '@portico/persistence';
+
+/** A backend's contribution to its tenant's catalog; closed when the catalog is replaced. */
+export interface BackendSource extends CatalogProvider {
+  close?(): Promise<void>;
+}
+
+/** What a source factory gets to connect one backend. */
+export interface BackendContext {
+  readonly tenantId: string;
+  readonly tenantSlug: string;
+  readonly backend: BackendEntity;
+  /** Decrypts the backend's credentials: call only when connecting or calling, never log. */
+  readonly credentials: () => Record<string, string>;
+}
