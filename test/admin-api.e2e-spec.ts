@@ -614,6 +614,55 @@ describe('Admin API', () => {
     });
   });
 
+  describe('platform API keys', () => {
+    it('replace the bootstrap token: admin API only, never a tenant endpoint, revocable', async () => {
+      const created = await api('POST', '/api-keys', { body: { name: 'automation' } });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({ name: 'automation', roles: ['platform-admin'] });
+      const secret = created.body.secret as string;
+      expect(secret).toMatch(/^ptk_/);
+      expect((await api('GET', '/tenants', { token: secret })).status).toBe(200);
+
+      const listed = await api('GET', '/api-keys');
+      expect(listed.body.map((k: { name: string }) => k.name)).toContain('automation');
+      expect(JSON.stringify(listed.body)).not.toContain(secret);
+
+      // A tenant endpoint does not accept platform credentials.
+      await api('POST', '/tenants', { body: { slug: 'plat-probe', name: 'Probe' } });
+      const mcp = await fetch(`${gateway.mcpUrl}/plat-probe`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${secret}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+      });
+      expect(mcp.status).toBe(401);
+
+      expect((await api('DELETE', `/api-keys/${created.body.id as string}`)).status).toBe(204);
+      expectProblem(await api('GET', '/tenants', { token: secret }), 401);
+      expectProblem(await api('DELETE', `/api-keys/${randomUUID()}`), 404);
+    });
+
+    it('are managed by platform admins only', async () => {
+      const { tenant } = await seedTenant(gateway.app, { slug: 'plat-tenant' });
+      const tenantAdmin = await createApiKey(gateway.app, tenant.id, {
+        name: 'admin',
+        roles: ['tenant-admin'],
+      });
+      expectProblem(
+        await api('POST', '/api-keys', { token: tenantAdmin.secret, body: { name: 'x' } }),
+        403,
+      );
+      expectProblem(await api('GET', '/api-keys', { token: tenantAdmin.secret }), 403);
+      expectProblem(
+        await api('POST', '/api-keys', { body: { name: 'x', roles: ['tool-user'] } }),
+        400,
+      );
+    });
+  });
+
   describe('OpenAPI', () => {
     it('serves the docs UI and documents exactly the routes the router has', async () => {
       const ui = await fetch(`${gateway.baseUrl}/admin/docs`);

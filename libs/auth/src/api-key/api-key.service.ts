@@ -108,6 +108,15 @@ export class ApiKeyService {
     return { entity, secret };
   }
 
+  /** Platform-level keys (no tenant), by name. */
+  listPlatform(): Promise<ApiKeyEntity[]> {
+    return this.keys.find({ where: { tenantId: IsNull() }, order: { name: 'ASC' } });
+  }
+
+  findPlatform(id: string): Promise<ApiKeyEntity | null> {
+    return this.keys.findOne({ where: { id, tenantId: IsNull() } });
+  }
+
   /** Marks a key revoked; false when the tenant has no such key. */
   async revoke(tenantId: string | null, id: string): Promise<boolean> {
     const where = { id, tenantId: tenantId ?? IsNull(), revokedAt: IsNull() };

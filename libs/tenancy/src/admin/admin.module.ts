@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AdminAuditInterceptor } from './admin-audit.interceptor';
 import { AdminGuard } from './admin.guard';
 import { ApiKeysController } from './api-keys.controller';
+import { PlatformApiKeysController } from './platform-api-keys.controller';
 import { AuditController } from './audit.controller';
 import { BackendsController } from './backends.controller';
 import { ProblemDetailsFilter } from './problem-details.filter';
@@ -19,6 +20,7 @@ import { ToolPoliciesController } from './tool-policies.controller';
     BackendsController,
     ToolPoliciesController,
     ApiKeysController,
+    PlatformApiKeysController,
     RoleBindingsController,
     AuditController,
   ],
