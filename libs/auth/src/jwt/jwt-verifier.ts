@@ -70,8 +70,8 @@ const JWKS_REQUESTS_PER_MINUTE = 10;
 const JWKS_TIMEOUT_MS = 5_000;
 
 const HMAC_ALGORITHMS = new Set(['HS256', 'HS384', 'HS512']);
-// jsonwebtoken 9 (under passport-jwt) verifies exactly these; it has no EdDSA support.
-const ASYMMETRIC_ALGORITHMS = new Set([
+/** Public-key JWS algorithms a tenant may allow. jsonwebtoken 9 (under passport-jwt) verifies exactly these; it has no EdDSA support. */
+export const ASYMMETRIC_JWT_ALGORITHMS = [
   'RS256',
   'RS384',
   'RS512',
@@ -81,7 +81,8 @@ const ASYMMETRIC_ALGORITHMS = new Set([
   'ES256',
   'ES384',
   'ES512',
-]);
+] as const;
+const ASYMMETRIC_ALGORITHMS = new Set<string>(ASYMMETRIC_JWT_ALGORITHMS);
 const KEY_TYPE_ALGORITHM_PREFIXES: Record<string, string[]> = {
   rsa: ['RS', 'PS'],
   'rsa-pss': ['PS'],

@@ -6,6 +6,13 @@
  * than a schema keyword can.
  */
 
+import { ASYMMETRIC_JWT_ALGORITHMS, ROLES } from '@portico/auth';
+import { BACKEND_KINDS } from '@portico/persistence';
+import {
+  RESERVED_SLUGS as TENANT_RESERVED_SLUGS,
+  SLUG_PATTERN as TENANT_SLUG_PATTERN,
+} from '../tenant/tenant.service';
+
 /** Environment variable names accepted in secret references. */
 export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 
@@ -16,7 +23,7 @@ export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 export const SECRET_REF_STRING_PATTERN = '^\\$\\{env:[A-Za-z_][A-Za-z0-9_]*\\}$';
 
 /** Tenant slugs become URL path segments (`/mcp/{slug}`), hence lowercase and no edge hyphens. */
-export const SLUG_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$';
+export const SLUG_PATTERN = TENANT_SLUG_PATTERN.source;
 
 /** Names of backends and API keys. */
 export const NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
@@ -31,44 +38,18 @@ export const HTTP_URL_PATTERN = '^https?://';
 /** RFC 9110 token: header field names, reused as the field names of other transports. */
 export const FIELD_NAME_PATTERN = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$";
 
-export const BACKEND_KINDS = [
-  'fixture',
-  'mcp-http',
-  'mcp-sse',
-  'mcp-ws',
-  'mcp-stdio',
-  'openapi',
-] as const;
+export { BACKEND_KINDS };
 
 /** Path segments the gateway routes itself, so no tenant may own them. */
-export const RESERVED_SLUGS = [
-  'sse',
-  'messages',
-  'admin',
-  'health',
-  'metrics',
-  'dashboard',
-  'well-known',
-] as const;
+export const RESERVED_SLUGS: readonly string[] = [...TENANT_RESERVED_SLUGS];
 
 /** Built-in fixture catalogues a `fixture` backend can name. */
 export const FIXTURE_TARGETS = ['conformance', 'echo'] as const;
 
-export const ROLES = ['platform-admin', 'tenant-admin', 'tenant-operator', 'tool-user'] as const;
+export { ROLES };
 
 /** Asymmetric JWS algorithms only: the gateway verifies with public keys, never shared secrets. */
-export const JWT_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-] as const;
+export const JWT_ALGORITHMS = ASYMMETRIC_JWT_ALGORITHMS;
 
 export const DEFAULT_JWT_ALGORITHMS = ['RS256', 'ES256'] as const;
 

@@ -495,7 +495,7 @@ function checkSemantics(
     const at = `tenants[${t}]`;
     const slug = str(field(tenant, 'slug'));
     if (slug !== undefined) {
-      if ((RESERVED_SLUGS as readonly string[]).includes(slug)) {
+      if (RESERVED_SLUGS.includes(slug)) {
         problems.add(`${at}.slug`, `${JSON.stringify(slug)} is reserved by the gateway's routes`);
       }
       checkUnique(slugs, slug, `${at}.slug`, problems, 'tenant slug');
