@@ -1,0 +1,481 @@
+import { Logger } from '@nestjs/common';
+import {
+  Client,
+  ProtocolError,
+  StreamableHTTPClientTransport,
+  type ListChangedOptions,
+} from '@modelcontextprotocol/client';
+import {
+  CallToolResult,
+  CatalogEvent,
+  CatalogListener,
+  ErrorCode,
+  GetPromptResult,
+  JsonObject,
+  McpError,
+  PromptHandler,
+  ReadResourceResult,
+  RequestContext,
+  ResourceHandler,
+  ResourceTemplateHandler,
+  ToolHandler,
+  uriTemplateMatcher,
+  type Prompt,
+  type Resource,
+  type ResourceTemplate,
+  type Tool,
+} from '@portico/mcp-protocol';
+import type { BackendContext, BackendSource } from './backend-source';
+import { assertReachableTarget } from './target-guard';
+import { NameMap } from './upstream-names';
+import { policyRefusal, UncountedFailure, UpstreamResilience } from './upstream-resilience';
+import { upstreamSettings, UpstreamSettings } from './upstream-settings';
+
+const CLIENT_INFO = { name: 'portico-gateway', version: '0.1.0' };
+/** Envelope fields of the upstream's own reply that must not leak into ours. */
+const UPSTREAM_ENVELOPE = ['resultType', 'ttlMs', 'cacheScope'];
+const RESERVED_META_PREFIX = 'io.modelcontextprotocol/';
+
+type ListKind = 'tools' | 'prompts' | 'resources';
+
+interface Lists {
+  tools: Map<string, ToolHandler>;
+  prompts: Map<string, PromptHandler>;
+  resources: Map<string, ResourceHandler>;
+  templates: ResourceTemplateHandler[];
+}
+
+/**
+ * One upstream MCP server reached over Streamable HTTP, as a catalog source: its tools and
+ * prompts under namespaced names, its resources and templates under their own URIs. One pooled
+ * SDK client per backend (era chosen by the SDK's negotiation: server/discover, else
+ * initialize), dropped and rebuilt after a transport failure. Lists are cached and refreshed on
+ * the upstream's list_changed notifications; every request goes through the backend's
+ * resilience policies and comes back as a result or an McpError.
+ */
+export class McpUpstreamSource implements BackendSource {
+  private readonly logger = new Logger(McpUpstreamSource.name);
+  private readonly listeners = new Set<CatalogListener>();
+  private readonly resilience: UpstreamResilience;
+  private readonly label: string;
+  private lists: Lists = {
+    tools: new Map(),
+    prompts: new Map(),
+    resources: new Map(),
+    templates: [],
+  };
+  private client?: Promise<Client>;
+  /** Whether a client was ever connected: a later connect is a reconnect, so lists are re-read. */
+  private connectedOnce = false;
+  /** Set by a reconnect: the next successful request re-reads the lists. */
+  private listsStale = false;
+  private closed = false;
+
+  private constructor(
+    private readonly context: BackendContext,
+    private readonly settings: UpstreamSettings,
+    private readonly url: URL,
+  ) {
+    this.resilience = new UpstreamResilience(settings);
+    this.label = `Backend ${context.backend.name}`;
+  }
+
+  /** Connects and reads every list; throws when the target is refused or unreachable. */
+  static async connect(context: BackendContext): Promise<McpUpstreamSource> {
+    let url: URL;
+    try {
+      url = new URL(context.backend.target);
+    } catch {
+      throw new Error(`Backend ${context.backend.name}: target is not a URL`);
+    }
+    const settings = upstreamSettings(context.backend);
+    // Refused targets fail here, plainly, before any policy counts them as outages.
+    await assertReachableTarget(url, settings.internal);
+    const source = new McpUpstreamSource(context, settings, url);
+    try {
+      source.lists = await source.readLists();
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
+    return source;
+  }
+
+  listTools(): readonly ToolHandler[] {
+    return [...this.lists.tools.values()];
+  }
+  getTool(name: string): ToolHandler | undefined {
+    return this.lists.tools.get(name);
+  }
+  listResources(): readonly ResourceHandler[] {
+    return [...this.lists.resources.values()];
+  }
+  getResource(uri: string): ResourceHandler | undefined {
+    return this.lists.resources.get(uri);
+  }
+  listResourceTemplates(): readonly ResourceTemplateHandler[] {
+    return this.lists.templates;
+  }
+  listPrompts(): readonly PromptHandler[] {
+    return [...this.lists.prompts.values()];
+  }
+  getPrompt(name: string): PromptHandler | undefined {
+    return this.lists.prompts.get(name);
+  }
+
+  watch(listener: CatalogListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    await this.dropClient();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Lists
+
+  private async readLists(): Promise<Lists> {
+    const list = <T>(fn: (client: Client, signal: AbortSignal) => Promise<T>) =>
+      this.request(this.resilience.list, fn);
+    const [tools, prompts, resources, templates] = await Promise.all([
+      list((c, signal) => c.listTools(undefined, { signal, cacheMode: 'refresh' })),
+      list((c, signal) => c.listPrompts(undefined, { signal, cacheMode: 'bypass' })),
+      list((c, signal) => c.listResources(undefined, { signal, cacheMode: 'bypass' })),
+      list((c, signal) => c.listResourceTemplates(undefined, { signal, cacheMode: 'bypass' })),
+    ]);
+    const toolNames = new NameMap(this.settings);
+    const promptNames = new NameMap(this.settings);
+    const next: Lists = {
+      tools: new Map(),
+      prompts: new Map(),
+      resources: new Map(),
+      templates: [],
+    };
+    for (const tool of tools.tools as unknown as Tool[]) {
+      const exposed = toolNames.add(tool.name);
+      if (exposed !== undefined) {
+        next.tools.set(exposed, this.toolHandler(tool, exposed));
+      }
+    }
+    for (const prompt of prompts.prompts as unknown as Prompt[]) {
+      const exposed = promptNames.add(prompt.name);
+      if (exposed !== undefined) {
+        next.prompts.set(exposed, this.promptHandler(prompt, exposed));
+      }
+    }
+    for (const resource of resources.resources as unknown as Resource[]) {
+      if (!next.resources.has(resource.uri)) {
+        next.resources.set(resource.uri, this.resourceHandler(resource));
+      }
+    }
+    for (const template of templates.resourceTemplates as unknown as ResourceTemplate[]) {
+      next.templates.push(this.templateHandler(template));
+    }
+    return next;
+  }
+
+  /** Re-reads the lists and tells watchers which of them changed. */
+  private async refresh(): Promise<void> {
+    if (this.closed) {
+      return;
+    }
+    let next: Lists;
+    try {
+      next = await this.readLists();
+    } catch (err) {
+      if (this.closed) {
+        return;
+      }
+      this.listsStale = true;
+      this.logger.warn(`${this.label}: refreshing its lists failed: ${describe(err)}`);
+      return;
+    }
+    if (this.closed) {
+      return;
+    }
+    const previous = this.lists;
+    this.lists = next;
+    const events: CatalogEvent[] = [];
+    if (!sameDefinitions(previous.tools, next.tools)) {
+      events.push({ type: 'tools-changed' });
+    }
+    if (!sameDefinitions(previous.prompts, next.prompts)) {
+      events.push({ type: 'prompts-changed' });
+    }
+    if (
+      !sameDefinitions(previous.resources, next.resources) ||
+      JSON.stringify(previous.templates.map((t) => t.definition)) !==
+        JSON.stringify(next.templates.map((t) => t.definition))
+    ) {
+      events.push({ type: 'resources-changed' });
+    }
+    for (const event of events) {
+      this.listeners.forEach((listener) => listener(event));
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Handlers
+
+  private toolHandler(tool: Tool, exposed: string): ToolHandler {
+    const upstreamName = tool.name;
+    return {
+      definition: { ...tool, name: exposed },
+      call: (args: JsonObject, ctx: RequestContext) =>
+        this.request(
+          this.resilience.call,
+          (client, signal) =>
+            client.callTool(
+              { name: upstreamName, arguments: args },
+              { signal, timeout: this.sdkTimeout(), onprogress: relayProgress(ctx) },
+            ),
+          ctx.signal,
+        ).then((result) => withoutEnvelope(result) as unknown as CallToolResult),
+    };
+  }
+
+  private promptHandler(prompt: Prompt, exposed: string): PromptHandler {
+    const upstreamName = prompt.name;
+    return {
+      definition: { ...prompt, name: exposed },
+      get: (args: Record<string, string>, ctx: RequestContext) =>
+        this.request(
+          this.resilience.call,
+          (client, signal) =>
+            client.getPrompt(
+              { name: upstreamName, arguments: args },
+              { signal, timeout: this.sdkTimeout(), onprogress: relayProgress(ctx) },
+            ),
+          ctx.signal,
+        ).then((result) => withoutEnvelope(result) as unknown as GetPromptResult),
+    };
+  }
+
+  private resourceHandler(resource: Resource): ResourceHandler {
+    return {
+      definition: resource,
+      read: (ctx: RequestContext) => this.read(resource.uri, ctx),
+    };
+  }
+
+  private templateHandler(template: ResourceTemplate): ResourceTemplateHandler {
+    return {
+      definition: template,
+      match: uriTemplateMatcher(template.uriTemplate),
+      read: (uri: string, _variables: Record<string, string>, ctx: RequestContext) =>
+        this.read(uri, ctx),
+    };
+  }
+
+  private read(uri: string, ctx: RequestContext): Promise<ReadResourceResult> {
+    return this.request(
+      this.resilience.call,
+      (client, signal) =>
+        client.readResource(
+          { uri },
+          {
+            signal,
+            timeout: this.sdkTimeout(),
+            cacheMode: 'bypass',
+            onprogress: relayProgress(ctx),
+          },
+        ),
+      ctx.signal,
+    ).then((result) => withoutEnvelope(result) as unknown as ReadResourceResult);
+  }
+
+  /** The SDK's own timer stays behind ours, so the policy's clearer error is the one seen. */
+  private sdkTimeout(): number {
+    return this.settings.timeoutMs + 1_000;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Requests
+
+  /**
+   * Runs `fn` against the pooled client under `policy`. `callerSignal` (the client request's)
+   * and the policy's timeout both abort the upstream request. Upstream JSON-RPC errors keep
+   * their code and message; everything else becomes -32603 "Backend <name> unavailable: …".
+   */
+  private async request<T>(
+    policy: UpstreamResilience['call'],
+    fn: (client: Client, signal: AbortSignal) => Promise<T>,
+    callerSignal?: AbortSignal,
+  ): Promise<T> {
+    let result: T;
+    try {
+      result = await policy.execute(async ({ signal: deadline }) => {
+        const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
+        const client = await this.connected();
+        try {
+          return await fn(client, signal);
+        } catch (err) {
+          // An upstream JSON-RPC error, our caller leaving or our own shutdown: no outage.
+          if (err instanceof ProtocolError || callerSignal?.aborted || this.closed) {
+            throw new UncountedFailure(err);
+          }
+          if (!deadline.aborted) {
+            // The connection itself failed: the next request builds a fresh one.
+            void this.dropClient(client);
+          }
+          throw err;
+        }
+      });
+    } catch (err) {
+      throw this.toMcpError(err, callerSignal);
+    }
+    if (this.listsStale) {
+      this.listsStale = false;
+      void this.refresh();
+    }
+    return result;
+  }
+
+  private toMcpError(err: unknown, callerSignal?: AbortSignal): McpError {
+    const failure = err instanceof UncountedFailure ? err.failure : err;
+    if (failure instanceof McpError) {
+      return failure;
+    }
+    if (failure instanceof ProtocolError) {
+      return new McpError(failure.code, failure.message, failure.data);
+    }
+    if (callerSignal?.aborted) {
+      return new McpError(ErrorCode.RequestCancelled, 'Request cancelled');
+    }
+    const reason = policyRefusal(failure, this.settings.timeoutMs) ?? describe(failure);
+    return new McpError(ErrorCode.InternalError, `${this.label} unavailable: ${reason}`);
+  }
+
+  private connected(): Promise<Client> {
+    if (this.closed) {
+      return Promise.reject(new Error('backend closed'));
+    }
+    if (!this.client) {
+      const connecting = this.connectClient();
+      this.client = connecting;
+      // A failed connect is not kept: the next request tries again.
+      connecting.catch(() => {
+        if (this.client === connecting) {
+          this.client = undefined;
+        }
+      });
+    }
+    return this.client;
+  }
+
+  private async connectClient(): Promise<Client> {
+    await assertReachableTarget(this.url, this.settings.internal);
+    const onChanged = <T>(kind: ListKind): ListChangedOptions<T> => ({
+      autoRefresh: false,
+      onChanged: (error) => {
+        if (error) {
+          // The notification channel failed (e.g. the upstream went away): nothing changed.
+          this.logger.debug(`${this.label}: ${kind} change feed: ${describe(error)}`);
+          return;
+        }
+        void this.refresh();
+      },
+    });
+    const client = new Client(CLIENT_INFO, {
+      versionNegotiation: { mode: 'auto' },
+      listChanged: {
+        tools: onChanged('tools'),
+        prompts: onChanged('prompts'),
+        resources: onChanged('resources'),
+      },
+    });
+    client.onerror = (err) => this.logger.debug(`${this.label}: ${describe(err)}`);
+    const transport = new StreamableHTTPClientTransport(this.url, {
+      // Decrypted only now, held by the transport alone, never logged.
+      requestInit: { headers: credentialHeaders(this.context.credentials()) },
+    });
+    await client.connect(transport, { timeout: this.settings.timeoutMs });
+    client.onclose = () => void this.dropClient(client);
+    // The upstream may have restarted with other lists and owes us no list_changed for that.
+    // Re-read them once a request succeeds (now they would meet a half-open circuit).
+    this.listsStale = this.connectedOnce;
+    this.connectedOnce = true;
+    if (this.closed) {
+      await client.close();
+      throw new Error('backend closed');
+    }
+    return client;
+  }
+
+  /** Forgets the pooled client (only `which`, when given) and closes it in the background. */
+  private async dropClient(which?: Client): Promise<void> {
+    const current = this.client;
+    if (!current) {
+      return;
+    }
+    const client = await current.catch(() => undefined);
+    if (which && client !== which) {
+      return;
+    }
+    if (this.client === current) {
+      this.client = undefined;
+    }
+    if (client) {
+      client.onclose = undefined;
+      await client.close().catch(() => undefined);
+    }
+  }
+}
+
+function credentialHeaders(credentials: Record<string, string>): Headers {
+  try {
+    return new Headers(credentials);
+  } catch {
+    // The Headers error could quote the value: say only that the shape is wrong.
+    throw new Error('credentials are not valid HTTP header names and values');
+  }
+}
+
+function relayProgress(
+  ctx: RequestContext,
+): (progress: { progress: number; total?: number; message?: string }) => void {
+  return (p) => void ctx.progress(p.progress, p.total, p.message).catch(() => undefined);
+}
+
+/** The upstream's result without its own protocol envelope (our engine adds ours). */
+function withoutEnvelope<T extends object>(result: T): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...(result as Record<string, unknown>) };
+  for (const key of UPSTREAM_ENVELOPE) {
+    delete out[key];
+  }
+  const meta = out._meta;
+  if (meta && typeof meta === 'object') {
+    const kept = Object.fromEntries(
+      Object.entries(meta).filter(([key]) => !key.startsWith(RESERVED_META_PREFIX)),
+    );
+    if (Object.keys(kept).length > 0) {
+      out._meta = kept;
+    } else {
+      delete out._meta;
+    }
+  }
+  return out;
+}
+
+function sameDefinitions(
+  a: ReadonlyMap<string, { definition: unknown }>,
+  b: ReadonlyMap<string, { definition: unknown }>,
+): boolean {
+  if (a.size !== b.size) {
+    return false;
+  }
+  for (const [key, value] of a) {
+    const other = b.get(key);
+    if (!other || JSON.stringify(other.definition) !== JSON.stringify(value.definition)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,79 @@
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  bulkhead,
+  circuitBreaker,
+  ConsecutiveBreaker,
+  handleWhen,
+  type ICancellationContext,
+  type IPolicy,
+  retry,
+  TaskCancelledError,
+  timeout,
+  TimeoutStrategy,
+  wrap,
+} from 'cockatiel';
+import type { UpstreamSettings } from './upstream-settings';
+
+/**
+ * A failure that says nothing about the upstream's health (the upstream answered with a
+ * JSON-RPC error, or our own caller went away): it passes the breaker uncounted and is never
+ * retried. `cause` is what the caller gets to see.
+ */
+export class UncountedFailure extends Error {
+  constructor(readonly failure: unknown) {
+    super(failure instanceof Error ? failure.message : String(failure));
+    this.name = 'UncountedFailure';
+  }
+}
+
+export type UpstreamPolicy = IPolicy<ICancellationContext>;
+
+/** Why a request never reached, or never came back from, the upstream; undefined: other. */
+export function policyRefusal(err: unknown, timeoutMs: number): string | undefined {
+  if (err instanceof BrokenCircuitError) {
+    return 'circuit open';
+  }
+  if (err instanceof BulkheadRejectedError) {
+    return 'too many concurrent requests';
+  }
+  if (err instanceof TaskCancelledError) {
+    return `timed out after ${timeoutMs} ms`;
+  }
+  return undefined;
+}
+
+/**
+ * One backend's policies. Outermost first: a bulkhead (bounded concurrency, so a slow upstream
+ * cannot hold every gateway socket), the circuit breaker (an open circuit answers at once), and
+ * an aggressive timeout whose abort signal cancels the upstream request. Tool calls are never
+ * retried (not known to be idempotent); list requests are retried once after a transport
+ * failure, on a fresh connection.
+ */
+export class UpstreamResilience {
+  readonly call: UpstreamPolicy;
+  readonly list: UpstreamPolicy;
+
+  constructor(settings: UpstreamSettings) {
+    const limit = bulkhead(settings.maxConcurrent, settings.maxQueued);
+    const breaker = circuitBreaker(
+      handleWhen((err) => !(err instanceof UncountedFailure)),
+      {
+        halfOpenAfter: settings.breakerResetMs,
+        breaker: new ConsecutiveBreaker(settings.breakerThreshold),
+      },
+    );
+    const deadline = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive);
+    this.call = wrap(limit, breaker, deadline);
+    const once = retry(
+      handleWhen(
+        (err) =>
+          !(err instanceof UncountedFailure) &&
+          !(err instanceof BrokenCircuitError) &&
+          !(err instanceof BulkheadRejectedError),
+      ),
+      { maxAttempts: 1 },
+    );
+    this.list = wrap(once, limit, breaker, deadline);
+  }
+}

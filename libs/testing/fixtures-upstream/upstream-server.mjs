@@ -1,0 +1,168 @@
+// A fixture upstream MCP server for federation tests, run as its own process:
+//   node libs/testing/fixtures-upstream/upstream-server.mjs [port]   (or PORT=…)
+// It serves both eras over Streamable HTTP on /mcp through the SDK v2 entry createMcpHandler
+// (2026-07-28 per-request envelope natively, 2025-era clients through its stateless legacy
+// fallback), and prints `READY <port>` once listening. Plain ESM so tests need no build step.
+//
+// GET /stats answers the counters of the `slow` tool, so a test can see that an abandoned
+// gateway request really cancelled the upstream call.
+import { createServer } from 'node:http';
+import { McpServer, createMcpHandler, fromJsonSchema } from '@modelcontextprotocol/server';
+
+const HOST = '127.0.0.1';
+const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
+const stats = { slowStarted: 0, slowCancelled: 0, slowFinished: 0 };
+// Flipped by the `toggle_extra` tool: whether the `extra` tool exists (list_changed tests).
+let extraTool = false;
+
+const object = (properties, required = Object.keys(properties)) =>
+  fromJsonSchema({ type: 'object', properties, required });
+const text = (value) => ({ content: [{ type: 'text', text: value }] });
+
+const handler = createMcpHandler((ctx) => {
+  // The factory runs per request, so the header is the one this very request carried.
+  const authorization = ctx.requestInfo?.headers.get('authorization') ?? '';
+  const server = new McpServer(
+    { name: 'fixture-upstream', version: '1.0.0' },
+    { capabilities: { tools: {}, resources: {}, prompts: {} } },
+  );
+  server.registerTool(
+    'echo',
+    { description: 'Echoes the message', inputSchema: object({ message: { type: 'string' } }) },
+    async ({ message }) => text(message),
+  );
+  server.registerTool(
+    'slow',
+    { description: 'Sleeps for ms milliseconds', inputSchema: object({ ms: { type: 'number' } }) },
+    async ({ ms }, toolCtx) => {
+      const signal = toolCtx.mcpReq.signal;
+      stats.slowStarted += 1;
+      const finished = await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(true), ms);
+        signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
+      });
+      if (!finished) {
+        stats.slowCancelled += 1;
+        return text('cancelled');
+      }
+      stats.slowFinished += 1;
+      return text(`slept ${ms}`);
+    },
+  );
+  server.registerTool(
+    'whoami',
+    { description: 'Returns the Authorization header it received', inputSchema: object({}) },
+    async () => text(authorization),
+  );
+  server.registerTool(
+    'fail',
+    { description: 'Always throws', inputSchema: object({}) },
+    async () => {
+      throw new Error('fixture failure');
+    },
+  );
+  server.registerTool(
+    'toggle_extra',
+    { description: 'Adds or removes the tool `extra`', inputSchema: object({}) },
+    async () => {
+      extraTool = !extraTool;
+      handler.notify.toolsChanged();
+      return text(extraTool ? 'added' : 'removed');
+    },
+  );
+  if (extraTool) {
+    server.registerTool(
+      'extra',
+      { description: 'Exists only while toggled on', inputSchema: object({}) },
+      async () => text('extra'),
+    );
+  }
+  server.registerResource(
+    'hello',
+    'fixture://hello',
+    { mimeType: 'text/plain', description: 'A greeting' },
+    async (uri) => ({
+      contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'Hello, upstream!' }],
+    }),
+  );
+  server.registerPrompt(
+    'greet',
+    { description: 'Greets someone', argsSchema: object({ name: { type: 'string' } }) },
+    async ({ name }) => ({
+      messages: [{ role: 'user', content: { type: 'text', text: `Hello, ${name}!` } }],
+    }),
+  );
+  return server;
+});
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => resolve(body));
+    req.on('error', reject);
+  });
+}
+
+function toHeaders(nodeHeaders) {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(nodeHeaders)) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (v !== undefined) {
+        headers.append(name, v);
+      }
+    }
+  }
+  return headers;
+}
+
+const http = createServer(async (req, res) => {
+  if (req.method === 'GET' && req.url === '/stats') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(stats));
+    return;
+  }
+  // A client that goes away aborts the web Request, which the SDK turns into mcpReq.signal.
+  const abort = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) {
+      abort.abort();
+    }
+  });
+  try {
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE';
+    const raw = hasBody ? await readBody(req) : undefined;
+    const request = new Request(`http://${req.headers.host ?? HOST}${req.url}`, {
+      method: req.method,
+      headers: toHeaders(req.headers),
+      body: raw,
+      signal: abort.signal,
+    });
+    const response = await handler.fetch(request);
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    if (!response.body) {
+      res.end();
+      return;
+    }
+    for await (const chunk of response.body) {
+      res.write(chunk);
+    }
+    res.end();
+  } catch (err) {
+    if (!res.headersSent) {
+      res.writeHead(500, { 'content-type': 'application/json' });
+    }
+    res.end(
+      JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32603, message: String(err) } }),
+    );
+  }
+});
+
+http.listen(port, HOST, () => {
+  process.stdout.write(`READY ${http.address().port}\n`);
+});
+process.on('SIGTERM', () => process.exit(0));
