@@ -3,6 +3,7 @@ import { AuthModule } from '@portico/auth';
 import { ConfigModule, PorticoConfig } from '@portico/config';
 import { PersistenceModule } from '@portico/persistence';
 import { CatalogModule, McpEngineModule } from '@portico/registry';
+import { QueueModule } from '@portico/queue';
 import { TenancyModule } from '@portico/tenancy';
 
 /** What the command-line entry points need: configuration, the database, tenants, the engine. */
@@ -16,6 +17,7 @@ export class CliModule {
         PersistenceModule,
         AuthModule,
         TenancyModule,
+        QueueModule,
         CatalogModule.forRoot(),
         McpEngineModule,
       ],

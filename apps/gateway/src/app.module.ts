@@ -2,14 +2,16 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { AuthModule } from '@portico/auth';
 import { ConfigModule, PorticoConfig } from '@portico/config';
 import type { CatalogProvider } from '@portico/mcp-protocol';
-import { LoggingModule } from '@portico/observability';
+import { LoggingModule, MetricsModule } from '@portico/observability';
 import { PersistenceModule } from '@portico/persistence';
 import { CatalogModule } from '@portico/registry';
+import { QueueModule } from '@portico/queue';
 import { TenancyModule } from '@portico/tenancy';
 import { DeclarativeConfigLoader } from './declarative-config.loader';
 import { GatewayAdminModule } from './admin/gateway-admin.module';
 import { HealthModule } from './health/health.module';
 import { McpModule } from './mcp/mcp.module';
+import { EmbeddedWorker } from './worker/embedded-worker';
 
 @Module({})
 export class AppModule {
@@ -21,16 +23,20 @@ export class AppModule {
         LoggingModule.forRoot([
           config?.mcp.path ?? '/mcp',
           `${config?.mcp.path ?? '/mcp'}/*tenant`,
+          // Scraped every few seconds: a log line each would drown the useful ones.
+          '/metrics',
         ]),
+        MetricsModule.forRoot(),
         PersistenceModule,
         AuthModule,
         TenancyModule,
+        QueueModule,
         CatalogModule.forRoot(catalog),
         HealthModule,
         McpModule,
         GatewayAdminModule,
       ],
-      providers: [DeclarativeConfigLoader],
+      providers: [DeclarativeConfigLoader, EmbeddedWorker],
     };
   }
 }

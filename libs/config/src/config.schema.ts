@@ -106,9 +106,23 @@ export const CONFIG_SCHEMA = {
     API_KEY_REQUESTS_PER_MINUTE: { type: 'integer', minimum: 0, default: 0 },
     /** Each readiness check (database, Redis) fails after this long. */
     HEALTH_CHECK_TIMEOUT_MS: { type: 'integer', minimum: 50, default: 1000 },
+    /** With REDIS_URL: run queued tool calls in this process too (single-node deployments). */
+    WORKER_EMBEDDED: { type: 'boolean', default: true },
+    /** Port of a worker process's health endpoints (`portico worker`: /health/live, /health/ready). */
+    WORKER_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3001 },
+    /** A worker that stops renewing a job's lock this long is presumed dead; its job moves on. */
+    WORKER_LOCK_MS: { type: 'integer', minimum: 500, default: 30000 },
+    /** Queued tool calls one worker process runs at once. */
+    WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1000, default: 16 },
     /** Audit events are written in batches, off the request path. */
     AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, default: 500 },
     AUDIT_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
+    /** Prometheus metrics at /metrics on the main listener. */
+    METRICS_ENABLED: { type: 'boolean', default: true },
+    /** When set, /metrics requires `Authorization: Bearer <token>`. */
+    METRICS_TOKEN: { type: 'string', minLength: 16 },
+    /** Distinct tool labels per tenant on tool metrics; further tools are counted as `other`. */
+    METRICS_MAX_TOOL_LABELS: { type: 'integer', minimum: 1, maximum: 10000, default: 200 },
   },
 } as const;
 
@@ -119,4 +133,5 @@ export const SENSITIVE_VARIABLES = new Set([
   'DATABASE_URL',
   'REDIS_URL',
   'PORTICO_API_KEY',
+  'METRICS_TOKEN',
 ]);

@@ -53,4 +53,21 @@ describe(loadConfig.name, () => {
       /PORTICO_SECRET=\(hidden\)/,
     );
   });
+
+  it('reads the metrics settings: on by default, token checked and never printed', () => {
+    expect(loadConfig({}).metrics).toEqual({
+      enabled: true,
+      token: undefined,
+      maxToolLabels: 200,
+    });
+    expect(
+      loadConfig({
+        METRICS_ENABLED: 'false',
+        METRICS_TOKEN: 'a-token-of-16-ch',
+        METRICS_MAX_TOOL_LABELS: '5',
+      }).metrics,
+    ).toEqual({ enabled: false, token: 'a-token-of-16-ch', maxToolLabels: 5 });
+    expect(() => loadConfig({ METRICS_TOKEN: 'short-token' })).toThrow(/METRICS_TOKEN=\(hidden\)/);
+    expect(() => loadConfig({ METRICS_MAX_TOOL_LABELS: '0' })).toThrow(/METRICS_MAX_TOOL_LABELS/);
+  });
 });

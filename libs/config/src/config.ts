@@ -64,7 +64,14 @@ export interface PorticoConfig {
   stdioApiKey?: string;
   audit: { flushMs: number; batchSize: number };
   healthCheckTimeoutMs: number;
+  worker: { embedded: boolean; concurrency: number; port: number; lockMs: number };
   log: { level: string; pretty: boolean };
+  metrics: {
+    enabled: boolean;
+    /** Bearer token /metrics requires; unset = open (protect it at the network level). */
+    token?: string;
+    maxToolLabels: number;
+  };
   shutdownGraceMs: number;
 }
 
@@ -198,7 +205,18 @@ export function loadConfig(
     stdioApiKey: v.PORTICO_API_KEY,
     audit: { flushMs: v.AUDIT_FLUSH_MS, batchSize: v.AUDIT_BATCH_SIZE },
     healthCheckTimeoutMs: v.HEALTH_CHECK_TIMEOUT_MS,
+    worker: {
+      embedded: v.WORKER_EMBEDDED,
+      concurrency: v.WORKER_CONCURRENCY,
+      port: v.WORKER_PORT,
+      lockMs: v.WORKER_LOCK_MS,
+    },
     log: { level: v.LOG_LEVEL, pretty: v.LOG_PRETTY },
+    metrics: {
+      enabled: v.METRICS_ENABLED,
+      token: v.METRICS_TOKEN,
+      maxToolLabels: v.METRICS_MAX_TOOL_LABELS,
+    },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
   };
 }

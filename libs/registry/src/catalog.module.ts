@@ -1,6 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigService } from '@portico/config';
 import { CatalogProvider, StaticCatalog } from '@portico/mcp-protocol';
+import { GatewayMetrics } from '@portico/observability';
+import { ToolCallQueue } from '@portico/queue';
 import { AuditService, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog } from '@portico/testing';
 import { TenantCatalogRouter } from './tenant-catalog/tenant-catalog.router';
@@ -22,13 +24,25 @@ export class CatalogModule {
       providers: [
         {
           provide: TenantCatalogRouter,
-          inject: [ConfigService, TenantService, AuditService, QuotaService, UpstreamSourceFactory],
+          inject: [
+            ConfigService,
+            TenantService,
+            AuditService,
+            QuotaService,
+            UpstreamSourceFactory,
+            // Optional: the CLI serves catalogs without a MetricsModule.
+            { token: GatewayMetrics, optional: true },
+            // Null without REDIS_URL; absent where no QueueModule is loaded.
+            { token: ToolCallQueue, optional: true },
+          ],
           useFactory: (
             config: ConfigService,
             tenants: TenantService,
             audit: AuditService,
             quotas: QuotaService,
             upstreams: UpstreamSourceFactory,
+            metrics?: GatewayMetrics,
+            queue?: ToolCallQueue | null,
           ) =>
             new TenantCatalogRouter(
               tenants,
@@ -39,6 +53,8 @@ export class CatalogModule {
               audit,
               quotas,
               upstreams,
+              metrics,
+              queue,
             ),
         },
         UpstreamSourceFactory,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigService } from '@portico/config';
+import { GatewayMetrics, mcpMethodOf } from '@portico/observability';
 import { QuotaService } from '@portico/tenancy';
 import { ErrorCode, McpConnection, McpEngine, errorResponse } from '@portico/mcp-protocol';
 import { ConnectionLimiter } from './connection-limiter';
@@ -42,9 +43,11 @@ export class LegacySseTransport implements OnModuleDestroy {
     private readonly access: McpAccess,
     private readonly quotas: QuotaService,
     config: ConfigService,
+    private readonly metrics: GatewayMetrics,
   ) {
     this.keepAliveMs = config.values.mcp.sseKeepAliveMs;
     this.anonymousEnabled = config.values.mcp.fixtureCatalog !== 'none';
+    metrics.trackSessions('sse', () => this.streams.size);
   }
 
   get size(): number {
@@ -75,9 +78,10 @@ export class LegacySseTransport implements OnModuleDestroy {
         scope.get(`${base}/sse`, (request, reply) =>
           this.guarded(request, reply, (caller) => this.open(request, reply, path, caller)),
         );
-        scope.post(`${base}/messages`, (request, reply) =>
-          this.guarded(request, reply, (caller) => this.message(request, reply, caller)),
-        );
+        scope.post(`${base}/messages`, (request, reply) => {
+          this.countRefusal(request, reply);
+          return this.guarded(request, reply, (caller) => this.message(request, reply, caller));
+        });
       }
       done();
     });
@@ -89,6 +93,32 @@ export class LegacySseTransport implements OnModuleDestroy {
       stream.writer.end();
     }
     this.streams.clear();
+  }
+
+  /**
+   * A POST refused (4xx/5xx) is counted when its response ends; an accepted one when its
+   * message has been handled (`message`).
+   */
+  private countRefusal(request: FastifyRequest, reply: FastifyReply): void {
+    const started = performance.now();
+    reply.raw.once('close', () => {
+      const status = reply.raw.statusCode;
+      if (status < 400) {
+        return;
+      }
+      let method = 'invalid';
+      try {
+        method = mcpMethodOf(JSON.parse(request.body as string));
+      } catch {
+        // Not JSON: counted as `invalid`.
+      }
+      this.metrics.mcpRequest(
+        'sse',
+        method,
+        status < 500 ? 'rejected' : 'error',
+        (performance.now() - started) / 1000,
+      );
+    });
   }
 
   /** Origin/Host checks, then the tenant and principal (or the anonymous endpoint, if enabled). */
@@ -118,7 +148,7 @@ export class LegacySseTransport implements OnModuleDestroy {
       }
       throw err;
     }
-    const refused = await chargeRequest(this.quotas, caller);
+    const refused = await chargeRequest(this.quotas, caller, this.metrics);
     if (refused) {
       void reply
         .code(429)
@@ -147,7 +177,9 @@ export class LegacySseTransport implements OnModuleDestroy {
     }
     const sessionId = randomBytes(24).toString('base64url');
     reply.hijack();
+    const streamClosed = this.metrics.streamOpened('sse');
     const writer = new SseWriter(reply.raw, {}, this.keepAliveMs, () => {
+      streamClosed();
       release();
       const stream = this.streams.get(sessionId);
       stream?.connection.close();
@@ -199,7 +231,17 @@ export class LegacySseTransport implements OnModuleDestroy {
         );
       return;
     }
-    void stream.connection.receive(value);
+    const started = performance.now();
+    void stream.connection
+      .receive(value)
+      .then(() =>
+        this.metrics.mcpRequest(
+          'sse',
+          mcpMethodOf(value),
+          'ok',
+          (performance.now() - started) / 1000,
+        ),
+      );
     void reply.code(202).type('text/plain').send('Accepted');
   }
 

@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { AuthError, AuthPrincipal, AuthService } from '@portico/auth';
 import { ConfigService } from '@portico/config';
 import { ErrorCode, JsonRpcErrorObject } from '@portico/mcp-protocol';
+import { AuthFailureReason, GatewayMetrics } from '@portico/observability';
 import type { TenantEntity } from '@portico/persistence';
 import { TenantCatalogRouter } from '@portico/registry';
 import { TenantService } from '@portico/tenancy';
@@ -55,6 +56,7 @@ export class McpAccess {
     private readonly auth: AuthService,
     private readonly catalogs: TenantCatalogRouter,
     config: ConfigService,
+    private readonly metrics: GatewayMetrics,
   ) {
     this.mcpPath = config.values.mcp.path;
     this.publicUrl = config.values.security.publicUrl;
@@ -121,6 +123,7 @@ export class McpAccess {
       return { tenant, principal };
     } catch (err) {
       if (err instanceof AuthError) {
+        this.metrics.authFailure(failureReason(err));
         // The challenge names the scopes the tenant's tools use (RFC 6750 §3, MCP SHOULD).
         const scopes = err.status === 401 ? await this.catalogs.scopesOf(tenant.id) : [];
         throw this.denied(target.baseUrl(), slug, err, scopes);
@@ -137,6 +140,7 @@ export class McpAccess {
     const found = this.catalogs.toolAccess(tool, { principal: caller.principal });
     const access = found instanceof Promise ? await found : found;
     if (!access.allowed && access.reason === 'scope') {
+      this.metrics.authFailure('scope');
       throw this.denied(
         this.baseUrl(request),
         caller.tenant.slug,
@@ -201,6 +205,13 @@ export class McpAccess {
       },
     );
   }
+}
+
+function failureReason(err: AuthError): AuthFailureReason {
+  if (err.status === 401) {
+    return err.error === undefined ? 'missing' : 'invalid';
+  }
+  return err.error === 'insufficient_scope' ? 'scope' : 'forbidden';
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {

@@ -1,4 +1,5 @@
 import { ErrorCode, JsonRpcErrorObject } from '@portico/mcp-protocol';
+import type { GatewayMetrics } from '@portico/observability';
 import { QuotaExceededError, QuotaService } from '@portico/tenancy';
 import type { McpCaller } from './mcp-access.service';
 
@@ -10,6 +11,7 @@ import type { McpCaller } from './mcp-access.service';
 export async function chargeRequest(
   quotas: QuotaService,
   caller: McpCaller,
+  metrics: GatewayMetrics,
 ): Promise<{ error: JsonRpcErrorObject; retryAfterSeconds: number } | undefined> {
   if (!caller.tenant || !quotas.meters(caller.tenant, caller.principal?.kind === 'api-key')) {
     return undefined;
@@ -22,6 +24,7 @@ export async function chargeRequest(
     return undefined;
   } catch (err) {
     if (err instanceof QuotaExceededError) {
+      metrics.rateLimited(err.limit);
       return { error: quotaError(err), retryAfterSeconds: err.retryAfterSeconds };
     }
     throw err;

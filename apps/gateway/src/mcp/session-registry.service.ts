@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@portico/config';
+import { GatewayMetrics } from '@portico/observability';
 import {
   JsonRpcRequest,
   JsonRpcResponse,
@@ -86,9 +87,11 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
     @Inject(MESSAGE_BUS) private readonly bus: MessageBus,
     @Inject(EVENT_STORE) private readonly events: EventStore,
     config: ConfigService,
+    metrics: GatewayMetrics,
   ) {
     this.idleMs = config.values.mcp.sessionIdleTimeoutMs;
     this.maxSessions = config.values.mcp.maxSessions;
+    metrics.trackSessions('streamable-http', () => this.live.size);
   }
 
   onModuleInit(): void {

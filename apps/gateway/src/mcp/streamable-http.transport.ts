@@ -21,6 +21,7 @@ import {
   decodeHeaderValue,
   errorResponse,
 } from '@portico/mcp-protocol';
+import { GatewayMetrics, McpOutcome, mcpMethodOf } from '@portico/observability';
 import { EVENT_STORE, EventStore } from '@portico/session';
 import { LiveSession, SessionLimitError, SessionRegistry } from './session-registry.service';
 import { SessionStream } from './session-stream';
@@ -81,6 +82,7 @@ export class StreamableHttpTransport {
     private readonly pino: PinoLogger,
     @Inject(EVENT_STORE) private readonly events: EventStore,
     config: ConfigService,
+    private readonly metrics: GatewayMetrics,
   ) {
     this.keepAliveMs = config.values.mcp.sseKeepAliveMs;
     this.anonymousEnabled = config.values.mcp.fixtureCatalog !== 'none';
@@ -160,16 +162,25 @@ export class StreamableHttpTransport {
     run: (caller: McpCaller) => Promise<void>,
   ): Promise<void> {
     const log = this.pino.logger;
-    if (log.isLevelEnabled('info')) {
-      // One line per MCP request, written when the response (or its stream) ends.
-      const started = performance.now();
-      reply.raw.once('close', () => {
+    const logged = log.isLevelEnabled('info');
+    const started = performance.now();
+    // One metric sample and (at info level) one log line per MCP request, when the response
+    // (or its stream) ends.
+    reply.raw.once('close', () => {
+      const status = reply.raw.statusCode;
+      this.metrics.mcpRequest(
+        'streamable-http',
+        methodLabel(request),
+        outcomeOf(status),
+        (performance.now() - started) / 1000,
+      );
+      if (logged) {
         const body = request.body as { method?: unknown; id?: unknown } | undefined;
         log.info(
           {
             reqId: request.id,
             httpMethod: request.method,
-            status: reply.raw.statusCode,
+            status,
             rpcMethod: typeof body?.method === 'string' ? body.method : undefined,
             rpcId: body?.id,
             sessionId: headerValue(request.headers[SESSION_HEADER])?.slice(0, 8),
@@ -177,8 +188,8 @@ export class StreamableHttpTransport {
           },
           'mcp request',
         );
-      });
-    }
+      }
+    });
     try {
       const problem = this.guard.check(request);
       if (problem) {
@@ -314,7 +325,7 @@ export class StreamableHttpTransport {
 
   /** Tenant and API-key request rates, both eras: over the limit, 429 with Retry-After. */
   private async chargeRequest(caller: McpCaller): Promise<void> {
-    const refused = await chargeRequest(this.quotas, caller);
+    const refused = await chargeRequest(this.quotas, caller, this.metrics);
     if (refused) {
       throw new HttpRejection(429, refused.error, null, {
         'retry-after': String(refused.retryAfterSeconds),
@@ -376,8 +387,13 @@ export class StreamableHttpTransport {
     }
 
     const cancellation = new Cancellation();
-    const exchange = new PostExchange(request, reply, this.keepAliveMs, () =>
-      cancellation.cancel(),
+    const exchange = new PostExchange(
+      request,
+      reply,
+      this.keepAliveMs,
+      () => cancellation.cancel(),
+      undefined,
+      () => this.metrics.streamOpened('streamable-http'),
     );
     if (message.method === 'subscriptions/listen') {
       exchange.upgrade();
@@ -406,6 +422,7 @@ export class StreamableHttpTransport {
       maxSessions &&
       this.sessions.listByTenant(caller.tenant.id).length >= maxSessions
     ) {
+      this.metrics.rateLimited('sessions');
       throw quotaRejection(
         new QuotaExceededError(
           `Too many open sessions for this tenant (limit ${maxSessions})`,
@@ -496,11 +513,18 @@ export class StreamableHttpTransport {
       void reply.code(202).header(SESSION_HEADER, live.id).send();
       return;
     }
-    const exchange = new PostExchange(request, reply, this.keepAliveMs, undefined, {
-      live,
-      events: this.events,
-      primeRetryMs: live.session.protocolVersion >= '2025-11-25' ? this.retryMs : undefined,
-    });
+    const exchange = new PostExchange(
+      request,
+      reply,
+      this.keepAliveMs,
+      undefined,
+      {
+        live,
+        events: this.events,
+        primeRetryMs: live.session.protocolVersion >= '2025-11-25' ? this.retryMs : undefined,
+      },
+      () => this.metrics.streamOpened('streamable-http'),
+    );
     const responses = await Promise.all(
       messages.map(async (m) => {
         if (m.kind === 'response') {
@@ -556,7 +580,9 @@ export class StreamableHttpTransport {
     const stream = live.standalone ?? new SessionStream(live.standaloneStreamId, this.events, true);
     live.standalone = stream;
     reply.hijack();
+    const streamClosed = this.metrics.streamOpened('streamable-http');
     const writer = new SseWriter(reply.raw, { [SESSION_HEADER]: live.id }, this.keepAliveMs, () => {
+      streamClosed();
       stream.detach(writer);
     });
     stream.attach(writer);
@@ -588,7 +614,9 @@ export class StreamableHttpTransport {
         ? live.standalone
         : live.streams.get(replay.streamId);
     reply.hijack();
+    const streamClosed = this.metrics.streamOpened('streamable-http');
     const writer = new SseWriter(reply.raw, { [SESSION_HEADER]: live.id }, this.keepAliveMs, () => {
+      streamClosed();
       stream?.detach(writer);
     });
     for (const event of replay.events) {
@@ -686,6 +714,8 @@ class PostExchange {
     private readonly keepAliveMs: number,
     private readonly onClientGone?: () => void,
     private readonly legacy?: LegacyStreamOptions,
+    /** Counts the SSE stream this exchange may upgrade to; returns the uncount. */
+    private readonly streamOpened?: () => () => void,
   ) {
     if (onClientGone) {
       reply.raw.on('close', () => {
@@ -706,7 +736,9 @@ class PostExchange {
     if (legacy) {
       headers[SESSION_HEADER] = legacy.live.id;
     }
+    const streamClosed = this.streamOpened?.();
     const writer = new SseWriter(this.reply.raw, headers, this.keepAliveMs, () => {
+      streamClosed?.();
       this.stream?.detach(writer);
     });
     this.writer = writer;
@@ -879,6 +911,23 @@ function checkLegacyVersionHeader(
     );
   }
   return undefined;
+}
+
+/** The method label of a request: the JSON-RPC method of a POST, else the HTTP verb. */
+function methodLabel(request: FastifyRequest): string {
+  switch (request.method) {
+    case 'GET':
+      return 'get';
+    case 'DELETE':
+      return 'delete';
+    default:
+      return mcpMethodOf(request.body);
+  }
+}
+
+/** 4xx are refusals (auth, quota, protocol checks); 5xx are the gateway's own failures. */
+function outcomeOf(status: number): McpOutcome {
+  return status < 400 ? 'ok' : status < 500 ? 'rejected' : 'error';
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -8,7 +8,9 @@ import {
   MaybePromise,
   McpError,
   StaticCatalog,
+  ToolHandler,
 } from '@portico/mcp-protocol';
+import type { GatewayMetrics } from '@portico/observability';
 import type { BackendEntity, TenantEntity } from '@portico/persistence';
 import { AuditService, QuotaExceededError, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog, echoTool } from '@portico/testing';
@@ -21,6 +23,8 @@ import {
 } from './governed-catalog';
 import type { BackendSource } from '../upstream/backend-source';
 import { UpstreamSourceFactory } from '../upstream/upstream-source.factory';
+import { DEFAULT_QUEUED_TIMEOUT_MS, QueuedSource } from '../execution/queued-source';
+import type { ToolCallQueue, ToolJobData } from '@portico/queue';
 
 interface Entry {
   catalog: Promise<GovernedCatalog>;
@@ -46,6 +50,8 @@ const CHANGE_EVENTS: CatalogEvent[] = [
 export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
   private readonly logger = new Logger(TenantCatalogRouter.name);
   private readonly entries = new Map<string, Entry>();
+  /** Each tenant's backend sources as built, before the queue wraps them: what workers call. */
+  private readonly direct = new Map<string, Map<string, BackendSource>>();
   private readonly stopListening: () => void;
 
   private readonly anonymous: CatalogProvider;
@@ -56,21 +62,30 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     private readonly audit?: AuditService,
     private readonly quotas?: QuotaService,
     private readonly upstreams?: UpstreamSourceFactory,
+    private readonly metrics?: GatewayMetrics,
+    private readonly queue?: ToolCallQueue | null,
   ) {
     this.stopListening = tenants.onChange((tenant) => this.invalidate(tenant));
     // Every tools/call is audited, anonymous development calls too (tenant null).
-    const onCall = this.auditCalls(null);
+    const onCall = this.auditCalls(null, 'anonymous');
     this.anonymous = onCall ? new ObservedCatalog(anonymous, onCall) : anonymous;
   }
 
-  /** The audit hook for one tenant's tool calls (null: the anonymous endpoint). */
-  private auditCalls(tenantId: string | null): ((call: ToolCallRecord) => void) | undefined {
-    const audit = this.audit;
-    if (!audit) {
+  /**
+   * The audit and metrics hook for one tenant's tool calls (null: the anonymous endpoint);
+   * `slug` labels the metrics.
+   */
+  private auditCalls(
+    tenantId: string | null,
+    slug: string,
+  ): ((call: ToolCallRecord) => void) | undefined {
+    const { audit, metrics } = this;
+    if (!audit && !metrics) {
       return undefined;
     }
-    return (call) =>
-      audit.record({
+    return (call) => {
+      metrics?.toolCall(slug, call.tool, call.outcome, call.durationMs / 1000);
+      audit?.record({
         tenantId,
         actor: call.principalId,
         action: 'tools/call',
@@ -80,6 +95,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         requestId: String(call.requestId),
         details: call.error ? { error: call.error.slice(0, 500) } : null,
       });
+    };
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -218,11 +234,14 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     const backends = await this.tenants.backends(tenantId).find({}, { order: { name: 'ASC' } });
     const policies = await this.tenants.policies(tenantId).find();
     const sources: BackendSource[] = [];
+    const direct = new Map<string, BackendSource>();
+    this.direct.set(tenantId, direct);
     for (const backend of backends) {
       try {
         const source = await this.sourceFor(backend, tenant);
         if (source) {
-          sources.push(source);
+          direct.set(backend.name, source);
+          sources.push(this.executorFor(backend, source));
         }
       } catch (err) {
         // One unreachable backend must not take the tenant's whole catalog down.
@@ -234,7 +253,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     const catalog = new GovernedCatalog(
       sources,
       new Map<string, ToolPolicy>(policies.map((p) => [p.tool, p])),
-      this.auditCalls(tenantId),
+      this.auditCalls(tenantId, tenant?.slug ?? tenantId),
       tenant && this.quotas ? this.callGate(tenant, this.quotas) : undefined,
     );
     await catalog.load();
@@ -255,6 +274,44 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         throw err;
       }
     };
+  }
+
+  /**
+   * The handler a queued job names, straight from its backend's source (never the queue
+   * again). Policies and scopes were enforced where the call was accepted.
+   */
+  async resolveJob(job: ToolJobData): Promise<ToolHandler | undefined> {
+    await this.entry(job.tenantId).catalog;
+    const source = this.direct.get(job.tenantId)?.get(job.backend);
+    return source?.getTool(job.tool, {
+      principal: {
+        id: job.principal.id,
+        tenant: job.principal.tenant,
+        scopes: job.principal.scopes,
+      },
+    });
+  }
+
+  /** Inline by default; through the queue for backends marked `executor: queued` (with Redis). */
+  private executorFor(backend: BackendEntity, source: BackendSource): BackendSource {
+    if (backend.settings.executor !== 'queued') {
+      return source;
+    }
+    if (!this.queue) {
+      this.logger.warn(
+        `Backend ${backend.name} asks for queued execution but REDIS_URL is not set: running inline`,
+      );
+      return source;
+    }
+    const timeoutMs =
+      typeof backend.settings.timeoutMs === 'number'
+        ? backend.settings.timeoutMs
+        : DEFAULT_QUEUED_TIMEOUT_MS;
+    return new QueuedSource(source, this.queue, {
+      tenantId: backend.tenantId,
+      backend: backend.name,
+      timeoutMs,
+    });
   }
 
   /** Built-in fixtures directly; every other kind through the upstream source factory. */

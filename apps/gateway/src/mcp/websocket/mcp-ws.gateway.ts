@@ -3,6 +3,7 @@ import { Logger, OnModuleDestroy } from '@nestjs/common';
 import { OnGatewayConnection, WebSocketGateway } from '@nestjs/websockets';
 import type { RawData, WebSocket } from 'ws';
 import { ConfigService } from '@portico/config';
+import { GatewayMetrics, mcpMethodOf } from '@portico/observability';
 import { QuotaService } from '@portico/tenancy';
 import {
   ErrorCode,
@@ -84,10 +85,12 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
     private readonly access: McpAccess,
     private readonly quotas: QuotaService,
     private readonly config: ConfigService,
+    private readonly metrics: GatewayMetrics,
   ) {
     this.heartbeat = setInterval(() => this.ping(), config.values.mcp.wsPingIntervalMs);
     this.heartbeat.unref();
     this.anonymousEnabled = config.values.mcp.fixtureCatalog !== 'none';
+    metrics.trackSessions('websocket', () => this.connections.size);
   }
 
   /**
@@ -166,8 +169,16 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       } catch {
         value = PARSE_ERROR;
       }
+      const started = performance.now();
+      const count = (outcome: 'ok' | 'rejected'): void =>
+        this.metrics.mcpRequest(
+          'websocket',
+          mcpMethodOf(value),
+          outcome,
+          (performance.now() - started) / 1000,
+        );
       if (!caller.tenant) {
-        void connection.receive(value);
+        void connection.receive(value).then(() => count('ok'));
         return;
       }
       // Tenant traffic is metered: every frame passes through one chain so a notification
@@ -177,13 +188,17 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       metered = metered
         .then(async () => {
           if (isRequest(message) && !(await this.stillAdmitted(socket, admitted.target, message))) {
+            count('rejected');
             return;
           }
-          const refused = isRequest(message) ? await chargeRequest(this.quotas, caller) : undefined;
+          const refused = isRequest(message)
+            ? await chargeRequest(this.quotas, caller, this.metrics)
+            : undefined;
           if (refused && isRequest(message)) {
+            count('rejected');
             this.send(socket, errorResponse(message.id, refused.error), limits.wsMaxBufferedBytes);
           } else {
-            void connection.receive(message);
+            void connection.receive(message).then(() => count('ok'));
           }
         })
         .catch((err: unknown) => this.logger.error(err));

@@ -1,0 +1,3 @@
+export * from './gateway-metrics.service';
+export * from './metrics.controller';
+export * from './metrics.module';

@@ -1,0 +1,3 @@
+export * from './tool-call.queue';
+export * from './tool-job';
+export * from './queue.module';
