@@ -43,5 +43,16 @@ module.exports = {
       transformIgnorePatterns: [],
       moduleNameMapper,
     },
+    {
+      // Headless Chromium (Debian's chromium driven by playwright-core): `npm run test:browser`.
+      displayName: 'browser',
+      testEnvironment: 'node',
+      rootDir: __dirname,
+      roots: ['<rootDir>/test'],
+      testMatch: ['**/*.browser-spec.ts'],
+      transform: { '^.+\\.(t|mj|cj|j)s$': swc },
+      transformIgnorePatterns: [],
+      moduleNameMapper,
+    },
   ],
 };
