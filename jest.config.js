@@ -54,5 +54,16 @@ module.exports = {
       transformIgnorePatterns: [],
       moduleNameMapper,
     },
+    {
+      // Several gateway processes behind Debian's HAProxy on loopback: `npm run test:cluster`.
+      displayName: 'cluster',
+      testEnvironment: 'node',
+      rootDir: __dirname,
+      roots: ['<rootDir>/test'],
+      testMatch: ['**/*.cluster-spec.ts'],
+      transform: { '^.+\\.(t|mj|cj|j)s$': swc },
+      transformIgnorePatterns: [],
+      moduleNameMapper,
+    },
   ],
 };

@@ -123,6 +123,25 @@ export const CONFIG_SCHEMA = {
     METRICS_TOKEN: { type: 'string', minLength: 16 },
     /** Distinct tool labels per tenant on tool metrics; further tools are counted as `other`. */
     METRICS_MAX_TOOL_LABELS: { type: 'integer', minimum: 1, maximum: 10000, default: 200 },
+    /** Extra dotted paths (comma-separated) whose values logs show as "[redacted]". */
+    LOG_REDACT_PATHS: { type: 'string', default: '' },
+    /** The operators' live page at /dashboard (admin credentials required). */
+    DASHBOARD_ENABLED: { type: 'boolean', default: true },
+    /**
+     * OpenTelemetry traces, off by default. The standard variables: OTEL_SDK_DISABLED turns
+     * tracing off whatever else is set; OTEL_TRACES_EXPORTER `otlp` turns it on (the exporter
+     * then reads OTEL_EXPORTER_OTLP_* itself: endpoint, headers, timeout); OTEL_SERVICE_NAME,
+     * OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER(_ARG) are read by the SDK.
+     */
+    OTEL_SDK_DISABLED: { type: 'boolean', default: false },
+    OTEL_TRACES_EXPORTER: { type: 'string', enum: ['none', 'otlp', 'console'], default: 'none' },
+    OTEL_EXPORTER_OTLP_PROTOCOL: {
+      type: 'string',
+      enum: ['http/protobuf', 'http/json'],
+      default: 'http/protobuf',
+    },
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: { type: 'string', enum: ['http/protobuf', 'http/json'] },
+    OTEL_SERVICE_NAME: { type: 'string', minLength: 1 },
   },
 } as const;
 
@@ -134,4 +153,6 @@ export const SENSITIVE_VARIABLES = new Set([
   'REDIS_URL',
   'PORTICO_API_KEY',
   'METRICS_TOKEN',
+  'OTEL_EXPORTER_OTLP_HEADERS',
+  'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
 ]);

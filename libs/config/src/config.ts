@@ -65,7 +65,21 @@ export interface PorticoConfig {
   audit: { flushMs: number; batchSize: number };
   healthCheckTimeoutMs: number;
   worker: { embedded: boolean; concurrency: number; port: number; lockMs: number };
-  log: { level: string; pretty: boolean };
+  log: {
+    level: string;
+    pretty: boolean;
+    /** Paths redacted in every log line besides the built-in credential paths. */
+    redactPaths: readonly string[];
+  };
+  dashboard: { enabled: boolean };
+  tracing: {
+    /** Whether spans are recorded and exported at all (off: no tracing cost). */
+    enabled: boolean;
+    exporter: 'otlp' | 'console';
+    protocol: 'http/protobuf' | 'http/json';
+    /** OTEL_SERVICE_NAME, else each app's own name. */
+    serviceName?: string;
+  };
   metrics: {
     enabled: boolean;
     /** Bearer token /metrics requires; unset = open (protect it at the network level). */
@@ -211,7 +225,18 @@ export function loadConfig(
       port: v.WORKER_PORT,
       lockMs: v.WORKER_LOCK_MS,
     },
-    log: { level: v.LOG_LEVEL, pretty: v.LOG_PRETTY },
+    log: {
+      level: v.LOG_LEVEL,
+      pretty: v.LOG_PRETTY,
+      redactPaths: list(v.LOG_REDACT_PATHS),
+    },
+    dashboard: { enabled: v.DASHBOARD_ENABLED },
+    tracing: {
+      enabled: !v.OTEL_SDK_DISABLED && v.OTEL_TRACES_EXPORTER !== 'none',
+      exporter: v.OTEL_TRACES_EXPORTER === 'console' ? 'console' : 'otlp',
+      protocol: v.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? v.OTEL_EXPORTER_OTLP_PROTOCOL,
+      serviceName: v.OTEL_SERVICE_NAME,
+    },
     metrics: {
       enabled: v.METRICS_ENABLED,
       token: v.METRICS_TOKEN,
