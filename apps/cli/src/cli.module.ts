@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AuthModule } from '@portico/auth';
 import { ConfigModule, PorticoConfig } from '@portico/config';
+import { LoggingModule, TracingModule } from '@portico/observability';
 import { PersistenceModule } from '@portico/persistence';
 import { CatalogModule, McpEngineModule } from '@portico/registry';
 import { QueueModule } from '@portico/queue';
@@ -14,6 +15,9 @@ export class CliModule {
       module: CliModule,
       imports: [
         ConfigModule.forRoot(config),
+        TracingModule.forRoot('portico-stdio'),
+        // Tool-call lines and errors as JSON on stderr: stdout carries the protocol.
+        LoggingModule.forRoot([], 'stderr'),
         PersistenceModule,
         AuthModule,
         TenancyModule,

@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { AuthModule } from '@portico/auth';
 import { ConfigModule, PorticoConfig } from '@portico/config';
 import type { CatalogProvider } from '@portico/mcp-protocol';
-import { LoggingModule, MetricsModule } from '@portico/observability';
+import { LoggingModule, MetricsModule, TracingModule } from '@portico/observability';
 import { PersistenceModule } from '@portico/persistence';
 import { CatalogModule } from '@portico/registry';
 import { QueueModule } from '@portico/queue';
@@ -27,6 +27,7 @@ export class AppModule {
           '/metrics',
         ]),
         MetricsModule.forRoot(),
+        TracingModule.forRoot('portico-gateway'),
         PersistenceModule,
         AuthModule,
         TenancyModule,

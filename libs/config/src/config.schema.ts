@@ -134,7 +134,7 @@ export const CONFIG_SCHEMA = {
      * OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER(_ARG) are read by the SDK.
      */
     OTEL_SDK_DISABLED: { type: 'boolean', default: false },
-    OTEL_TRACES_EXPORTER: { type: 'string', enum: ['none', 'otlp', 'console'], default: 'none' },
+    OTEL_TRACES_EXPORTER: { type: 'string', enum: ['none', 'otlp'], default: 'none' },
     OTEL_EXPORTER_OTLP_PROTOCOL: {
       type: 'string',
       enum: ['http/protobuf', 'http/json'],
@@ -142,6 +142,9 @@ export const CONFIG_SCHEMA = {
     },
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: { type: 'string', enum: ['http/protobuf', 'http/json'] },
     OTEL_SERVICE_NAME: { type: 'string', minLength: 1 },
+    /** Where spans go: the traces URL as is, or the base URL with /v1/traces appended. */
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: { type: 'string', pattern: '^https?://[^\\s]+$' },
+    OTEL_EXPORTER_OTLP_ENDPOINT: { type: 'string', pattern: '^https?://[^\\s]+$' },
   },
 } as const;
 

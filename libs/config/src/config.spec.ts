@@ -70,4 +70,49 @@ describe(loadConfig.name, () => {
     expect(() => loadConfig({ METRICS_TOKEN: 'short-token' })).toThrow(/METRICS_TOKEN=\(hidden\)/);
     expect(() => loadConfig({ METRICS_MAX_TOOL_LABELS: '0' })).toThrow(/METRICS_MAX_TOOL_LABELS/);
   });
+
+  it('reads the standard OTEL_* variables: tracing off by default, on with the OTLP exporter', () => {
+    expect(loadConfig({}).tracing).toMatchObject({ enabled: false, protocol: 'http/protobuf' });
+    const on = loadConfig({
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_SERVICE_NAME: 'edge-gateway',
+    });
+    expect(on.tracing).toEqual({
+      enabled: true,
+      protocol: 'http/json',
+      serviceName: 'edge-gateway',
+      endpoint: 'http://collector:4318/v1/traces',
+    });
+    // The signal-specific variables win, and OTEL_SDK_DISABLED wins over everything.
+    expect(
+      loadConfig({
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      }).tracing,
+    ).toMatchObject({ endpoint: 'http://traces:9999/custom', protocol: 'http/json' });
+    expect(
+      loadConfig({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_SDK_DISABLED: 'true' }).tracing.enabled,
+    ).toBe(false);
+  });
+
+  it('refuses OTEL values it cannot honour, naming the variable', () => {
+    expect(() => loadConfig({ OTEL_TRACES_EXPORTER: 'zipkin' })).toThrow(/OTEL_TRACES_EXPORTER/);
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
+      /OTEL_EXPORTER_OTLP_PROTOCOL/,
+    );
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(
+      /OTEL_EXPORTER_OTLP_ENDPOINT/,
+    );
+  });
+
+  it('splits LOG_REDACT_PATHS', () => {
+    expect(loadConfig({ LOG_REDACT_PATHS: ' a.b , *.ssn,, ' }).log.redactPaths).toEqual([
+      'a.b',
+      '*.ssn',
+    ]);
+  });
 });

@@ -75,10 +75,11 @@ export interface PorticoConfig {
   tracing: {
     /** Whether spans are recorded and exported at all (off: no tracing cost). */
     enabled: boolean;
-    exporter: 'otlp' | 'console';
     protocol: 'http/protobuf' | 'http/json';
     /** OTEL_SERVICE_NAME, else each app's own name. */
     serviceName?: string;
+    /** The OTLP traces URL; unset: the exporter's default (localhost:4318). */
+    endpoint?: string;
   };
   metrics: {
     enabled: boolean;
@@ -88,6 +89,9 @@ export interface PorticoConfig {
   };
   shutdownGraceMs: number;
 }
+
+/** The Portico release: server info, telemetry resource, User-Agent. */
+export const PORTICO_VERSION = '0.1.0';
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -233,9 +237,13 @@ export function loadConfig(
     dashboard: { enabled: v.DASHBOARD_ENABLED },
     tracing: {
       enabled: !v.OTEL_SDK_DISABLED && v.OTEL_TRACES_EXPORTER !== 'none',
-      exporter: v.OTEL_TRACES_EXPORTER === 'console' ? 'console' : 'otlp',
       protocol: v.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? v.OTEL_EXPORTER_OTLP_PROTOCOL,
       serviceName: v.OTEL_SERVICE_NAME,
+      endpoint:
+        v.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+        (v.OTEL_EXPORTER_OTLP_ENDPOINT
+          ? `${(v.OTEL_EXPORTER_OTLP_ENDPOINT as string).replace(/\/+$/, '')}/v1/traces`
+          : undefined),
     },
     metrics: {
       enabled: v.METRICS_ENABLED,

@@ -67,6 +67,30 @@ export interface EngineOptions {
   /** `ttlMs` advertised on list and read results (2026-07-28). */
   listTtlMs?: number;
   nonceStore?: NonceStore;
+  /** Wraps the handling of every request, both eras, every transport (tracing hooks in here). */
+  observer?: RequestObserver;
+}
+
+/** One request as a RequestObserver sees it, before it is handled. */
+export interface ObservedRequest {
+  readonly request: JsonRpcRequest;
+  /** The negotiated version (2025 era), or the one the `_meta` envelope names (modern). */
+  readonly protocolVersion?: string;
+  /** The 2025-era session the request belongs to. */
+  readonly sessionId?: string;
+  readonly principal?: Principal;
+}
+
+/**
+ * Runs around the handling of each request: `handle` resolves to the response (an error
+ * response for a failed request) or undefined when nothing is sent. An observer must call
+ * `handle` exactly once and return what it resolves to.
+ */
+export interface RequestObserver {
+  observe(
+    request: ObservedRequest,
+    handle: () => Promise<JsonRpcResponse | undefined>,
+  ): Promise<JsonRpcResponse | undefined>;
 }
 
 /** A request's context as the transport knows it. */
@@ -195,7 +219,28 @@ export class McpEngine {
    * Serves one stateless request. Resolves to the response, or undefined when the request
    * was cancelled (its stream closed) and nothing must be sent.
    */
-  async handleModern(
+  handleModern(
+    request: JsonRpcRequest,
+    io: RequestIo,
+    validated?: ModernEnvelope,
+  ): Promise<JsonRpcResponse | undefined> {
+    const observer = this.options.observer;
+    if (!observer) {
+      return this.serveModern(request, io, validated);
+    }
+    const meta = request.params?._meta as JsonObject | undefined;
+    const version = validated?.protocolVersion ?? meta?.[META.protocolVersion];
+    return observer.observe(
+      {
+        request,
+        protocolVersion: typeof version === 'string' ? version : undefined,
+        principal: io.principal,
+      },
+      () => this.serveModern(request, io, validated),
+    );
+  }
+
+  private async serveModern(
     request: JsonRpcRequest,
     io: RequestIo,
     validated?: ModernEnvelope,
@@ -624,8 +669,22 @@ export class McpEngine {
           classified.message.params ?? {},
         );
         return undefined;
-      case 'request':
-        return this.sessionRequest(session, classified.message, io);
+      case 'request': {
+        const observer = this.options.observer;
+        const request = classified.message;
+        if (!observer) {
+          return this.sessionRequest(session, request, io);
+        }
+        return observer.observe(
+          {
+            request,
+            protocolVersion: session.protocolVersion,
+            sessionId: session.id,
+            principal: session.principal,
+          },
+          () => this.sessionRequest(session, request, io),
+        );
+      }
     }
   }
 

@@ -1,18 +1,36 @@
 import { DynamicModule, Module, RequestMethod } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { destination } from 'pino';
+import type { Options } from 'pino-http';
 import { ConfigService } from '@portico/config';
+import { Tracing } from './tracing/tracing';
 
-/** Paths pino replaces with "[redacted]" wherever they appear in a log line. */
+/**
+ * Paths pino replaces with "[redacted]" wherever they appear in a log line; LOG_REDACT_PATHS
+ * adds more (pino path syntax: `a.b`, `*.field`, `a["x-y"]`).
+ */
 export const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-api-key"]',
   'req.headers["mcp-session-id"]',
+  'req.headers["proxy-authorization"]',
   'res.headers["set-cookie"]',
+  'authorization',
+  'password',
+  'secret',
+  'token',
+  'apiKey',
+  'credentials',
+  '*.authorization',
   '*.password',
   '*.secret',
   '*.token',
+  '*.accessToken',
+  '*.refreshToken',
   '*.apiKey',
+  '*.credentials',
+  '*.clientSecret',
 ];
 
 /**
@@ -24,32 +42,48 @@ export class LoggingModule {
   /**
    * `quietPaths`: routes that log for themselves instead of through pino-http (the MCP
    * endpoint, where a per-request child logger costs ~15 us of CPU even with logging off).
+   * `output`: stderr where stdout belongs to a protocol (`portico stdio`).
    */
-  static forRoot(quietPaths: readonly string[] = []): DynamicModule {
+  static forRoot(
+    quietPaths: readonly string[] = [],
+    output: 'stdout' | 'stderr' = 'stdout',
+  ): DynamicModule {
     return {
       module: LoggingModule,
       imports: [
         LoggerModule.forRootAsync({
-          inject: [ConfigService],
-          useFactory: (config: ConfigService) => {
-            const { level, pretty } = config.values.log;
+          inject: [ConfigService, { token: Tracing, optional: true }],
+          useFactory: (config: ConfigService, tracing?: Tracing) => {
+            const { level, pretty, redactPaths } = config.values.log;
+            const prettyOn = pretty && config.values.env === 'development';
+            const options: Options = {
+              level,
+              errorKey: 'err',
+              redact: { paths: [...REDACTED_PATHS, ...redactPaths], censor: '[redacted]' },
+              // Lines written inside a traced request carry its trace id.
+              mixin: tracing?.enabled
+                ? () => {
+                    const traceId = tracing.traceId();
+                    return traceId ? { traceId } : {};
+                  }
+                : undefined,
+              customProps: (req) => {
+                const session = req.headers['mcp-session-id'];
+                return typeof session === 'string' ? { sessionId: session.slice(0, 8) } : {};
+              },
+              transport: prettyOn
+                ? { target: 'pino-pretty', options: { destination: output === 'stderr' ? 2 : 1 } }
+                : undefined,
+            };
             return {
               // nestjs-pino's default route pattern does not match under Nest 12 + Fastify.
               forRoutes: [{ path: '*path', method: RequestMethod.ALL }],
               exclude: quietPaths.map((path) => ({ method: RequestMethod.ALL, path })),
-              pinoHttp: {
-                level,
-                errorKey: 'err',
-                redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-                customProps: (req) => {
-                  const session = req.headers['mcp-session-id'];
-                  return typeof session === 'string' ? { sessionId: session.slice(0, 8) } : {};
-                },
-                transport:
-                  pretty && config.values.env === 'development'
-                    ? { target: 'pino-pretty' }
-                    : undefined,
-              },
+              // stderr where stdout carries a protocol; pino's default (stdout) otherwise.
+              pinoHttp:
+                output === 'stderr' && !prettyOn
+                  ? [options, destination({ dest: 2, sync: true })]
+                  : options,
             };
           },
         }),

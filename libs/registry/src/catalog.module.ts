@@ -1,7 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigService } from '@portico/config';
 import { CatalogProvider, StaticCatalog } from '@portico/mcp-protocol';
-import { GatewayMetrics } from '@portico/observability';
+import { PinoLogger } from 'nestjs-pino';
+import { GatewayMetrics, Tracing } from '@portico/observability';
 import { ToolCallQueue } from '@portico/queue';
 import { AuditService, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog } from '@portico/testing';
@@ -34,6 +35,9 @@ export class CatalogModule {
             { token: GatewayMetrics, optional: true },
             // Null without REDIS_URL; absent where no QueueModule is loaded.
             { token: ToolCallQueue, optional: true },
+            { token: Tracing, optional: true },
+            // The tool-call log line; absent in the CLI (stdio keeps stdout for the protocol).
+            { token: PinoLogger, optional: true },
           ],
           useFactory: (
             config: ConfigService,
@@ -43,6 +47,8 @@ export class CatalogModule {
             upstreams: UpstreamSourceFactory,
             metrics?: GatewayMetrics,
             queue?: ToolCallQueue | null,
+            tracing?: Tracing,
+            pino?: PinoLogger,
           ) =>
             new TenantCatalogRouter(
               tenants,
@@ -55,6 +61,8 @@ export class CatalogModule {
               upstreams,
               metrics,
               queue,
+              tracing,
+              pino,
             ),
         },
         UpstreamSourceFactory,

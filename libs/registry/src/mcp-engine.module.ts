@@ -1,17 +1,26 @@
 import { Module, OnModuleDestroy } from '@nestjs/common';
-import { ConfigService } from '@portico/config';
+import { ConfigService, PORTICO_VERSION } from '@portico/config';
 import { CatalogProvider, McpEngine } from '@portico/mcp-protocol';
+import { McpRequestTracer } from '@portico/observability';
 import { CATALOG_PROVIDER } from './catalog.module';
 
-export const SERVER_INFO = { name: 'portico', title: 'Portico MCP Gateway', version: '0.1.0' };
+export const SERVER_INFO = {
+  name: 'portico',
+  title: 'Portico MCP Gateway',
+  version: PORTICO_VERSION,
+};
 
 /** The protocol engine over the catalog: one per process, shared by every transport. */
 @Module({
   providers: [
     {
       provide: McpEngine,
-      inject: [ConfigService, CATALOG_PROVIDER],
-      useFactory: (config: ConfigService, catalog: CatalogProvider) => {
+      inject: [ConfigService, CATALOG_PROVIDER, { token: McpRequestTracer, optional: true }],
+      useFactory: (
+        config: ConfigService,
+        catalog: CatalogProvider,
+        tracer: McpRequestTracer | undefined,
+      ) => {
         const mcp = config.values.mcp;
         return new McpEngine({
           serverInfo: SERVER_INFO,
@@ -20,6 +29,8 @@ export const SERVER_INFO = { name: 'portico', title: 'Portico MCP Gateway', vers
           pageSize: mcp.pageSize,
           clientRequestTimeoutMs: mcp.clientRequestTimeoutMs,
           requestStateTtlMs: mcp.requestStateTtlMs,
+          // A span per request when tracing is on; no per-request hook at all when it is off.
+          observer: tracer?.enabled ? tracer : undefined,
         });
       },
     },

@@ -21,7 +21,15 @@ import {
   decodeHeaderValue,
   errorResponse,
 } from '@portico/mcp-protocol';
-import { GatewayMetrics, McpOutcome, mcpMethodOf } from '@portico/observability';
+import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+  GatewayMetrics,
+  McpOutcome,
+  mcpMethodOf,
+  SpanAttr,
+  Tracing,
+  hasTraceContext,
+} from '@portico/observability';
 import { EVENT_STORE, EventStore } from '@portico/session';
 import { LiveSession, SessionLimitError, SessionRegistry } from './session-registry.service';
 import { SessionStream } from './session-stream';
@@ -37,6 +45,12 @@ const SESSION_HEADER = 'mcp-session-id';
 const VERSION_HEADER = 'mcp-protocol-version';
 const METHOD_HEADER = 'mcp-method';
 const NAME_HEADER = 'mcp-name';
+
+/** What the end-of-request hook learns while the request is served. */
+interface Observed {
+  caller: McpCaller | undefined;
+  span: Span | undefined;
+}
 
 /** Thrown when a body could not be parsed as JSON; answered with -32700. */
 const PARSE_FAILED = Symbol('parse-failed');
@@ -83,6 +97,7 @@ export class StreamableHttpTransport {
     @Inject(EVENT_STORE) private readonly events: EventStore,
     config: ConfigService,
     private readonly metrics: GatewayMetrics,
+    private readonly tracing: Tracing,
   ) {
     this.keepAliveMs = config.values.mcp.sseKeepAliveMs;
     this.anonymousEnabled = config.values.mcp.fixtureCatalog !== 'none';
@@ -156,40 +171,93 @@ export class StreamableHttpTransport {
     });
   }
 
-  private async guarded(
+  /** One MCP HTTP request: traced (when tracing is on), measured, logged, then served. */
+  private guarded(
     request: FastifyRequest,
     reply: FastifyReply,
     run: (caller: McpCaller) => Promise<void>,
   ): Promise<void> {
+    const observed: Observed = { caller: undefined, span: undefined };
+    if (this.tracing.enabled) {
+      observed.span = this.startSpan(request);
+    }
     const log = this.pino.logger;
     const logged = log.isLevelEnabled('info');
     const started = performance.now();
-    // One metric sample and (at info level) one log line per MCP request, when the response
-    // (or its stream) ends.
+    // One metric sample, one span end and (at info level) one log line per MCP request, when
+    // the response (or its stream) ends.
     reply.raw.once('close', () => {
       const status = reply.raw.statusCode;
-      this.metrics.mcpRequest(
-        'streamable-http',
-        methodLabel(request),
-        outcomeOf(status),
-        (performance.now() - started) / 1000,
-      );
+      const durationMs = performance.now() - started;
+      const method = methodLabel(request);
+      this.metrics.mcpRequest('streamable-http', method, outcomeOf(status), durationMs / 1000);
+      const span = observed.span;
+      if (span) {
+        span.setAttribute(SpanAttr.httpStatus, status);
+        if (status >= 500) {
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          span.setAttribute(SpanAttr.errorType, String(status));
+        }
+        span.end();
+      }
       if (logged) {
-        const body = request.body as { method?: unknown; id?: unknown } | undefined;
+        const body = request.body as
+          { method?: unknown; id?: unknown; params?: { name?: unknown } } | undefined;
+        const rpcMethod = typeof body?.method === 'string' ? body.method : undefined;
+        const tool = rpcMethod === 'tools/call' ? body?.params?.name : undefined;
         log.info(
           {
             reqId: request.id,
             httpMethod: request.method,
             status,
-            rpcMethod: typeof body?.method === 'string' ? body.method : undefined,
+            rpcMethod,
             rpcId: body?.id,
+            tool: typeof tool === 'string' ? tool.slice(0, 128) : undefined,
             sessionId: headerValue(request.headers[SESSION_HEADER])?.slice(0, 8),
-            durationMs: Math.round((performance.now() - started) * 100) / 100,
+            tenant: observed.caller?.tenant?.slug,
+            principal: observed.caller?.principal?.id,
+            traceId: span?.spanContext().traceId,
+            durationMs: Math.round(durationMs * 100) / 100,
           },
           'mcp request',
         );
       }
     });
+    if (!observed.span) {
+      return this.serve(request, reply, run, observed);
+    }
+    return this.tracing.within(observed.span, () => this.serve(request, reply, run, observed));
+  }
+
+  /**
+   * The HTTP request's SERVER span. Its parent is the trace context the JSON-RPC request
+   * carries in `_meta` (SEP-414), else the `traceparent` header.
+   */
+  private startSpan(request: FastifyRequest): Span {
+    const body = request.body as { params?: { _meta?: unknown } } | undefined;
+    const meta = body?.params?._meta as Record<string, unknown> | undefined;
+    const carrier = hasTraceContext(meta) ? meta : (request.headers as Record<string, unknown>);
+    const route = request.routeOptions.url ?? request.url;
+    return this.tracing.start(
+      `${request.method} ${route}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          [SpanAttr.httpMethod]: request.method,
+          [SpanAttr.httpRoute]: route,
+          [SpanAttr.transport]: 'streamable-http',
+        },
+      },
+      this.tracing.extract(carrier, ROOT_CONTEXT),
+    );
+  }
+
+  private async serve(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    run: (caller: McpCaller) => Promise<void>,
+    observed: Observed,
+  ): Promise<void> {
     try {
       const problem = this.guard.check(request);
       if (problem) {
@@ -200,12 +268,24 @@ export class StreamableHttpTransport {
       }
       let caller: McpCaller;
       try {
-        caller = await this.access.resolve(request);
+        caller =
+          observed.span && this.access.slugOf(request) !== undefined
+            ? await this.tracing.span('portico.auth', { kind: SpanKind.INTERNAL }, async (span) => {
+                const resolved = await this.access.resolve(request);
+                span?.setAttribute(SpanAttr.tenant, resolved.tenant?.slug ?? '');
+                span?.setAttribute(SpanAttr.principal, resolved.principal?.id ?? '');
+                return resolved;
+              })
+            : await this.access.resolve(request);
       } catch (err) {
         if (err instanceof AccessDenied) {
           throw new HttpRejection(err.status, err.error, null, err.headers);
         }
         throw err;
+      }
+      observed.caller = caller;
+      if (caller.tenant) {
+        observed.span?.setAttribute(SpanAttr.tenant, caller.tenant.slug);
       }
       if (caller.tenant && request.method === 'POST') {
         await this.chargeRequest(caller);

@@ -9,6 +9,8 @@ import type {
   ResourceTemplateHandler,
   ToolHandler,
 } from '@portico/mcp-protocol';
+import { SpanKind } from '@opentelemetry/api';
+import { failSpan, SpanAttr, type Tracing } from '@portico/observability';
 
 /** A tenant's override for one tool (from the tool_policies table or portico.yaml). */
 export interface ToolPolicy {
@@ -20,14 +22,34 @@ export interface ToolPolicy {
   readonly annotations?: Record<string, unknown> | null;
 }
 
-/** One finished tools/call, for the audit trail. */
+/** One finished tools/call, for the audit trail, metrics and the tool-call log line. */
 export interface ToolCallRecord {
   readonly tool: string;
+  /** The backend that served it (undefined outside a tenant catalog). */
+  readonly backend?: string;
   readonly principalId: string;
   readonly requestId: string | number;
   readonly outcome: 'success' | 'error';
   readonly durationMs: number;
   readonly error?: string;
+  /** The trace the call ran in, when tracing is on. */
+  readonly traceId?: string;
+}
+
+/** What happens around every tool call of a catalog. */
+export interface CallHooks {
+  /** Reports each finished call (audit, metrics, logs). */
+  readonly onCall?: (record: ToolCallRecord) => void;
+  /** Takes a concurrency slot for a call (throws when none is free); returns its release. */
+  readonly gate?: () => () => void;
+  /** A span per tool execution when tracing is on. */
+  readonly tracing?: Tracing;
+}
+
+/** A tenant backend's source, by the backend's name. */
+export interface NamedSource {
+  readonly name: string;
+  readonly source: CatalogProvider & { close?(): Promise<void> };
 }
 
 /** The outcome of asking whether a principal may call a tool. */
@@ -45,23 +67,25 @@ export class GovernedCatalog implements CatalogProvider {
   private readonly tools = new Map<string, { handler: ToolHandler; required: string[] }>();
 
   constructor(
-    private readonly sources: readonly (CatalogProvider & { close?(): Promise<void> })[],
+    private readonly sources: readonly NamedSource[],
     private readonly policies: ReadonlyMap<string, ToolPolicy>,
-    private readonly onCall?: (record: ToolCallRecord) => void,
-    /** Takes a concurrency slot for a call (throws when none is free); returns its release. */
-    private readonly gate?: () => () => void,
+    private readonly hooks: CallHooks = {},
   ) {}
 
   /** Resolves the visible tool table once; call again after a source announces tools-changed. */
   async load(): Promise<void> {
     this.tools.clear();
-    for (const source of this.sources) {
+    for (const { name: backend, source } of this.sources) {
       for (const handler of await source.listTools({})) {
         const policy = this.policies.get(handler.definition.name);
         if (policy?.disabled) {
           continue;
         }
-        const governed = this.observed(policy ? applyPolicy(handler, policy) : handler);
+        const governed = observeTool(
+          policy ? applyPolicy(handler, policy) : handler,
+          this.hooks,
+          backend,
+        );
         if (!this.tools.has(governed.definition.name)) {
           this.tools.set(governed.definition.name, {
             handler: governed,
@@ -84,14 +108,10 @@ export class GovernedCatalog implements CatalogProvider {
       : { allowed: false, reason: 'scope', requiredScopes: entry.required };
   }
 
-  private observed(handler: ToolHandler): ToolHandler {
-    return observeTool(handler, this.onCall, this.gate);
-  }
-
   /** Closes the sources that hold connections (upstream sessions, child processes). */
   async close(): Promise<void> {
     await Promise.all(
-      this.sources.map(async (source) => {
+      this.sources.map(async ({ source }) => {
         await source.close?.().catch(() => undefined);
       }),
     );
@@ -149,7 +169,7 @@ export class GovernedCatalog implements CatalogProvider {
   }
 
   watch(listener: CatalogListener): () => void {
-    const stops = this.sources.map((source) =>
+    const stops = this.sources.map(({ source }) =>
       source.watch((event: CatalogEvent) => {
         if (event.type === 'tools-changed') {
           void this.load().then(() => listener(event));
@@ -166,10 +186,10 @@ export class GovernedCatalog implements CatalogProvider {
     key: (item: T) => string,
   ): Promise<T[]> {
     if (this.sources.length === 1) {
-      return [...(await list(this.sources[0]))];
+      return [...(await list(this.sources[0].source))];
     }
     const seen = new Map<string, T>();
-    for (const source of this.sources) {
+    for (const { source } of this.sources) {
       for (const item of await list(source)) {
         if (!seen.has(key(item))) {
           seen.set(key(item), item);
@@ -182,7 +202,7 @@ export class GovernedCatalog implements CatalogProvider {
   private async first<T>(
     get: (source: CatalogProvider) => MaybePromise<T | undefined>,
   ): Promise<T | undefined> {
-    for (const source of this.sources) {
+    for (const { source } of this.sources) {
       const found = await get(source);
       if (found) {
         return found;
@@ -193,40 +213,59 @@ export class GovernedCatalog implements CatalogProvider {
 }
 
 /**
- * Wraps a tool so each call takes a concurrency slot (`gate`, which throws when none is free)
- * and reports its outcome and duration (`onCall`). Without either, the handler itself.
+ * Wraps a tool so each call takes a concurrency slot (`gate`, which throws when none is free),
+ * runs in its own span (`tracing`) and reports its outcome and duration (`onCall`). Without any
+ * of them, the handler itself.
  */
-export function observeTool(
-  handler: ToolHandler,
-  onCall?: (record: ToolCallRecord) => void,
-  gate?: () => () => void,
-): ToolHandler {
-  if (!onCall && !gate) {
+export function observeTool(handler: ToolHandler, hooks: CallHooks, backend?: string): ToolHandler {
+  const { onCall, gate } = hooks;
+  const tracing = hooks.tracing?.enabled ? hooks.tracing : undefined;
+  if (!onCall && !gate && !tracing) {
     return handler;
   }
   const tool = handler.definition.name;
+  const spanName = `execute_tool ${tool}`;
   return {
     definition: handler.definition,
     call: async (args, ctx) => {
       const started = performance.now();
       const release = gate?.();
+      const span = tracing?.start(spanName, {
+        kind: SpanKind.INTERNAL,
+        attributes: {
+          [SpanAttr.toolName]: tool,
+          [SpanAttr.operationName]: 'execute_tool',
+          ...(backend !== undefined && { [SpanAttr.backend]: backend }),
+        },
+      });
       const record = (outcome: 'success' | 'error', error?: string) =>
         onCall?.({
           tool,
+          backend,
           principalId: ctx.principal?.id ?? 'anonymous',
           requestId: ctx.requestId,
           outcome,
           durationMs: performance.now() - started,
           ...(error ? { error } : {}),
+          ...(span && { traceId: span.spanContext().traceId }),
         });
       try {
-        const result = await handler.call(args, ctx);
+        const result = await (span && tracing
+          ? tracing.within(span, () => handler.call(args, ctx))
+          : handler.call(args, ctx));
+        if (result.isError && span) {
+          failSpan(span, 'tool_error', 'tool_error');
+        }
         record(result.isError ? 'error' : 'success');
         return result;
       } catch (err) {
+        if (span) {
+          failSpan(span, err);
+        }
         record('error', err instanceof Error ? err.message : String(err));
         throw err;
       } finally {
+        span?.end();
         release?.();
       }
     },
@@ -242,7 +281,7 @@ export class ObservedCatalog implements CatalogProvider {
 
   constructor(
     private readonly inner: CatalogProvider,
-    private readonly onCall: (record: ToolCallRecord) => void,
+    private readonly hooks: CallHooks,
   ) {}
 
   getTool(name: string, scope: CatalogScope): MaybePromise<ToolHandler | undefined> {
@@ -256,7 +295,7 @@ export class ObservedCatalog implements CatalogProvider {
     }
     let observed = this.wrapped.get(handler);
     if (!observed) {
-      observed = observeTool(handler, this.onCall);
+      observed = observeTool(handler, this.hooks);
       this.wrapped.set(handler, observed);
     }
     return observed;

@@ -10,12 +10,16 @@ import {
   StaticCatalog,
   ToolHandler,
 } from '@portico/mcp-protocol';
-import type { GatewayMetrics } from '@portico/observability';
+import { SpanKind } from '@opentelemetry/api';
+import type { PinoLogger } from 'nestjs-pino';
+import { failSpan, SpanAttr, type GatewayMetrics, type Tracing } from '@portico/observability';
 import type { BackendEntity, TenantEntity } from '@portico/persistence';
 import { AuditService, QuotaExceededError, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog, echoTool } from '@portico/testing';
 import {
+  CallHooks,
   GovernedCatalog,
+  NamedSource,
   ObservedCatalog,
   ToolAccess,
   ToolCallRecord,
@@ -64,27 +68,55 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     private readonly upstreams?: UpstreamSourceFactory,
     private readonly metrics?: GatewayMetrics,
     private readonly queue?: ToolCallQueue | null,
+    private readonly tracing?: Tracing,
+    private readonly pino?: PinoLogger,
   ) {
     this.stopListening = tenants.onChange((tenant) => this.invalidate(tenant));
     // Every tools/call is audited, anonymous development calls too (tenant null).
-    const onCall = this.auditCalls(null, 'anonymous');
-    this.anonymous = onCall ? new ObservedCatalog(anonymous, onCall) : anonymous;
+    const hooks = this.callHooks(null, 'anonymous');
+    this.anonymous =
+      hooks.onCall || hooks.tracing ? new ObservedCatalog(anonymous, hooks) : anonymous;
   }
 
   /**
-   * The audit and metrics hook for one tenant's tool calls (null: the anonymous endpoint);
-   * `slug` labels the metrics.
+   * What surrounds each tool call of one tenant (null: the anonymous endpoint): audit, metrics
+   * and log line (`slug` labels them), a span, and for tenants the concurrency gate.
    */
+  private callHooks(tenantId: string | null, slug: string, gate?: () => () => void): CallHooks {
+    return {
+      onCall: this.auditCalls(tenantId, slug),
+      gate,
+      tracing: this.tracing?.enabled ? this.tracing : undefined,
+    };
+  }
+
   private auditCalls(
     tenantId: string | null,
     slug: string,
   ): ((call: ToolCallRecord) => void) | undefined {
     const { audit, metrics } = this;
-    if (!audit && !metrics) {
+    const log = this.pino?.logger;
+    if (!audit && !metrics && !log) {
       return undefined;
     }
     return (call) => {
       metrics?.toolCall(slug, call.tool, call.outcome, call.durationMs / 1000);
+      if (log?.isLevelEnabled('info')) {
+        log.info(
+          {
+            tenant: slug,
+            principal: call.principalId,
+            tool: call.tool,
+            backend: call.backend,
+            outcome: call.outcome,
+            rpcId: call.requestId,
+            traceId: call.traceId,
+            durationMs: Math.round(call.durationMs * 100) / 100,
+            error: call.error?.slice(0, 500),
+          },
+          'tool call',
+        );
+      }
       audit?.record({
         tenantId,
         actor: call.principalId,
@@ -131,8 +163,37 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
   listTools(scope: CatalogScope) {
     return this.via(scope, (c) => c.listTools(scope));
   }
-  getTool(name: string, scope: CatalogScope) {
-    return this.via(scope, (c) => c.getTool(name, scope));
+  getTool(name: string, scope: CatalogScope): MaybePromise<ToolHandler | undefined> {
+    if (!this.tracing?.enabled) {
+      return this.via(scope, (c) => c.getTool(name, scope));
+    }
+    // The lookup gets its own span: a tenant's first call waits here for its catalog build.
+    const span = this.tracing.start('portico.catalog.lookup', {
+      kind: SpanKind.INTERNAL,
+      attributes: {
+        [SpanAttr.toolName]: name.slice(0, 128),
+        ...(scope.principal?.tenant && { [SpanAttr.tenant]: scope.principal.tenant }),
+      },
+    });
+    const done = (handler: ToolHandler | undefined) => {
+      span.setAttribute('portico.tool.found', handler !== undefined);
+      span.end();
+      return handler;
+    };
+    try {
+      const found = this.via(scope, (c) => c.getTool(name, scope));
+      return found instanceof Promise
+        ? found.then(done, (err: unknown) => {
+            failSpan(span, err);
+            span.end();
+            throw err;
+          })
+        : done(found);
+    } catch (err) {
+      failSpan(span, err);
+      span.end();
+      throw err;
+    }
   }
   listResources(scope: CatalogScope) {
     return this.via(scope, (c) => c.listResources(scope));
@@ -233,7 +294,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     const tenant = await this.tenants.byId(tenantId);
     const backends = await this.tenants.backends(tenantId).find({}, { order: { name: 'ASC' } });
     const policies = await this.tenants.policies(tenantId).find();
-    const sources: BackendSource[] = [];
+    const sources: NamedSource[] = [];
     const direct = new Map<string, BackendSource>();
     this.direct.set(tenantId, direct);
     for (const backend of backends) {
@@ -241,7 +302,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         const source = await this.sourceFor(backend, tenant);
         if (source) {
           direct.set(backend.name, source);
-          sources.push(this.executorFor(backend, source));
+          sources.push({ name: backend.name, source: this.executorFor(backend, source) });
         }
       } catch (err) {
         // One unreachable backend must not take the tenant's whole catalog down.
@@ -253,8 +314,11 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     const catalog = new GovernedCatalog(
       sources,
       new Map<string, ToolPolicy>(policies.map((p) => [p.tool, p])),
-      this.auditCalls(tenantId, tenant?.slug ?? tenantId),
-      tenant && this.quotas ? this.callGate(tenant, this.quotas) : undefined,
+      this.callHooks(
+        tenantId,
+        tenant?.slug ?? tenantId,
+        tenant && this.quotas ? this.callGate(tenant, this.quotas) : undefined,
+      ),
     );
     await catalog.load();
     return catalog;

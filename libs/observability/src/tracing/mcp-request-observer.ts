@@ -1,0 +1,113 @@
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type {
+  JsonObject,
+  JsonRpcResponse,
+  ObservedRequest,
+  RequestObserver,
+} from '@portico/mcp-protocol';
+import { SpanAttr } from './span-names';
+import { hasTraceContext } from './trace-carrier';
+import type { Tracing } from './tracing';
+
+/** Longest client-chosen name (tool, prompt, resource) put into a span name. */
+const MAX_TARGET_LENGTH = 128;
+
+/**
+ * A SERVER span per MCP request, named as the OpenTelemetry MCP conventions name them
+ * (`tools/call get_weather`), for every transport and both eras. Its parent is the active
+ * span (the HTTP request's) or, on message transports (WebSocket, SSE, stdio), the trace
+ * context the request carries in `params._meta` (SEP-414).
+ */
+export class McpRequestTracer implements RequestObserver {
+  constructor(private readonly tracing: Tracing) {}
+
+  /** Off: the engine is given no observer at all. */
+  get enabled(): boolean {
+    return this.tracing.enabled;
+  }
+
+  observe(
+    observed: ObservedRequest,
+    handle: () => Promise<JsonRpcResponse | undefined>,
+  ): Promise<JsonRpcResponse | undefined> {
+    if (!this.tracing.enabled) {
+      return handle();
+    }
+    const { request } = observed;
+    const params = request.params;
+    const meta = params?._meta as Record<string, unknown> | undefined;
+    const active = context.active();
+    // Inside a transport's span (HTTP), that span already continued the client's context.
+    const parent =
+      trace.getSpan(active) === undefined && hasTraceContext(meta)
+        ? this.tracing.extract(meta, active)
+        : active;
+    const method = request.method;
+    const target = targetOf(method, params);
+    const span = this.tracing.start(
+      target === undefined ? method : `${method} ${target}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          [SpanAttr.mcpMethod]: method,
+          [SpanAttr.jsonRpcRequestId]: String(request.id),
+          ...(observed.protocolVersion && {
+            [SpanAttr.mcpProtocolVersion]: observed.protocolVersion,
+          }),
+          ...(observed.sessionId && { [SpanAttr.mcpSessionId]: observed.sessionId }),
+          ...(observed.principal?.tenant && { [SpanAttr.tenant]: observed.principal.tenant }),
+          ...(observed.principal && { [SpanAttr.principal]: observed.principal.id }),
+          ...targetAttributes(method, target),
+        },
+      },
+      parent,
+    );
+    return context.with(trace.setSpan(parent, span), handle).then(
+      (response) => {
+        if (response === undefined) {
+          span.setAttribute('portico.cancelled', true);
+        } else if ('error' in response) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: response.error.message });
+          span.setAttribute(SpanAttr.errorType, String(response.error.code));
+          span.setAttribute(SpanAttr.jsonRpcErrorCode, String(response.error.code));
+        } else if (method === 'tools/call' && response.result.isError === true) {
+          // A tool that ran and reported failure: the conventions' `tool_error`.
+          span.setStatus({ code: SpanStatusCode.ERROR, message: 'tool_error' });
+          span.setAttribute(SpanAttr.errorType, 'tool_error');
+        }
+        span.end();
+        return response;
+      },
+      (err: unknown) => {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
+        span.end();
+        throw err;
+      },
+    );
+  }
+}
+
+function targetOf(method: string, params: JsonObject | undefined): string | undefined {
+  const key =
+    method === 'tools/call' || method === 'prompts/get'
+      ? 'name'
+      : method === 'resources/read' || method === 'resources/subscribe'
+        ? 'uri'
+        : undefined;
+  const value = key === undefined ? undefined : params?.[key];
+  return typeof value === 'string' ? value.slice(0, MAX_TARGET_LENGTH) : undefined;
+}
+
+function targetAttributes(method: string, target: string | undefined): Record<string, string> {
+  if (target === undefined) {
+    return {};
+  }
+  switch (method) {
+    case 'tools/call':
+      return { [SpanAttr.toolName]: target, [SpanAttr.operationName]: 'execute_tool' };
+    case 'prompts/get':
+      return { [SpanAttr.promptName]: target };
+    default:
+      return { [SpanAttr.mcpResourceUri]: target };
+  }
+}

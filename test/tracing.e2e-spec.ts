@@ -1,0 +1,334 @@
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { Tracing } from '@portico/observability';
+import { RunningGateway, startGateway } from './support/gateway';
+import { OtlpReceiver, ReceivedSpan, startOtlpReceiver } from './support/otlp-receiver';
+import { seedTenant } from './support/tenants';
+
+const MODERN = '2026-07-28';
+const SERVER = 2;
+const INTERNAL = 1;
+const ERROR = 2;
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- asserted field by field
+
+const ENVELOPE = {
+  'io.modelcontextprotocol/protocolVersion': MODERN,
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+
+/** A W3C traceparent of a (client's) sampled span, and its ids. */
+function clientSpan(): { traceparent: string; traceId: string; spanId: string } {
+  const traceId = randomBytes(16).toString('hex');
+  const spanId = randomBytes(8).toString('hex');
+  return { traceparent: `00-${traceId}-${spanId}-01`, traceId, spanId };
+}
+
+async function callTool(
+  url: string,
+  name: string,
+  args: Record<string, unknown>,
+  options: { key?: string; headers?: Record<string, string>; meta?: Record<string, unknown> } = {},
+): Promise<{ status: number; body: Json }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': MODERN,
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+      ...(options.key && { authorization: `Bearer ${options.key}` }),
+      ...options.headers,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: { name, arguments: args, _meta: { ...ENVELOPE, ...options.meta } },
+    }),
+  });
+  return { status: res.status, body: (await res.json()) as Json };
+}
+
+function one(spans: ReceivedSpan[], predicate: (span: ReceivedSpan) => boolean): ReceivedSpan {
+  const found = spans.filter(predicate);
+  if (found.length !== 1) {
+    const names = found.map((s) => `${s.name} (parent ${s.parentSpanId ?? 'none'})`);
+    throw new Error(`expected one matching span, got ${found.length}: ${names.join(', ')}`);
+  }
+  return found[0];
+}
+
+describe('OpenTelemetry traces (OTLP/HTTP to an in-test receiver)', () => {
+  let receiver: OtlpReceiver;
+  let gateway: RunningGateway;
+  let apiKey: string;
+
+  const inTrace = (traceId: string) => receiver.spans.filter((s) => s.traceId === traceId);
+  const flush = () => gateway.app.get(Tracing).flush();
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    gateway = await startGateway({
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_SERVICE_NAME: 'portico-e2e',
+    });
+    ({ apiKey } = await seedTenant(gateway.app, { slug: 'traced', fixtures: ['echo'] }));
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await receiver?.close();
+  });
+
+  it('traces a tenant tool call: HTTP span, auth, MCP request, catalog lookup, tool execution', async () => {
+    const client = clientSpan();
+    const reply = await callTool(
+      `${gateway.mcpUrl}/traced`,
+      'echo',
+      { message: 'hi' },
+      { key: apiKey, headers: { traceparent: client.traceparent } },
+    );
+    expect(reply.status).toBe(200);
+    expect(reply.body.result.content).toEqual([{ type: 'text', text: 'hi' }]);
+    await flush();
+    await receiver.waitFor(() => inTrace(client.traceId).length >= 5);
+    const spans = inTrace(client.traceId);
+    expect(spans.every((s) => s.service === 'portico-e2e')).toBe(true);
+
+    const http = one(spans, (s) => s.name === 'POST /mcp/:tenant');
+    expect(http).toMatchObject({ kind: SERVER, parentSpanId: client.spanId });
+    expect(http.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'http.response.status_code': 200,
+      'portico.transport': 'streamable-http',
+      'portico.tenant': 'traced',
+    });
+    const auth = one(spans, (s) => s.name === 'portico.auth');
+    expect(auth.parentSpanId).toBe(http.spanId);
+    expect(auth.attributes['portico.tenant']).toBe('traced');
+    expect(String(auth.attributes['portico.principal'])).toMatch(/^key:/);
+
+    const mcp = one(spans, (s) => s.name === 'tools/call echo');
+    expect(mcp).toMatchObject({ kind: SERVER, parentSpanId: http.spanId, status: 0 });
+    expect(mcp.attributes).toMatchObject({
+      'mcp.method.name': 'tools/call',
+      'mcp.protocol.version': MODERN,
+      'jsonrpc.request.id': '7',
+      'gen_ai.tool.name': 'echo',
+      'gen_ai.operation.name': 'execute_tool',
+    });
+    // The engine's lookup; the transport looks the tool up once more under the HTTP span
+    // (Mcp-Param-* header checks), before the request reaches the engine.
+    const lookup = one(
+      spans,
+      (s) => s.name === 'portico.catalog.lookup' && s.parentSpanId === mcp.spanId,
+    );
+    expect(lookup.attributes['portico.tool.found']).toBe(true);
+    expect(
+      spans
+        .filter((s) => s.name === 'portico.catalog.lookup')
+        .map((s) => s.parentSpanId)
+        .sort(),
+    ).toEqual([http.spanId, mcp.spanId].sort());
+    const execute = one(spans, (s) => s.name === 'execute_tool echo');
+    expect(execute).toMatchObject({ kind: INTERNAL, parentSpanId: mcp.spanId });
+    expect(execute.attributes).toMatchObject({
+      'portico.backend': 'echo',
+      'gen_ai.tool.name': 'echo',
+    });
+    // Children lie within their parents.
+    expect(execute.startNs >= mcp.startNs && execute.endNs <= mcp.endNs).toBe(true);
+    expect(mcp.startNs >= http.startNs && mcp.endNs <= http.endNs).toBe(true);
+    // Nothing about the credential ends up in a span.
+    expect(JSON.stringify(spans.map((s) => [s.name, s.attributes]))).not.toContain(apiKey);
+  });
+
+  it('continues the trace context a request carries in _meta (SEP-414) over the header', async () => {
+    const header = clientSpan();
+    const meta = clientSpan();
+    await callTool(
+      `${gateway.mcpUrl}/traced`,
+      'echo',
+      { message: 'meta' },
+      {
+        key: apiKey,
+        headers: { traceparent: header.traceparent },
+        meta: { traceparent: meta.traceparent },
+      },
+    );
+    await flush();
+    await receiver.waitFor(() => inTrace(meta.traceId).length >= 5);
+    expect(one(inTrace(meta.traceId), (s) => s.name === 'POST /mcp/:tenant').parentSpanId).toBe(
+      meta.spanId,
+    );
+    expect(inTrace(header.traceId)).toEqual([]);
+  });
+
+  it('starts a new trace for a request without context, and ignores a malformed traceparent', async () => {
+    const before = new Set(receiver.spans.map((s) => s.traceId));
+    await callTool(
+      `${gateway.mcpUrl}/traced`,
+      'echo',
+      { message: 'x' },
+      {
+        key: apiKey,
+        headers: { traceparent: '00-not-a-trace-01' },
+      },
+    );
+    await flush();
+    await receiver.waitFor((spans) =>
+      spans.some((s) => !before.has(s.traceId) && s.name === 'POST /mcp/:tenant'),
+    );
+    const http = receiver.spans.find(
+      (s) => !before.has(s.traceId) && s.name === 'POST /mcp/:tenant',
+    )!;
+    expect(http.parentSpanId).toBeUndefined();
+    expect(http.traceId).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('marks failures: a tool error, a protocol error and a refused credential', async () => {
+    const toolError = clientSpan();
+    const anonymous = gateway.mcpUrl;
+    await callTool(
+      anonymous,
+      'test_error_handling',
+      {},
+      { headers: { traceparent: toolError.traceparent } },
+    );
+    const unknown = clientSpan();
+    const reply = await callTool(
+      anonymous,
+      'no_such_tool',
+      {},
+      { headers: { traceparent: unknown.traceparent } },
+    );
+    expect(reply.body.error).toBeDefined();
+    const refused = clientSpan();
+    const denied = await callTool(
+      `${gateway.mcpUrl}/traced`,
+      'echo',
+      { message: 'x' },
+      {
+        key: 'ptk_forged',
+        headers: { traceparent: refused.traceparent },
+      },
+    );
+    expect(denied.status).toBe(401);
+    await flush();
+    await receiver.waitFor(
+      () =>
+        inTrace(toolError.traceId).some((s) => s.name === 'execute_tool test_error_handling') &&
+        inTrace(unknown.traceId).some((s) => s.name === 'tools/call no_such_tool') &&
+        inTrace(refused.traceId).some((s) => s.name === 'portico.auth'),
+    );
+    const failedTool = one(
+      inTrace(toolError.traceId),
+      (s) => s.name === 'tools/call test_error_handling',
+    );
+    expect(failedTool).toMatchObject({ status: ERROR });
+    expect(failedTool.attributes['error.type']).toBe('tool_error');
+    const protocolError = one(
+      inTrace(unknown.traceId),
+      (s) => s.name === 'tools/call no_such_tool',
+    );
+    expect(protocolError.status).toBe(ERROR);
+    expect(protocolError.attributes['error.type']).toBe(String(reply.body.error.code));
+    const auth = one(inTrace(refused.traceId), (s) => s.name === 'portico.auth');
+    expect(auth.status).toBe(ERROR);
+    const http = one(inTrace(refused.traceId), (s) => s.name === 'POST /mcp/:tenant');
+    expect(http.attributes['http.response.status_code']).toBe(401);
+    // Refused before any protocol work: no MCP request span.
+    expect(inTrace(refused.traceId).some((s) => s.name.startsWith('tools/call'))).toBe(false);
+  });
+
+  it('traces WebSocket messages from the trace context in their _meta', async () => {
+    const client = clientSpan();
+    const socket = new WebSocket(gateway.mcpUrl.replace(/^http/, 'ws'), ['mcp']);
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    const answer = new Promise<Json>((resolve) =>
+      socket.once('message', (data) =>
+        resolve(JSON.parse((data as Buffer).toString('utf8')) as Json),
+      ),
+    );
+    socket.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'ws-1',
+        method: 'tools/call',
+        params: {
+          name: 'test_simple_text',
+          arguments: {},
+          _meta: { ...ENVELOPE, traceparent: client.traceparent },
+        },
+      }),
+    );
+    expect((await answer).result).toBeDefined();
+    socket.close();
+    await flush();
+    await receiver.waitFor(() => inTrace(client.traceId).length >= 2);
+    const mcp = one(inTrace(client.traceId), (s) => s.name === 'tools/call test_simple_text');
+    expect(mcp).toMatchObject({ kind: SERVER, parentSpanId: client.spanId });
+    expect(mcp.attributes['jsonrpc.request.id']).toBe('ws-1');
+    expect(
+      one(inTrace(client.traceId), (s) => s.name === 'execute_tool test_simple_text').parentSpanId,
+    ).toBe(mcp.spanId);
+  });
+});
+
+describe('tracing off (the default)', () => {
+  it('exports nothing and adds no trace ids', async () => {
+    const receiver = await startOtlpReceiver();
+    // The endpoint is set but no exporter is chosen: OTEL_TRACES_EXPORTER defaults to none.
+    const gateway = await startGateway({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url });
+    try {
+      const client = clientSpan();
+      const reply = await callTool(
+        gateway.mcpUrl,
+        'test_simple_text',
+        {},
+        {
+          headers: { traceparent: client.traceparent },
+        },
+      );
+      expect(reply.status).toBe(200);
+      const tracing = gateway.app.get(Tracing);
+      expect(tracing.enabled).toBe(false);
+      await tracing.flush();
+    } finally {
+      await gateway.close();
+    }
+    expect(receiver.contentTypes).toEqual([]);
+    await receiver.close();
+  });
+});
+
+describe('OTLP over http/protobuf (the default protocol)', () => {
+  it('exports protobuf with the service name to the configured endpoint', async () => {
+    const receiver = await startOtlpReceiver();
+    const gateway = await startGateway({
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url.replace('/v1/traces', ''),
+      OTEL_SERVICE_NAME: 'portico-protobuf',
+    });
+    try {
+      await callTool(gateway.mcpUrl, 'test_simple_text', {});
+      await gateway.app.get(Tracing).flush();
+      await receiver.waitFor(() => receiver.protobufBodies.length > 0);
+    } finally {
+      await gateway.close();
+      await receiver.close();
+    }
+    expect(receiver.contentTypes[0]).toBe('application/x-protobuf');
+    // Protobuf strings are UTF-8 bytes on the wire.
+    const wire = Buffer.concat(receiver.protobufBodies).toString('latin1');
+    expect(wire).toContain('portico-protobuf');
+    expect(wire).toContain('tools/call test_simple_text');
+  });
+});
