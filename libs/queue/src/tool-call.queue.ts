@@ -4,6 +4,17 @@ import { Job, Queue, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
 import type { QueueBase } from 'bullmq';
 import Redis, { RedisOptions } from 'ioredis';
 import { ConfigService } from '@portico/config';
+import { ROOT_CONTEXT, type Span, SpanKind } from '@opentelemetry/api';
+import {
+  failSpan,
+  GatewayMetrics,
+  SpanAttr,
+  Tracing,
+  QUEUE_JOB_STATES,
+  QueueJobState,
+  QueueWorkerMetrics,
+  WorkerJobOutcome,
+} from '@portico/observability';
 import {
   ErrorCode,
   isLogLevel,
@@ -29,6 +40,16 @@ export const DEFAULT_LOCK_MS = 30_000;
 /** Failure messages the gateway turns back into JSON-RPC errors, code and message intact. */
 const MCP_ERROR_PREFIX = 'mcp-error:';
 
+/** A job stopped before it could finish: its deadline passed, or its caller cancelled it. */
+class JobStopped extends Error {
+  constructor(
+    readonly outcome: Extract<WorkerJobOutcome, 'cancelled' | 'timed_out'>,
+    message: string,
+  ) {
+    super(`${MCP_ERROR_PREFIX}${ErrorCode.InternalError}:${message}`);
+  }
+}
+
 /**
  * Tool calls through BullMQ on Redis. The gateway side `dispatch`es a call and waits for its
  * result, relaying progress and forwarding cancellation; the worker side (`startWorker`, in a
@@ -49,13 +70,19 @@ export class ToolCallQueue implements OnApplicationShutdown {
   private readonly watchers = new Map<string, (progress: ToolJobProgress) => void>();
   /** Abort controllers of the jobs this node is running, by job id. */
   private readonly running = new Map<string, AbortController>();
+  /** Wait, run and outcome series of this node's worker, once it consumes. */
+  private jobMetrics?: QueueWorkerMetrics;
 
   private readonly graceMs: number;
   private stopping = false;
   /** Every Redis connection this node opened, dropped at shutdown. */
   private readonly clients: Redis[] = [];
 
-  constructor(config: ConfigService) {
+  constructor(
+    config: ConfigService,
+    private readonly metrics?: GatewayMetrics,
+    private readonly tracing?: Tracing,
+  ) {
     this.graceMs = config.values.shutdownGraceMs;
     const redis = config.values.redis;
     if (!redis) {
@@ -63,6 +90,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
     }
     this.url = redis.url;
     this.prefix = `${redis.keyPrefix}bull`;
+    metrics?.trackQueue(TOOL_CALL_QUEUE, () => this.jobCounts());
   }
 
   private connection(options: RedisOptions = { maxRetriesPerRequest: null }): Redis {
@@ -77,14 +105,22 @@ export class ToolCallQueue implements OnApplicationShutdown {
     return client;
   }
 
-  private producer(): { queue: Queue<ToolJobData, ToolJobResult>; events: QueueEvents } {
-    if (!this.queue || !this.events) {
+  private jobsQueue(): Queue<ToolJobData, ToolJobResult> {
+    if (!this.queue) {
       const producer = this.connection({ maxRetriesPerRequest: 1, enableOfflineQueue: false });
       this.queue = new Queue<ToolJobData, ToolJobResult>(TOOL_CALL_QUEUE, {
-        // Adding a job fails at once while Redis is down instead of queueing in memory.
+        // Adding a job (or counting them) fails at once while Redis is down instead of
+        // queueing in memory.
         connection: producer,
         prefix: this.prefix,
       });
+    }
+    return this.queue;
+  }
+
+  private producer(): { queue: Queue<ToolJobData, ToolJobResult>; events: QueueEvents } {
+    const queue = this.jobsQueue();
+    if (!this.events) {
       this.events = new QueueEvents(TOOL_CALL_QUEUE, {
         connection: this.connection(),
         prefix: this.prefix,
@@ -94,7 +130,16 @@ export class ToolCallQueue implements OnApplicationShutdown {
       });
       this.publisher = this.connection();
     }
-    return { queue: this.queue, events: this.events };
+    return { queue, events: this.events };
+  }
+
+  /** The queue's job counts by state (for metrics); rejects while Redis is unreachable. */
+  async jobCounts(): Promise<Partial<Record<QueueJobState, number>>> {
+    if (this.stopping) {
+      throw new Error('The tool queue is shutting down');
+    }
+    // BullMQ keys the answer by the state names asked for.
+    return this.jobsQueue().getJobCounts(...QUEUE_JOB_STATES);
   }
 
   /**
@@ -102,6 +147,38 @@ export class ToolCallQueue implements OnApplicationShutdown {
    * identity, so a repeated delivery never creates a second job for the same call.
    */
   async dispatch(data: ToolJobData, ctx: RequestContext, callKey: string): Promise<ToolJobResult> {
+    if (!this.tracing?.enabled) {
+      return this.publish(data, ctx, callKey);
+    }
+    // A PRODUCER span from enqueue to result; its context travels in the job to the worker.
+    const tracing = this.tracing;
+    const span = tracing.start(`publish ${TOOL_CALL_QUEUE}`, {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        [SpanAttr.messagingSystem]: 'bullmq',
+        [SpanAttr.queue]: TOOL_CALL_QUEUE,
+        [SpanAttr.toolName]: data.tool,
+        [SpanAttr.backend]: data.backend,
+      },
+    });
+    try {
+      return await tracing.within(span, () =>
+        this.publish({ ...data, trace: tracing.inject({}) }, ctx, callKey, span),
+      );
+    } catch (err) {
+      failSpan(span, err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async publish(
+    data: ToolJobData,
+    ctx: RequestContext,
+    callKey: string,
+    span?: Span,
+  ): Promise<ToolJobResult> {
     const { queue, events } = this.producer();
     const ready = await within(
       events.waitUntilReady().then(() => true),
@@ -111,6 +188,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
       throw new McpError(ErrorCode.InternalError, `The tool queue is unavailable (Redis)`);
     }
     const jobId = createHash('sha256').update(callKey).digest('hex');
+    span?.setAttribute(SpanAttr.messageId, jobId);
     if (data.wantsProgress) {
       this.watchers.set(jobId, (p) => void relay(ctx, p));
     }
@@ -177,6 +255,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
   ): Promise<void> {
     // Nothing here waits for Redis: a node must boot (and report unready) while Redis is down;
     // BullMQ and ioredis connect, and reconnect, on their own.
+    this.jobMetrics = this.metrics?.trackWorker(TOOL_CALL_QUEUE);
     this.subscriber = this.connection();
     this.subscriber
       .subscribe(`${this.prefix}:${TOOL_CALL_CANCEL_CHANNEL}`)
@@ -202,7 +281,83 @@ export class ToolCallQueue implements OnApplicationShutdown {
     this.worker.on('error', (err) => this.logger.warn(`Worker: ${err.message}`));
   }
 
-  private async process(
+  /** Runs one job and records how long it waited, how long it ran and how it ended. */
+  private process(
+    job: Job<ToolJobData, ToolJobResult>,
+    resolve: ToolJobResolver,
+  ): Promise<ToolJobResult> {
+    const tracing = this.tracing;
+    if (!tracing?.enabled) {
+      return this.measured(job, resolve);
+    }
+    // The dispatcher's trace continues here: a span for the time the job waited in the queue,
+    // then the run, under which the backend call's spans nest.
+    const parent = tracing.extract(job.data.trace ?? {}, ROOT_CONTEXT);
+    const attributes = {
+      [SpanAttr.messagingSystem]: 'bullmq',
+      [SpanAttr.queue]: TOOL_CALL_QUEUE,
+      [SpanAttr.messageId]: job.id ?? '',
+      [SpanAttr.toolName]: job.data.tool,
+      [SpanAttr.backend]: job.data.backend,
+    };
+    const startedAt = job.processedOn ?? Date.now();
+    tracing
+      .start(
+        'portico.queue.wait',
+        { kind: SpanKind.INTERNAL, attributes, startTime: job.timestamp },
+        parent,
+      )
+      .end(Math.max(job.timestamp, startedAt));
+    const span = tracing.start(
+      `process ${TOOL_CALL_QUEUE}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: { ...attributes, 'messaging.retry_count': job.stalledCounter },
+      },
+      parent,
+    );
+    return tracing
+      .within(span, () => this.measured(job, resolve))
+      .then(
+        (result) => {
+          if (result.isError) {
+            failSpan(span, 'tool_error', 'tool_error');
+          }
+          span.end();
+          return result;
+        },
+        (err: unknown) => {
+          failSpan(span, err);
+          span.end();
+          throw err;
+        },
+      );
+  }
+
+  private async measured(
+    job: Job<ToolJobData, ToolJobResult>,
+    resolve: ToolJobResolver,
+  ): Promise<ToolJobResult> {
+    const started = performance.now();
+    // Enqueued (producer's clock) to moved to active (this worker's): clamped at 0 for skew.
+    this.jobMetrics?.jobStarted(((job.processedOn ?? Date.now()) - job.timestamp) / 1000);
+    let outcome: WorkerJobOutcome = 'failed';
+    try {
+      const result = await this.run(job, resolve);
+      outcome = 'completed';
+      return result;
+    } catch (err) {
+      if (err instanceof JobStopped) {
+        outcome = err.outcome;
+        throw new UnrecoverableError(err.message);
+      }
+      throw err;
+    } finally {
+      this.jobMetrics?.jobFinished(outcome, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async run(
     job: Job<ToolJobData, ToolJobResult>,
     resolve: ToolJobResolver,
   ): Promise<ToolJobResult> {
@@ -212,9 +367,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
     const data = job.data;
     const remaining = data.deadline - Date.now();
     if (remaining <= 0) {
-      throw new UnrecoverableError(
-        `${MCP_ERROR_PREFIX}${ErrorCode.InternalError}:Deadline passed before the call started`,
-      );
+      throw new JobStopped('timed_out', 'Deadline passed before the call started');
     }
     const handler = await resolve(data);
     if (
@@ -235,17 +388,22 @@ export class ToolCallQueue implements OnApplicationShutdown {
     }
     const controller = new AbortController();
     this.running.set(job.id!, controller);
-    const timer = setTimeout(() => controller.abort(), remaining);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, remaining);
     try {
       return await handler.call(data.arguments, workerContext(job, controller.signal));
     } catch (err) {
+      // Checked first: a handler may answer its abort with an McpError of its own.
+      if (controller.signal.aborted) {
+        throw timedOut
+          ? new JobStopped('timed_out', 'Deadline exceeded')
+          : new JobStopped('cancelled', 'Cancelled');
+      }
       if (err instanceof McpError) {
         throw new UnrecoverableError(`${MCP_ERROR_PREFIX}${err.code}:${err.message}`);
-      }
-      if (controller.signal.aborted) {
-        throw new UnrecoverableError(
-          `${MCP_ERROR_PREFIX}${ErrorCode.InternalError}:${Date.now() >= data.deadline ? 'Deadline exceeded' : 'Cancelled'}`,
-        );
       }
       throw err;
     } finally {
@@ -254,7 +412,6 @@ export class ToolCallQueue implements OnApplicationShutdown {
     }
   }
 
-  /** Stops taking jobs; running ones finish (BullMQ's close waits for them). */
   /**
    * Stops taking jobs and lets running ones finish (within the shutdown grace), then closes
    * every connection; a connection that cannot close cleanly (Redis gone) is dropped.

@@ -28,6 +28,8 @@ export interface ToolJobData {
   readonly deadline: number;
   /** Whether the caller asked for progress (a progress token was sent). */
   readonly wantsProgress: boolean;
+  /** W3C trace context (traceparent, tracestate) of the dispatch, when tracing is on. */
+  readonly trace?: Readonly<Record<string, string>>;
 }
 
 export type ToolJobResult = CallToolResult;

@@ -5,13 +5,14 @@
 // fallback), and prints `READY <port>` once listening. Plain ESM so tests need no build step.
 //
 // GET /stats answers the counters of the `slow` tool, so a test can see that an abandoned
-// gateway request really cancelled the upstream call.
+// gateway request really cancelled the upstream call, and the trace context (traceparent
+// header and `_meta.traceparent`) each tools/call arrived with.
 import { createServer } from 'node:http';
 import { McpServer, createMcpHandler, fromJsonSchema } from '@modelcontextprotocol/server';
 
 const HOST = '127.0.0.1';
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
-const stats = { slowStarted: 0, slowCancelled: 0, slowFinished: 0 };
+const stats = { slowStarted: 0, slowCancelled: 0, slowFinished: 0, toolCalls: [] };
 // Flipped by the `toggle_extra` tool: whether the `extra` tool exists (list_changed tests).
 let extraTool = false;
 
@@ -120,6 +121,22 @@ function toHeaders(nodeHeaders) {
   return headers;
 }
 
+function recordToolCall(headers, raw) {
+  let message;
+  try {
+    message = raw ? JSON.parse(raw) : undefined;
+  } catch {
+    return;
+  }
+  if (message?.method === 'tools/call') {
+    stats.toolCalls.push({
+      name: message.params?.name,
+      traceparentHeader: headers.traceparent ?? null,
+      traceparentMeta: message.params?._meta?.traceparent ?? null,
+    });
+  }
+}
+
 const http = createServer(async (req, res) => {
   if (req.method === 'GET' && req.url === '/stats') {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -136,6 +153,7 @@ const http = createServer(async (req, res) => {
   try {
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE';
     const raw = hasBody ? await readBody(req) : undefined;
+    recordToolCall(req.headers, raw);
     const request = new Request(`http://${req.headers.host ?? HOST}${req.url}`, {
       method: req.method,
       headers: toHeaders(req.headers),

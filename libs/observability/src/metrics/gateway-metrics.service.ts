@@ -6,6 +6,11 @@ export type McpTransport = 'streamable-http' | 'sse' | 'websocket' | 'stdio';
 export type McpOutcome = 'ok' | 'error' | 'rejected';
 export type ToolOutcome = 'success' | 'error';
 export type AuthFailureReason = 'missing' | 'invalid' | 'forbidden' | 'scope';
+/** `refused`: never sent upstream (circuit open, bulkhead full, target refused, backend closed). */
+export type BackendOutcome = 'success' | 'error' | 'refused';
+export type BreakerState = 'closed' | 'half-open' | 'open';
+export type QueueJobState = 'waiting' | 'active' | 'delayed' | 'failed' | 'prioritized';
+export type WorkerJobOutcome = 'completed' | 'failed' | 'cancelled' | 'timed_out';
 
 /** Every metric Portico defines: the names are declared here and nowhere else. */
 export const METRIC_NAMES = {
@@ -17,7 +22,38 @@ export const METRIC_NAMES = {
   rateLimited: 'portico_rate_limited_total',
   sessionsActive: 'portico_sessions_active',
   streamsOpen: 'portico_streams_open',
+  backendRequestDuration: 'portico_backend_request_duration_seconds',
+  backendUp: 'portico_backend_up',
+  backendCircuitState: 'portico_backend_circuit_state',
+  queueJobs: 'portico_queue_jobs',
+  queueWait: 'portico_queue_wait_seconds',
+  queueRun: 'portico_queue_run_seconds',
+  workerJobs: 'portico_worker_jobs_total',
 } as const;
+
+export const BACKEND_OUTCOMES: readonly BackendOutcome[] = ['success', 'error', 'refused'];
+/** The value portico_backend_circuit_state takes in each breaker state. */
+export const BREAKER_STATE_VALUES: Readonly<Record<BreakerState, number>> = {
+  closed: 0,
+  'half-open': 1,
+  open: 2,
+};
+export const QUEUE_JOB_STATES: readonly QueueJobState[] = [
+  'waiting',
+  'active',
+  'delayed',
+  'failed',
+  'prioritized',
+];
+export const WORKER_JOB_OUTCOMES: readonly WorkerJobOutcome[] = [
+  'completed',
+  'failed',
+  'cancelled',
+  'timed_out',
+];
+
+/** How long a scrape waits for a queue's job counts before leaving them out. */
+export const DEFAULT_COLLECT_TIMEOUT_MS = 1000;
 
 /** The label value standing in for every value beyond a label's bound. */
 export const OTHER_LABEL = 'other';
@@ -61,6 +97,34 @@ const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 export interface GatewayMetricsOptions {
   /** Distinct tool label values per tenant; further tools are counted as `other`. */
   readonly maxToolLabels: number;
+  /** Bound on reading job counts at scrape time (default DEFAULT_COLLECT_TIMEOUT_MS). */
+  readonly collectTimeoutMs?: number;
+}
+
+/** Reads a queue's job counts by state (from Redis): called at scrape time. */
+export type QueueCountsReader = () => Promise<Partial<Record<QueueJobState, number>>>;
+
+/**
+ * The series of one upstream backend, held by its connection. Only the newest handle of a
+ * tenant's backend writes (a replaced connection may still be closing), and once removed a
+ * handle writes nothing, so a closed backend leaves no stale series.
+ */
+export interface BackendMetrics {
+  /** One request attempt and the time it spent in the upstream (0 when refused). */
+  request(outcome: BackendOutcome, seconds: number): void;
+  /** The result of the last transport-level contact (a JSON-RPC error answer is a contact). */
+  contact(ok: boolean): void;
+  /** The circuit breaker moved to `state`. */
+  circuit(state: BreakerState): void;
+  /** Removes the backend's series (when it is closed or dropped from the catalog). */
+  remove(): void;
+}
+
+/** The series of the worker consuming one queue on this node. */
+export interface QueueWorkerMetrics {
+  /** A job started: `waitSeconds` from its enqueueing until now. */
+  jobStarted(waitSeconds: number): void;
+  jobFinished(outcome: WorkerJobOutcome, runSeconds: number): void;
 }
 
 interface Series {
@@ -104,6 +168,17 @@ export class GatewayMetrics {
   private readonly rateSeries = new Map<string, Counter.Internal>();
   private readonly streamSeries = new Map<McpTransport, Gauge.Internal<string>>();
   private readonly maxToolLabels: number;
+
+  private readonly backendDuration: Histogram<'tenant' | 'backend' | 'outcome'>;
+  private readonly backendUp: Gauge<'tenant' | 'backend'>;
+  private readonly backendCircuit: Gauge<'tenant' | 'backend'>;
+  /** The handle currently writing each backend's series, by tenant and backend. */
+  private readonly backendOwners = new Map<string, BackendSeries>();
+  private readonly queueCounts = new Map<string, QueueCountsReader>();
+  private readonly queueWait: Histogram<'queue'>;
+  private readonly queueRun: Histogram<'queue' | 'outcome'>;
+  private readonly workerJobs: Counter<'queue' | 'outcome'>;
+  private readonly workers = new Map<string, QueueWorkerMetrics>();
 
   constructor(
     readonly registry: Registry,
@@ -166,6 +241,72 @@ export class GatewayMetrics {
       name: METRIC_NAMES.streamsOpen,
       help: 'Open SSE response streams on this node, by transport.',
       labelNames: ['transport'],
+      registers,
+    });
+    this.backendDuration = new Histogram({
+      name: METRIC_NAMES.backendRequestDuration,
+      help:
+        'Time upstream backend requests spent in the upstream, by tenant slug, backend and ' +
+        'outcome (refused: never sent, observed as 0).',
+      labelNames: ['tenant', 'backend', 'outcome'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.backendUp = new Gauge({
+      name: METRIC_NAMES.backendUp,
+      help: '1 while the last contact with the backend succeeded and its circuit is not open.',
+      labelNames: ['tenant', 'backend'],
+      registers,
+    });
+    this.backendCircuit = new Gauge({
+      name: METRIC_NAMES.backendCircuitState,
+      help: 'Circuit breaker of the backend: 0 closed, 1 half-open, 2 open.',
+      labelNames: ['tenant', 'backend'],
+      registers,
+    });
+    const queueCounts = this.queueCounts;
+    const collectTimeoutMs = options.collectTimeoutMs ?? DEFAULT_COLLECT_TIMEOUT_MS;
+    new Gauge({
+      name: METRIC_NAMES.queueJobs,
+      help: 'Jobs in the queue by state, read from Redis at scrape time (absent when unreadable).',
+      labelNames: ['queue', 'state'],
+      registers,
+      async collect() {
+        // Counts that cannot be read in time are left out rather than repeated stale.
+        const read = await Promise.all(
+          [...queueCounts].map(async ([queue, counts]) => ({
+            queue,
+            counts: await settledWithin(counts, collectTimeoutMs),
+          })),
+        );
+        this.reset();
+        for (const { queue, counts } of read) {
+          if (counts) {
+            for (const state of QUEUE_JOB_STATES) {
+              this.set({ queue, state }, counts[state] ?? 0);
+            }
+          }
+        }
+      },
+    });
+    this.queueWait = new Histogram({
+      name: METRIC_NAMES.queueWait,
+      help: 'Time from enqueueing a job until a worker on this node started it.',
+      labelNames: ['queue'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.queueRun = new Histogram({
+      name: METRIC_NAMES.queueRun,
+      help: 'Time the worker on this node spent running a job, by outcome.',
+      labelNames: ['queue', 'outcome'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.workerJobs = new Counter({
+      name: METRIC_NAMES.workerJobs,
+      help: 'Jobs the worker on this node finished: completed, failed, cancelled or timed_out.',
+      labelNames: ['queue', 'outcome'],
       registers,
     });
   }
@@ -263,6 +404,76 @@ export class GatewayMetrics {
     };
   }
 
+  /**
+   * The series of an upstream backend of a tenant (tenant slug, backend name: both set by
+   * administrators). The new handle takes the series over from an older one still closing.
+   */
+  backend(tenant: string, backend: string): BackendMetrics {
+    const key = `${tenant}\u0000${backend}`;
+    const labels = { tenant, backend };
+    const taken = this.backendOwners.has(key);
+    const durations = new Map<BackendOutcome, Histogram.Internal<string>>();
+    for (const outcome of BACKEND_OUTCOMES) {
+      if (!taken) {
+        // Every outcome from the start, so an error ratio reads 0 before the first error.
+        this.backendDuration.zero({ ...labels, outcome });
+      }
+      durations.set(outcome, this.backendDuration.labels({ ...labels, outcome }));
+    }
+    const series: BackendSeries = new BackendSeries(
+      durations,
+      this.backendUp.labels(labels),
+      this.backendCircuit.labels(labels),
+      () => this.backendOwners.get(key) === series,
+      () => {
+        this.backendOwners.delete(key);
+        for (const outcome of BACKEND_OUTCOMES) {
+          this.backendDuration.remove({ ...labels, outcome });
+        }
+        this.backendUp.remove(labels);
+        this.backendCircuit.remove(labels);
+      },
+    );
+    this.backendOwners.set(key, series);
+    series.publish();
+    return series;
+  }
+
+  /**
+   * Registers where a queue's job counts are read at scrape time. A read that fails or takes
+   * longer than the collect timeout leaves that queue's counts out of the scrape.
+   */
+  trackQueue(queue: string, counts: QueueCountsReader): void {
+    this.queueCounts.set(queue, counts);
+  }
+
+  /** The series of a worker consuming `queue` on this node, every outcome created at 0. */
+  trackWorker(queue: string): QueueWorkerMetrics {
+    let worker = this.workers.get(queue);
+    if (!worker) {
+      const wait = this.queueWait.labels({ queue });
+      this.queueWait.zero({ queue });
+      const outcomes = new Map<WorkerJobOutcome, Series>();
+      for (const outcome of WORKER_JOB_OUTCOMES) {
+        const labels = { queue, outcome };
+        const count = this.workerJobs.labels(labels);
+        count.inc(0);
+        this.queueRun.zero(labels);
+        outcomes.set(outcome, { count, duration: this.queueRun.labels(labels) });
+      }
+      worker = {
+        jobStarted: (waitSeconds) => wait.observe(Math.max(0, waitSeconds)),
+        jobFinished: (outcome, runSeconds) => {
+          const series = outcomes.get(outcome)!;
+          series.count.inc();
+          series.duration.observe(Math.max(0, runSeconds));
+        },
+      };
+      this.workers.set(queue, worker);
+    }
+    return worker;
+  }
+
   private newToolSeries(tenant: string, tool: string): ToolSeries {
     const series = (outcome: ToolOutcome): Series => {
       const labels = { tenant, tool, outcome };
@@ -272,6 +483,77 @@ export class GatewayMetrics {
     };
     // Both outcomes from the start: an error rate reads 0, not "no data", before the first error.
     return { success: series('success'), error: series('error') };
+  }
+}
+
+class BackendSeries implements BackendMetrics {
+  private removed = false;
+  private reachable = false;
+  private state: BreakerState = 'closed';
+
+  constructor(
+    private readonly durations: ReadonlyMap<BackendOutcome, Histogram.Internal<string>>,
+    private readonly up: Gauge.Internal<string>,
+    private readonly circuitState: Gauge.Internal<string>,
+    private readonly owns: () => boolean,
+    private readonly release: () => void,
+  ) {}
+
+  request(outcome: BackendOutcome, seconds: number): void {
+    if (this.writes()) {
+      this.durations.get(outcome)!.observe(Math.max(0, seconds));
+    }
+  }
+
+  contact(ok: boolean): void {
+    // Every request reports its contact: the gauges are written only when something changed.
+    if (ok !== this.reachable) {
+      this.reachable = ok;
+      this.publish();
+    }
+  }
+
+  circuit(state: BreakerState): void {
+    if (state !== this.state) {
+      this.state = state;
+      this.publish();
+    }
+  }
+
+  remove(): void {
+    if (this.writes()) {
+      this.release();
+    }
+    this.removed = true;
+  }
+
+  /** Writes both gauges from this handle's view of the backend. */
+  publish(): void {
+    if (this.writes()) {
+      this.circuitState.set(BREAKER_STATE_VALUES[this.state]);
+      this.up.set(this.reachable && this.state !== 'open' ? 1 : 0);
+    }
+  }
+
+  private writes(): boolean {
+    return !this.removed && this.owns();
+  }
+}
+
+/** `read()`'s value, or undefined when it rejects or has not settled within `ms`. */
+async function settledWithin<T>(read: () => Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      read(),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), ms);
+      }),
+    ]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -6,9 +6,9 @@ import { GatewayMetrics } from './gateway-metrics.service';
 import { MetricsController } from './metrics.controller';
 
 /**
- * Prometheus metrics for one application: process and Node.js metrics (event-loop lag
- * included) plus GatewayMetrics, served at /metrics. Global, so transports and libraries
- * inject GatewayMetrics without importing this module.
+ * Prometheus metrics for one application (the gateway or a worker): process and Node.js
+ * metrics (event-loop lag included) plus GatewayMetrics, served at /metrics. Global, so
+ * transports and libraries inject GatewayMetrics without importing this module.
  */
 @Module({})
 export class MetricsModule {
@@ -40,7 +40,11 @@ export class MetricsModule {
           provide: GatewayMetrics,
           inject: [ConfigService],
           useFactory: (config: ConfigService) =>
-            new GatewayMetrics(registry, { maxToolLabels: config.values.metrics.maxToolLabels }),
+            new GatewayMetrics(registry, {
+              maxToolLabels: config.values.metrics.maxToolLabels,
+              // Reading queue depths from Redis is a dependency probe like the health checks.
+              collectTimeoutMs: config.values.healthCheckTimeoutMs,
+            }),
         },
       ],
       exports: [GatewayMetrics],

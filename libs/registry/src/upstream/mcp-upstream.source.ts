@@ -25,10 +25,23 @@ import {
   type ResourceTemplate,
   type Tool,
 } from '@portico/mcp-protocol';
+import { SpanKind } from '@opentelemetry/api';
+import {
+  failSpan,
+  SpanAttr,
+  type BackendMetrics,
+  type GatewayMetrics,
+  type Tracing,
+} from '@portico/observability';
 import type { BackendContext, BackendSource } from './backend-source';
-import { assertReachableTarget } from './target-guard';
+import { assertReachableTarget, TargetRefusedError } from './target-guard';
 import { NameMap } from './upstream-names';
-import { policyRefusal, UncountedFailure, UpstreamResilience } from './upstream-resilience';
+import {
+  policyRefusal,
+  refusedByPolicy,
+  UncountedFailure,
+  UpstreamResilience,
+} from './upstream-resilience';
 import { upstreamSettings, UpstreamSettings } from './upstream-settings';
 
 const CLIENT_INFO = { name: 'portico-gateway', version: '0.1.0' };
@@ -37,6 +50,14 @@ const UPSTREAM_ENVELOPE = ['resultType', 'ttlMs', 'cacheScope'];
 const RESERVED_META_PREFIX = 'io.modelcontextprotocol/';
 
 type ListKind = 'tools' | 'prompts' | 'resources';
+
+/** A request made after close(): never sent. */
+class BackendClosedError extends Error {
+  constructor() {
+    super('backend closed');
+    this.name = 'BackendClosedError';
+  }
+}
 
 interface Lists {
   tools: Map<string, ToolHandler>;
@@ -58,6 +79,9 @@ export class McpUpstreamSource implements BackendSource {
   private readonly listeners = new Set<CatalogListener>();
   private readonly resilience: UpstreamResilience;
   private readonly label: string;
+  /** This backend's series (request durations, reachability, circuit state), if metered. */
+  private readonly metrics?: BackendMetrics;
+  private readonly stopWatchingCircuit: () => void;
   private lists: Lists = {
     tools: new Map(),
     prompts: new Map(),
@@ -75,13 +99,25 @@ export class McpUpstreamSource implements BackendSource {
     private readonly context: BackendContext,
     private readonly settings: UpstreamSettings,
     private readonly url: URL,
+    metrics?: GatewayMetrics,
+    private readonly tracing?: Tracing,
   ) {
     this.resilience = new UpstreamResilience(settings);
     this.label = `Backend ${context.backend.name}`;
+    this.metrics = metrics?.backend(context.tenantSlug, context.backend.name);
+    const watch = this.resilience.onCircuitChange((state) => this.metrics?.circuit(state));
+    this.stopWatchingCircuit = () => watch.dispose();
   }
 
-  /** Connects and reads every list; throws when the target is refused or unreachable. */
-  static async connect(context: BackendContext): Promise<McpUpstreamSource> {
+  /**
+   * Connects and reads every list; throws when the target is refused or unreachable.
+   * `metrics`: where this backend's requests, reachability and circuit state are recorded.
+   */
+  static async connect(
+    context: BackendContext,
+    metrics?: GatewayMetrics,
+    tracing?: Tracing,
+  ): Promise<McpUpstreamSource> {
     let url: URL;
     try {
       url = new URL(context.backend.target);
@@ -91,7 +127,13 @@ export class McpUpstreamSource implements BackendSource {
     const settings = upstreamSettings(context.backend);
     // Refused targets fail here, plainly, before any policy counts them as outages.
     await assertReachableTarget(url, settings.internal);
-    const source = new McpUpstreamSource(context, settings, url);
+    const source = new McpUpstreamSource(
+      context,
+      settings,
+      url,
+      metrics,
+      tracing?.enabled ? tracing : undefined,
+    );
     try {
       source.lists = await source.readLists();
     } catch (err) {
@@ -131,6 +173,8 @@ export class McpUpstreamSource implements BackendSource {
   async close(): Promise<void> {
     this.closed = true;
     this.listeners.clear();
+    this.stopWatchingCircuit();
+    this.metrics?.remove();
     await this.dropClient();
   }
 
@@ -225,15 +269,17 @@ export class McpUpstreamSource implements BackendSource {
     return {
       definition: { ...tool, name: exposed },
       call: (args: JsonObject, ctx: RequestContext) =>
-        this.request(
-          this.resilience.call,
-          (client, signal) =>
-            client.callTool(
-              { name: upstreamName, arguments: args },
-              { signal, timeout: this.sdkTimeout(), onprogress: relayProgress(ctx) },
-            ),
-          ctx.signal,
-        ).then((result) => withoutEnvelope(result) as unknown as CallToolResult),
+        this.traced('tools/call', upstreamName, (meta) =>
+          this.request(
+            this.resilience.call,
+            (client, signal) =>
+              client.callTool(
+                { name: upstreamName, arguments: args, ...(meta && { _meta: meta }) },
+                { signal, timeout: this.sdkTimeout(), onprogress: relayProgress(ctx) },
+              ),
+            ctx.signal,
+          ).then((result) => withoutEnvelope(result) as unknown as CallToolResult),
+        ),
     };
   }
 
@@ -242,15 +288,17 @@ export class McpUpstreamSource implements BackendSource {
     return {
       definition: { ...prompt, name: exposed },
       get: (args: Record<string, string>, ctx: RequestContext) =>
-        this.request(
-          this.resilience.call,
-          (client, signal) =>
-            client.getPrompt(
-              { name: upstreamName, arguments: args },
-              { signal, timeout: this.sdkTimeout(), onprogress: relayProgress(ctx) },
-            ),
-          ctx.signal,
-        ).then((result) => withoutEnvelope(result) as unknown as GetPromptResult),
+        this.traced('prompts/get', upstreamName, (meta) =>
+          this.request(
+            this.resilience.call,
+            (client, signal) =>
+              client.getPrompt(
+                { name: upstreamName, arguments: args, ...(meta && { _meta: meta }) },
+                { signal, timeout: this.sdkTimeout(), onprogress: relayProgress(ctx) },
+              ),
+            ctx.signal,
+          ).then((result) => withoutEnvelope(result) as unknown as GetPromptResult),
+        ),
     };
   }
 
@@ -271,20 +319,65 @@ export class McpUpstreamSource implements BackendSource {
   }
 
   private read(uri: string, ctx: RequestContext): Promise<ReadResourceResult> {
-    return this.request(
-      this.resilience.call,
-      (client, signal) =>
-        client.readResource(
-          { uri },
-          {
-            signal,
-            timeout: this.sdkTimeout(),
-            cacheMode: 'bypass',
-            onprogress: relayProgress(ctx),
-          },
-        ),
-      ctx.signal,
-    ).then((result) => withoutEnvelope(result) as unknown as ReadResourceResult);
+    return this.traced('resources/read', uri, (meta) =>
+      this.request(
+        this.resilience.call,
+        (client, signal) =>
+          client.readResource(
+            { uri, ...(meta && { _meta: meta }) },
+            {
+              signal,
+              timeout: this.sdkTimeout(),
+              cacheMode: 'bypass',
+              onprogress: relayProgress(ctx),
+            },
+          ),
+        ctx.signal,
+      ).then((result) => withoutEnvelope(result) as unknown as ReadResourceResult),
+    );
+  }
+
+  /**
+   * A CLIENT span around one upstream request when tracing is on; `send` gets the trace
+   * context to put in the request's `_meta` (SEP-414), and the HTTP request carries it as
+   * `traceparent` (see `tracedFetch`).
+   */
+  private traced<T>(
+    method: string,
+    target: string,
+    send: (meta?: Record<string, string>) => Promise<T>,
+  ): Promise<T> {
+    const tracing = this.tracing;
+    if (!tracing) {
+      return send();
+    }
+    const span = tracing.start(`${method} ${target}`.slice(0, 160), {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        [SpanAttr.mcpMethod]: method,
+        [SpanAttr.backend]: this.context.backend.name,
+        [SpanAttr.tenant]: this.context.tenantSlug,
+        'server.address': this.url.hostname,
+        'server.port': Number(this.url.port || (this.url.protocol === 'https:' ? 443 : 80)),
+        ...(method === 'tools/call' && { [SpanAttr.toolName]: target }),
+      },
+    });
+    return tracing
+      .within(span, () => send(tracing.inject({})))
+      .then(
+        (result) => {
+          if ((result as { isError?: unknown }).isError === true) {
+            failSpan(span, 'tool_error', 'tool_error');
+          }
+          span.end();
+          return result;
+        },
+        (err: unknown) => {
+          failSpan(span, err, err instanceof McpError ? String(err.code) : undefined);
+          span.end();
+          throw err;
+        },
+      );
   }
 
   /** The SDK's own timer stays behind ours, so the policy's clearer error is the one seen. */
@@ -308,23 +401,21 @@ export class McpUpstreamSource implements BackendSource {
     let result: T;
     try {
       result = await policy.execute(async ({ signal: deadline }) => {
-        const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
-        const client = await this.connected();
+        const started = performance.now();
         try {
-          return await fn(client, signal);
+          const value = await this.attempt(fn, deadline, callerSignal);
+          this.metrics?.request('success', secondsSince(started));
+          this.metrics?.contact(true);
+          return value;
         } catch (err) {
-          // An upstream JSON-RPC error, our caller leaving or our own shutdown: no outage.
-          if (err instanceof ProtocolError || callerSignal?.aborted || this.closed) {
-            throw new UncountedFailure(err);
-          }
-          if (!deadline.aborted) {
-            // The connection itself failed: the next request builds a fresh one.
-            void this.dropClient(client);
-          }
+          this.recordFailure(err, started);
           throw err;
         }
       });
     } catch (err) {
+      if (refusedByPolicy(err)) {
+        this.metrics?.request('refused', 0);
+      }
       throw this.toMcpError(err, callerSignal);
     }
     if (this.listsStale) {
@@ -332,6 +423,52 @@ export class McpUpstreamSource implements BackendSource {
       void this.refresh();
     }
     return result;
+  }
+
+  /** One attempt, inside the policies: the pooled client and the request on it. */
+  private async attempt<T>(
+    fn: (client: Client, signal: AbortSignal) => Promise<T>,
+    deadline: AbortSignal,
+    callerSignal?: AbortSignal,
+  ): Promise<T> {
+    const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
+    const client = await this.connected();
+    try {
+      return await fn(client, signal);
+    } catch (err) {
+      // An upstream JSON-RPC error, our caller leaving or our own shutdown: no outage.
+      if (err instanceof ProtocolError || callerSignal?.aborted || this.closed) {
+        throw new UncountedFailure(err);
+      }
+      if (!deadline.aborted) {
+        // The connection itself failed: the next request builds a fresh one.
+        void this.dropClient(client);
+      }
+      throw err;
+    }
+  }
+
+  /** Metrics of a failed attempt: what the breaker counts is a failed contact too. */
+  private recordFailure(err: unknown, started: number): void {
+    if (!this.metrics) {
+      return;
+    }
+    if (err instanceof TargetRefusedError || err instanceof BackendClosedError) {
+      this.metrics.request('refused', 0);
+      if (err instanceof TargetRefusedError) {
+        this.metrics.contact(false);
+      }
+      return;
+    }
+    this.metrics.request('error', secondsSince(started));
+    if (err instanceof UncountedFailure) {
+      if (err.failure instanceof ProtocolError) {
+        // The upstream answered, with an error: it is reachable.
+        this.metrics.contact(true);
+      }
+      return;
+    }
+    this.metrics.contact(false);
   }
 
   private toMcpError(err: unknown, callerSignal?: AbortSignal): McpError {
@@ -351,7 +488,7 @@ export class McpUpstreamSource implements BackendSource {
 
   private connected(): Promise<Client> {
     if (this.closed) {
-      return Promise.reject(new Error('backend closed'));
+      return Promise.reject(new BackendClosedError());
     }
     if (!this.client) {
       const connecting = this.connectClient();
@@ -391,6 +528,7 @@ export class McpUpstreamSource implements BackendSource {
     const transport = new StreamableHTTPClientTransport(this.url, {
       // Decrypted only now, held by the transport alone, never logged.
       requestInit: { headers: credentialHeaders(this.context.credentials()) },
+      ...(this.tracing && { fetch: tracedFetch(this.tracing) }),
     });
     await client.connect(transport, { timeout: this.settings.timeoutMs });
     client.onclose = () => void this.dropClient(client);
@@ -400,7 +538,7 @@ export class McpUpstreamSource implements BackendSource {
     this.connectedOnce = true;
     if (this.closed) {
       await client.close();
-      throw new Error('backend closed');
+      throw new BackendClosedError();
     }
     return client;
   }
@@ -476,6 +614,28 @@ function sameDefinitions(
   return true;
 }
 
+function secondsSince(started: number): number {
+  return (performance.now() - started) / 1000;
+}
+
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * fetch that adds the active trace context (`traceparent`, `tracestate`) as headers: requests
+ * made inside a traced call continue its trace at the upstream's HTTP layer too.
+ */
+function tracedFetch(tracing: Tracing): typeof fetch {
+  return (input, init) => {
+    const carrier = tracing.inject({});
+    if (Object.keys(carrier).length === 0) {
+      return fetch(input, init);
+    }
+    const headers = new Headers(init?.headers);
+    for (const [name, value] of Object.entries(carrier)) {
+      headers.set(name, value);
+    }
+    return fetch(input, { ...init, headers });
+  };
 }

@@ -3,9 +3,11 @@ import {
   BulkheadRejectedError,
   bulkhead,
   circuitBreaker,
+  CircuitState,
   ConsecutiveBreaker,
   handleWhen,
   type ICancellationContext,
+  type IDisposable,
   type IPolicy,
   retry,
   TaskCancelledError,
@@ -13,6 +15,7 @@ import {
   TimeoutStrategy,
   wrap,
 } from 'cockatiel';
+import type { BreakerState } from '@portico/observability';
 import type { UpstreamSettings } from './upstream-settings';
 
 /**
@@ -43,6 +46,18 @@ export function policyRefusal(err: unknown, timeoutMs: number): string | undefin
   return undefined;
 }
 
+/** Whether the policies turned the request away before it was sent (circuit or bulkhead). */
+export function refusedByPolicy(err: unknown): boolean {
+  return err instanceof BrokenCircuitError || err instanceof BulkheadRejectedError;
+}
+
+const BREAKER_STATES: Record<CircuitState, BreakerState> = {
+  [CircuitState.Closed]: 'closed',
+  [CircuitState.HalfOpen]: 'half-open',
+  [CircuitState.Open]: 'open',
+  [CircuitState.Isolated]: 'open',
+};
+
 /**
  * One backend's policies. Outermost first: a bulkhead (bounded concurrency, so a slow upstream
  * cannot hold every gateway socket), the circuit breaker (an open circuit answers at once), and
@@ -53,6 +68,8 @@ export function policyRefusal(err: unknown, timeoutMs: number): string | undefin
 export class UpstreamResilience {
   readonly call: UpstreamPolicy;
   readonly list: UpstreamPolicy;
+  /** Subscribes to the breaker's state changes; dispose to unsubscribe. */
+  readonly onCircuitChange: (listener: (state: BreakerState) => void) => IDisposable;
 
   constructor(settings: UpstreamSettings) {
     const limit = bulkhead(settings.maxConcurrent, settings.maxQueued);
@@ -63,6 +80,8 @@ export class UpstreamResilience {
         breaker: new ConsecutiveBreaker(settings.breakerThreshold),
       },
     );
+    this.onCircuitChange = (listener) =>
+      breaker.onStateChange((state) => listener(BREAKER_STATES[state]));
     const deadline = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive);
     this.call = wrap(limit, breaker, deadline);
     const once = retry(

@@ -1,4 +1,5 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { GatewayMetrics, Tracing } from '@portico/observability';
 import type { BackendContext, BackendSource } from './backend-source';
 import { McpUpstreamSource } from './mcp-upstream.source';
 
@@ -11,10 +12,16 @@ import { McpUpstreamSource } from './mcp-upstream.source';
 export class UpstreamSourceFactory {
   private readonly logger = new Logger(UpstreamSourceFactory.name);
 
+  constructor(
+    // Absent where no MetricsModule is loaded (the CLI).
+    @Optional() @Inject(GatewayMetrics) private readonly metrics?: GatewayMetrics,
+    @Optional() @Inject(Tracing) private readonly tracing?: Tracing,
+  ) {}
+
   async create(context: BackendContext): Promise<BackendSource | undefined> {
     switch (context.backend.kind) {
       case 'mcp-http':
-        return McpUpstreamSource.connect(context);
+        return McpUpstreamSource.connect(context, this.metrics, this.tracing);
       default:
         this.logger.warn(
           `Backend ${context.backend.name} (${context.backend.kind}) of tenant ` +
