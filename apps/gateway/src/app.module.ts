@@ -9,6 +9,7 @@ import { QueueModule } from '@portico/queue';
 import { TenancyModule } from '@portico/tenancy';
 import { DeclarativeConfigLoader } from './declarative-config.loader';
 import { GatewayAdminModule } from './admin/gateway-admin.module';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { HealthModule } from './health/health.module';
 import { McpModule } from './mcp/mcp.module';
 import { EmbeddedWorker } from './worker/embedded-worker';
@@ -36,6 +37,7 @@ export class AppModule {
         HealthModule,
         McpModule,
         GatewayAdminModule,
+        DashboardModule,
       ],
       providers: [DeclarativeConfigLoader, EmbeddedWorker],
     };
