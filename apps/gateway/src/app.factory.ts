@@ -8,6 +8,7 @@ import type { CatalogProvider } from '@portico/mcp-protocol';
 import { AdminModule, setupAdminApi } from '@portico/tenancy';
 import { GatewayAdminModule } from './admin/gateway-admin.module';
 import { AppModule } from './app.module';
+import { LifecycleService } from './health/lifecycle.service';
 import { LegacySseTransport } from './mcp/legacy-sse.transport';
 import { StreamableHttpTransport } from './mcp/streamable-http.transport';
 import { McpWsAdapter } from './mcp/websocket/mcp-ws.adapter';
@@ -32,7 +33,8 @@ export async function createGatewayApp(
     keepAliveTimeout: config.http.keepAliveTimeoutMs,
     requestTimeout: config.http.requestTimeoutMs,
     return503OnClosing: true,
-    trustProxy: false,
+    // request.ip and the scheme come from X-Forwarded-* only when the peer is a trusted proxy.
+    trustProxy: config.http.trustedProxies.length > 0 ? [...config.http.trustedProxies] : false,
     // Request ids: the caller's X-Request-Id when sent, else a random UUID.
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
@@ -55,6 +57,14 @@ export async function createGatewayApp(
   if (values.http.maxConnections > 0) {
     fastify.server.maxConnections = values.http.maxConnections;
   }
+  // While draining, HTTP/1.1 clients are told to take their next request elsewhere.
+  const lifecycle = app.get(LifecycleService);
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    if (lifecycle.draining && request.raw.httpVersionMajor === 1) {
+      void reply.header('connection', 'close');
+    }
+    done(null, payload);
+  });
   app.get(StreamableHttpTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
   app.get(LegacySseTransport).register(fastify, values.mcp.path, values.http.maxBodyBytes);
   setupAdminApi(app, [AdminModule, GatewayAdminModule]);

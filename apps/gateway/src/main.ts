@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadConfigOrExit } from '@portico/config';
 import { createGatewayApp } from './app.factory';
-import { LifecycleService } from './health/lifecycle.service';
+import { shutDownGracefully } from './shutdown';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -32,21 +32,25 @@ async function main(): Promise<void> {
     `Portico listening on ${scheme}://${config.http.host}:${config.http.port}${config.mcp.path} (${protocols})`,
   );
 
-  const lifecycle = app.get(LifecycleService);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
       return;
     }
     stopping = true;
-    // Readiness fails first so the load balancer stops sending traffic; then in-flight work
-    // gets the grace period to finish before the process exits regardless.
-    lifecycle.startDraining();
-    logger.log(`${signal}: draining, closing within ${config.shutdownGraceMs} ms`);
-    setTimeout(() => process.exit(0), config.shutdownGraceMs).unref();
-    void app.close().then(
+    const limit = config.shutdownDrainDelayMs + config.shutdownGraceMs;
+    logger.log(
+      `${signal}: draining (readiness 503 for ${config.shutdownDrainDelayMs} ms), ` +
+        `in-flight work gets ${config.shutdownGraceMs} ms more`,
+    );
+    // The last resort if a shutdown hook hangs.
+    setTimeout(() => process.exit(1), limit + 5_000).unref();
+    void shutDownGracefully(app, config, logger).then(
       () => process.exit(0),
-      () => process.exit(1),
+      (err: unknown) => {
+        logger.error(`Shutdown failed: ${err instanceof Error ? err.message : String(err)}`);
+        process.exit(1);
+      },
     );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));

@@ -40,6 +40,12 @@ export const CONFIG_SCHEMA = {
     HTTP_KEEPALIVE_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 72000 },
     /** Open sockets the listener accepts (0: no limit). */
     HTTP_MAX_CONNECTIONS: { type: 'integer', minimum: 0, default: 0 },
+    /**
+     * Comma-separated addresses or CIDR ranges of reverse proxies (HAProxy) whose
+     * X-Forwarded-For / X-Forwarded-Proto are believed, or `loopback`, `linklocal`,
+     * `uniquelocal`. Empty: none (the socket's peer is the client).
+     */
+    TRUSTED_PROXIES: { type: 'string', default: '' },
     /** Requests and streams one 2025-era session may hold open at once. */
     MAX_STREAMS_PER_SESSION: { type: 'integer', minimum: 1, default: 32 },
     /** Open streams and WebSocket connections per client address. */
@@ -60,6 +66,12 @@ export const CONFIG_SCHEMA = {
     PORTICO_SECRET: { type: 'string', minLength: 32 },
     PAGE_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
     SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, default: 10000 },
+    /**
+     * After SIGTERM, how long a node keeps serving with readiness at 503 before it stops
+     * accepting connections, so the load balancer's health checks take it out of rotation
+     * first. Default: 3000 in production, 0 otherwise.
+     */
+    SHUTDOWN_DRAIN_DELAY_MS: { type: 'integer', minimum: 0, maximum: 300000 },
     /**
      * A built-in catalog served WITHOUT credentials at MCP_PATH itself, for local development.
      * Default: `conformance` unless NODE_ENV=production, where it is `none` (endpoint off).

@@ -115,4 +115,15 @@ describe(loadConfig.name, () => {
       '*.ssn',
     ]);
   });
+
+  it('reads TRUSTED_PROXIES and refuses entries that are not addresses or ranges', () => {
+    expect(loadConfig({}).http.trustedProxies).toEqual([]);
+    expect(
+      loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.1, ::1, fd00::/8, loopback' }).http
+        .trustedProxies,
+    ).toEqual(['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8', 'loopback']);
+    for (const bad of ['haproxy', '10.0.0.0/33', '10.0.0.1/8/1', '::1/129']) {
+      expect(() => loadConfig({ TRUSTED_PROXIES: bad })).toThrow(/TRUSTED_PROXIES/);
+    }
+  });
 });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Ajv from 'ajv';
@@ -15,6 +16,8 @@ export interface PorticoConfig {
     requestTimeoutMs: number;
     keepAliveTimeoutMs: number;
     maxConnections: number;
+    /** Reverse proxies whose forwarding headers are believed (empty: none). */
+    trustedProxies: readonly string[];
     tls?: { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' | 'TLSv1.3' };
   };
   mcp: {
@@ -88,6 +91,8 @@ export interface PorticoConfig {
     maxToolLabels: number;
   };
   shutdownGraceMs: number;
+  /** How long a draining node keeps accepting connections (readiness already 503). */
+  shutdownDrainDelayMs: number;
 }
 
 /** The Portico release: server info, telemetry resource, User-Agent. */
@@ -178,6 +183,7 @@ export function loadConfig(
       requestTimeoutMs: v.HTTP_REQUEST_TIMEOUT_MS,
       keepAliveTimeoutMs: v.HTTP_KEEPALIVE_TIMEOUT_MS,
       maxConnections: v.HTTP_MAX_CONNECTIONS,
+      trustedProxies: parseTrustedProxies(v.TRUSTED_PROXIES),
       tls,
     },
     mcp: {
@@ -251,7 +257,36 @@ export function loadConfig(
       maxToolLabels: v.METRICS_MAX_TOOL_LABELS,
     },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+    shutdownDrainDelayMs: v.SHUTDOWN_DRAIN_DELAY_MS ?? (v.NODE_ENV === 'production' ? 3000 : 0),
   };
+}
+
+const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function parseTrustedProxies(value: string): string[] {
+  const entries = list(value);
+  const bad = entries.filter((entry) => {
+    if (PROXY_KEYWORDS.has(entry)) {
+      return false;
+    }
+    const [address, bits, extra] = entry.split('/');
+    const family = isIP(address);
+    if (family === 0 || extra !== undefined) {
+      return true;
+    }
+    if (bits === undefined) {
+      return false;
+    }
+    const n = Number(bits);
+    return !/^\d+$/.test(bits) || n > (family === 4 ? 32 : 128);
+  });
+  if (bad.length > 0) {
+    throw new ConfigError([
+      `TRUSTED_PROXIES: ${bad.map((b) => JSON.stringify(b)).join(', ')} is not an IP address, ` +
+        'CIDR range, loopback, linklocal or uniquelocal',
+    ]);
+  }
+  return entries;
 }
 
 function parseMasterKeys(value: string | undefined): { id: string; key: Buffer }[] {

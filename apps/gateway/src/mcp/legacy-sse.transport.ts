@@ -87,6 +87,21 @@ export class LegacySseTransport implements OnModuleDestroy {
     });
   }
 
+  /**
+   * Graceful shutdown: each stream's in-flight requests finish (their answers travel on the
+   * stream) until `deadline` (epoch ms); then the stream ends.
+   */
+  async drain(deadline: number): Promise<void> {
+    await Promise.all(
+      [...this.streams].map(async ([id, stream]) => {
+        await stream.connection.drain(Math.max(0, deadline - Date.now()));
+        stream.connection.close();
+        stream.writer.end();
+        this.streams.delete(id);
+      }),
+    );
+  }
+
   onModuleDestroy(): void {
     for (const stream of this.streams.values()) {
       stream.connection.close();

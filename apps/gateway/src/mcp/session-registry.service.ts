@@ -114,6 +114,17 @@ export class SessionRegistry implements OnModuleInit, OnModuleDestroy {
     return this.live.size;
   }
 
+  /**
+   * Graceful shutdown: ends the sessions' standalone GET streams (they only wait for
+   * notifications), so clients reconnect through the load balancer. Sessions stay: their
+   * in-flight requests still answer on their own response streams.
+   */
+  endStandaloneStreams(): void {
+    for (const live of this.live.values()) {
+      live.standalone?.close();
+    }
+  }
+
   /** Runs `initialize`; throws McpError for a bad request, SessionLimitError when full. */
   async create(
     request: JsonRpcRequest,

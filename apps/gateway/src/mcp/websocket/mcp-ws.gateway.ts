@@ -1,3 +1,4 @@
+import proxyAddr from '@fastify/proxy-addr';
 import type { IncomingMessage } from 'node:http';
 import { Logger, OnModuleDestroy } from '@nestjs/common';
 import { OnGatewayConnection, WebSocketGateway } from '@nestjs/websockets';
@@ -77,6 +78,7 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
     { caller: McpCaller; target: AccessTarget }
   >();
   private readonly anonymousEnabled: boolean;
+  private readonly trustProxy?: (address: string, hop: number) => boolean;
 
   constructor(
     private readonly engine: McpEngine,
@@ -88,6 +90,8 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
     private readonly metrics: GatewayMetrics,
   ) {
     this.heartbeat = setInterval(() => this.ping(), config.values.mcp.wsPingIntervalMs);
+    const proxies = config.values.http.trustedProxies;
+    this.trustProxy = proxies.length > 0 ? proxyAddr.compile([...proxies]) : undefined;
     this.heartbeat.unref();
     this.anonymousEnabled = config.values.mcp.fixtureCatalog !== 'none';
     metrics.trackSessions('websocket', () => this.connections.size);
@@ -143,7 +147,7 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       socket.close(WS_CLOSE.policyViolation, problem.message.slice(0, 120));
       return;
     }
-    const release = this.limiter.acquire(request.socket.remoteAddress ?? 'unknown');
+    const release = this.limiter.acquire(this.clientAddress(request));
     if (!release) {
       socket.close(WS_CLOSE.tryAgainLater, 'Too many connections from this address');
       return;
@@ -234,6 +238,28 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       socket.close(WS_CLOSE.policyViolation, 'Credentials no longer accepted');
       return false;
     }
+  }
+
+  /** The client's address: X-Forwarded-For counts only through TRUSTED_PROXIES. */
+  private clientAddress(request: IncomingMessage): string {
+    return this.trustProxy
+      ? proxyAddr(request, this.trustProxy)
+      : (request.socket.remoteAddress ?? 'unknown');
+  }
+
+  /**
+   * Graceful shutdown: each connection finishes its in-flight requests (until `deadline`,
+   * epoch ms), then closes with 1001 so its client reconnects to another node.
+   */
+  async drain(deadline: number): Promise<void> {
+    await Promise.all(
+      [...this.connections].map(async ([socket, connection]) => {
+        await connection.drain(Math.max(0, deadline - Date.now()));
+        connection.close();
+        socket.close(WS_CLOSE.goingAway, 'Server shutting down');
+        this.connections.delete(socket);
+      }),
+    );
   }
 
   onModuleDestroy(): void {
