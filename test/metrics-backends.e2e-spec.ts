@@ -356,6 +356,45 @@ describe('upstream backend series', () => {
       'portico_backend_circuit_state{backend="spare",tenant="obs"}',
     ]);
   });
+
+  it('shows a backend unreachable when its catalog was built as down, not missing', async () => {
+    const tenants = gateway.app.get(TenantService);
+    // A port nothing listens on: the connect at catalog build fails.
+    const closed = await new Promise<number>((resolve) => {
+      const probe = createServer();
+      probe.listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    await tenants.backends(tenantId).insert({
+      name: 'gone',
+      kind: 'mcp-http',
+      target: `http://127.0.0.1:${closed}/mcp`,
+      settings: { internal: true, timeoutMs: 500 },
+      credentialsSealed: null,
+    });
+    await tenants.changed((await tenants.byId(tenantId))!);
+    const tools = (await mcp(endpoint, apiKey, 'tools/list'))[0].result.tools.map(
+      (t: Json) => t.name,
+    );
+    expect(tools.some((name: string) => name.startsWith('gone__'))).toBe(false);
+    const gone = { tenant: 'obs', backend: 'gone' };
+    const down = await scrape(gateway.baseUrl);
+    expect(sample(down, 'portico_backend_up', gone)).toBe(0);
+    expect(sample(down, 'portico_backend_up', spare)).toBe(1);
+    // Removed from the tenant: its series go with the catalog that held it.
+    await tenants.backends(tenantId).delete({ name: 'gone' });
+    await tenants.changed((await tenants.byId(tenantId))!);
+    await mcp(endpoint, apiKey, 'tools/list');
+    const after = await eventually(
+      () => scrape(gateway.baseUrl),
+      (s) => Number.isNaN(sample(s, 'portico_backend_up', gone)),
+    );
+    expect(seriesOf(after, 'portico_backend_up')).toEqual([
+      'portico_backend_up{backend="spare",tenant="obs"}',
+    ]);
+  });
 });
 
 /** The queue's job counts by state in a scrape. */

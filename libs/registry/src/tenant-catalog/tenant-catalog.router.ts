@@ -12,7 +12,13 @@ import {
 } from '@portico/mcp-protocol';
 import { SpanKind } from '@opentelemetry/api';
 import type { PinoLogger } from 'nestjs-pino';
-import { failSpan, SpanAttr, type GatewayMetrics, type Tracing } from '@portico/observability';
+import {
+  failSpan,
+  SpanAttr,
+  type BackendMetrics,
+  type GatewayMetrics,
+  type Tracing,
+} from '@portico/observability';
 import type { BackendEntity, TenantEntity } from '@portico/persistence';
 import { AuditService, QuotaExceededError, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog, echoTool } from '@portico/testing';
@@ -309,6 +315,15 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         this.logger.warn(
           `Backend ${backend.name} of tenant ${tenant?.slug ?? tenantId} left out: ${String(err)}`,
         );
+        if (this.metrics) {
+          // Shown as down (not missing) until this catalog is replaced.
+          sources.push({
+            name: backend.name,
+            source: new UnreachableBackend(
+              this.metrics.backend(tenant?.slug ?? tenantId, backend.name),
+            ),
+          });
+        }
       }
     }
     const catalog = new GovernedCatalog(
@@ -397,5 +412,21 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       backend,
       credentials: () => this.tenants.openCredentials(backend),
     });
+  }
+}
+
+/**
+ * A backend left out of its catalog because it could not be reached when the catalog was
+ * built: no tools, and its metrics read down until the catalog is closed.
+ */
+class UnreachableBackend extends StaticCatalog implements BackendSource {
+  constructor(private readonly metrics: BackendMetrics) {
+    super();
+    metrics.contact(false);
+  }
+
+  close(): Promise<void> {
+    this.metrics.remove();
+    return Promise.resolve();
   }
 }
