@@ -1,6 +1,6 @@
 import { DynamicModule, Module, RequestMethod } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
-import { destination } from 'pino';
+import { destination, type DestinationStream } from 'pino';
 import type { Options } from 'pino-http';
 import { ConfigService } from '@portico/config';
 import { Tracing } from './tracing/tracing';
@@ -32,6 +32,31 @@ export const REDACTED_PATHS = [
   '*.credentials',
   '*.clientSecret',
 ];
+
+/** Buffered lines reach the output at least this often (a quiet node's last line too). */
+const LOG_FLUSH_MS = 250;
+
+/**
+ * Where JSON lines go. stdout is written asynchronously in 4 KiB batches (a synchronous write
+ * per line costs a system call each: at info level, two per tool call), flushed every
+ * LOG_FLUSH_MS and on exit by pino. stderr (`portico stdio`, whose stdout is the protocol)
+ * stays synchronous: few lines, and none may be lost when the client kills the process.
+ */
+function logDestination(output: 'stdout' | 'stderr'): DestinationStream {
+  if (output === 'stderr') {
+    return destination({ dest: 2, sync: true });
+  }
+  const stream = destination({ dest: 1, sync: false, minLength: 4096 });
+  setInterval(() => {
+    // Throws while the stream is not yet open: the next tick flushes.
+    try {
+      stream.flush();
+    } catch {
+      /* not ready yet */
+    }
+  }, LOG_FLUSH_MS).unref();
+  return stream;
+}
 
 /**
  * Structured JSON logs (pino) for every app. One line per HTTP request with its request id;
@@ -79,11 +104,7 @@ export class LoggingModule {
               // nestjs-pino's default route pattern does not match under Nest 12 + Fastify.
               forRoutes: [{ path: '*path', method: RequestMethod.ALL }],
               exclude: quietPaths.map((path) => ({ method: RequestMethod.ALL, path })),
-              // stderr where stdout carries a protocol; pino's default (stdout) otherwise.
-              pinoHttp:
-                output === 'stderr' && !prettyOn
-                  ? [options, destination({ dest: 2, sync: true })]
-                  : options,
+              pinoHttp: prettyOn ? options : [options, logDestination(output)],
             };
           },
         }),

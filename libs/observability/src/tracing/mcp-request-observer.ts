@@ -1,4 +1,4 @@
-import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { type Attributes, context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type {
   JsonObject,
   JsonRpcResponse,
@@ -44,22 +44,30 @@ export class McpRequestTracer implements RequestObserver {
         : active;
     const method = request.method;
     const target = targetOf(method, params);
+    // Plain assignments, not spreads: this runs for every request.
+    const attributes: Attributes = {
+      [SpanAttr.mcpMethod]: method,
+      [SpanAttr.jsonRpcRequestId]: String(request.id),
+    };
+    if (observed.protocolVersion) {
+      attributes[SpanAttr.mcpProtocolVersion] = observed.protocolVersion;
+    }
+    if (observed.sessionId) {
+      attributes[SpanAttr.mcpSessionId] = observed.sessionId;
+    }
+    const principal = observed.principal;
+    if (principal) {
+      attributes[SpanAttr.principal] = principal.id;
+      if (principal.tenant) {
+        attributes[SpanAttr.tenant] = principal.tenant;
+      }
+    }
+    if (target !== undefined) {
+      addTargetAttributes(attributes, method, target);
+    }
     const span = this.tracing.start(
       target === undefined ? method : `${method} ${target}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          [SpanAttr.mcpMethod]: method,
-          [SpanAttr.jsonRpcRequestId]: String(request.id),
-          ...(observed.protocolVersion && {
-            [SpanAttr.mcpProtocolVersion]: observed.protocolVersion,
-          }),
-          ...(observed.sessionId && { [SpanAttr.mcpSessionId]: observed.sessionId }),
-          ...(observed.principal?.tenant && { [SpanAttr.tenant]: observed.principal.tenant }),
-          ...(observed.principal && { [SpanAttr.principal]: observed.principal.id }),
-          ...targetAttributes(method, target),
-        },
-      },
+      { kind: SpanKind.SERVER, attributes },
       parent,
     );
     return context.with(trace.setSpan(parent, span), handle).then(
@@ -98,16 +106,16 @@ function targetOf(method: string, params: JsonObject | undefined): string | unde
   return typeof value === 'string' ? value.slice(0, MAX_TARGET_LENGTH) : undefined;
 }
 
-function targetAttributes(method: string, target: string | undefined): Record<string, string> {
-  if (target === undefined) {
-    return {};
-  }
+function addTargetAttributes(attributes: Attributes, method: string, target: string): void {
   switch (method) {
     case 'tools/call':
-      return { [SpanAttr.toolName]: target, [SpanAttr.operationName]: 'execute_tool' };
+      attributes[SpanAttr.toolName] = target;
+      attributes[SpanAttr.operationName] = 'execute_tool';
+      return;
     case 'prompts/get':
-      return { [SpanAttr.promptName]: target };
+      attributes[SpanAttr.promptName] = target;
+      return;
     default:
-      return { [SpanAttr.mcpResourceUri]: target };
+      attributes[SpanAttr.mcpResourceUri] = target;
   }
 }
