@@ -135,6 +135,11 @@ export const CONFIG_SCHEMA = {
     METRICS_TOKEN: { type: 'string', minLength: 16 },
     /** Distinct tool labels per tenant on tool metrics; further tools are counted as `other`. */
     METRICS_MAX_TOOL_LABELS: { type: 'integer', minimum: 1, maximum: 10000, default: 200 },
+    /**
+     * Whether `mcp-stdio` backends may start processes on the gateway's host. Off by default:
+     * such a backend runs a command of its own; only platform admins may create one.
+     */
+    UPSTREAM_STDIO_ENABLED: { type: 'boolean', default: false },
     /** Extra dotted paths (comma-separated) whose values logs show as "[redacted]". */
     LOG_REDACT_PATHS: { type: 'string', default: '' },
     /** The operators' live page at /dashboard (admin credentials required). */

@@ -75,6 +75,7 @@ export interface PorticoConfig {
     redactPaths: readonly string[];
   };
   dashboard: { enabled: boolean };
+  upstream: { stdioEnabled: boolean };
   tracing: {
     /** Whether spans are recorded and exported at all (off: no tracing cost). */
     enabled: boolean;
@@ -241,6 +242,7 @@ export function loadConfig(
       redactPaths: list(v.LOG_REDACT_PATHS),
     },
     dashboard: { enabled: v.DASHBOARD_ENABLED },
+    upstream: { stdioEnabled: v.UPSTREAM_STDIO_ENABLED },
     tracing: {
       enabled: !v.OTEL_SDK_DISABLED && v.OTEL_TRACES_EXPORTER !== 'none',
       protocol: v.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? v.OTEL_EXPORTER_OTLP_PROTOCOL,

@@ -1,3 +1,5 @@
+export * from './execution-settings';
 export * from './tool-call.queue';
 export * from './tool-job';
+export * from './tool-job.errors';
 export * from './queue.module';

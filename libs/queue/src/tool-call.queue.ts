@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Job, Queue, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
 import type { QueueBase } from 'bullmq';
@@ -22,10 +21,14 @@ import {
   RequestContext,
   ToolHandler,
 } from '@portico/mcp-protocol';
+import type { RetrySettings } from './execution-settings';
+import { ToolJobError } from './tool-job.errors';
 import {
+  tenantOfToolJob,
   TOOL_CALL_CANCEL_CHANNEL,
   TOOL_CALL_JOB,
   TOOL_CALL_QUEUE,
+  toolJobId,
   ToolJobData,
   ToolJobProgress,
   ToolJobResult,
@@ -39,6 +42,41 @@ export const DEFAULT_LOCK_MS = 30_000;
 
 /** Failure messages the gateway turns back into JSON-RPC errors, code and message intact. */
 const MCP_ERROR_PREFIX = 'mcp-error:';
+
+/** How long failed jobs are kept for inspection (admin API) before BullMQ drops them. */
+export const FAILED_JOB_RETENTION_S = 24 * 3600;
+
+/** How long an admin operation waits for Redis before answering that the queue is unavailable. */
+const ADMIN_READY_MS = 2000;
+
+/** How a call is put on the queue. */
+export interface DispatchOptions {
+  /** The call's identity (tenant, session, request id): the job id derives from it. */
+  readonly callKey: string;
+  /** Retries of retryable failures, for idempotent tools only; none when absent. */
+  readonly retry?: RetrySettings;
+}
+
+/** A failed job as operators see it: never its arguments (they may hold secrets). */
+export interface FailedToolJob {
+  readonly id: string;
+  readonly backend: string;
+  readonly tool: string;
+  readonly principalId: string;
+  readonly idempotent: boolean;
+  /** The JSON-RPC error code of the failure, when it was one. */
+  readonly errorCode?: number;
+  readonly failedReason: string;
+  readonly attemptsMade: number;
+  readonly createdAt: Date;
+  readonly processedAt?: Date;
+  readonly failedAt?: Date;
+}
+
+export interface FailedToolJobPage {
+  readonly total: number;
+  readonly items: FailedToolJob[];
+}
 
 /** A job stopped before it could finish: its deadline passed, or its caller cancelled it. */
 class JobStopped extends Error {
@@ -62,6 +100,8 @@ export class ToolCallQueue implements OnApplicationShutdown {
   private readonly prefix: string;
   private readonly url: string;
   private queue?: Queue<ToolJobData, ToolJobResult>;
+  /** The producer's connection, also used for the admin API's scans of the failed set. */
+  private producerClient?: Redis;
   private events?: QueueEvents;
   private publisher?: Redis;
   private subscriber?: Redis;
@@ -108,6 +148,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
   private jobsQueue(): Queue<ToolJobData, ToolJobResult> {
     if (!this.queue) {
       const producer = this.connection({ maxRetriesPerRequest: 1, enableOfflineQueue: false });
+      this.producerClient = producer;
       this.queue = new Queue<ToolJobData, ToolJobResult>(TOOL_CALL_QUEUE, {
         // Adding a job (or counting them) fails at once while Redis is down instead of
         // queueing in memory.
@@ -144,11 +185,16 @@ export class ToolCallQueue implements OnApplicationShutdown {
 
   /**
    * Runs a call on the queue and resolves to its result. The job id derives from the call's
-   * identity, so a repeated delivery never creates a second job for the same call.
+   * identity, so a repeated delivery never creates a second job for the same call (nor runs
+   * the tool twice).
    */
-  async dispatch(data: ToolJobData, ctx: RequestContext, callKey: string): Promise<ToolJobResult> {
+  async dispatch(
+    data: ToolJobData,
+    ctx: RequestContext,
+    options: DispatchOptions,
+  ): Promise<ToolJobResult> {
     if (!this.tracing?.enabled) {
-      return this.publish(data, ctx, callKey);
+      return this.publish(data, ctx, options);
     }
     // A PRODUCER span from enqueue to result; its context travels in the job to the worker.
     const tracing = this.tracing;
@@ -163,7 +209,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
     });
     try {
       return await tracing.within(span, () =>
-        this.publish({ ...data, trace: tracing.inject({}) }, ctx, callKey, span),
+        this.publish({ ...data, trace: tracing.inject({}) }, ctx, options, span),
       );
     } catch (err) {
       failSpan(span, err);
@@ -176,7 +222,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
   private async publish(
     data: ToolJobData,
     ctx: RequestContext,
-    callKey: string,
+    options: DispatchOptions,
     span?: Span,
   ): Promise<ToolJobResult> {
     const { queue, events } = this.producer();
@@ -187,7 +233,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
     if (ready !== true) {
       throw new McpError(ErrorCode.InternalError, `The tool queue is unavailable (Redis)`);
     }
-    const jobId = createHash('sha256').update(callKey).digest('hex');
+    const jobId = toolJobId(data.tenantId, options.callKey);
     span?.setAttribute(SpanAttr.messageId, jobId);
     if (data.wantsProgress) {
       this.watchers.set(jobId, (p) => void relay(ctx, p));
@@ -195,12 +241,14 @@ export class ToolCallQueue implements OnApplicationShutdown {
     const onAbort = () => void this.cancel(jobId);
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     try {
+      const retry = data.idempotent ? options.retry : undefined;
       const job = await queue.add(TOOL_CALL_JOB, data, {
         jobId,
-        attempts: 1,
+        attempts: retry?.attempts ?? 1,
+        ...(retry && { backoff: { type: 'exponential', delay: retry.backoffMs } }),
         removeOnComplete: { age: 60, count: 1000 },
-        // Failed jobs stay for inspection (admin API, later) for a day.
-        removeOnFail: { age: 24 * 3600 },
+        // Failed jobs stay for inspection (and retry or discard through the admin API).
+        removeOnFail: { age: FAILED_JOB_RETENTION_S },
       });
       const ttl = Math.max(1, data.deadline - Date.now());
       try {
@@ -372,7 +420,8 @@ export class ToolCallQueue implements OnApplicationShutdown {
     const handler = await resolve(data);
     if (
       handler &&
-      job.stalledCounter > 0 &&
+      job.stalledCounter > (data.stallsAccepted ?? 0) &&
+      !data.idempotent &&
       handler.definition.annotations?.idempotentHint !== true
     ) {
       // The first run may have had effects: a tool not known to be idempotent is not run twice.
@@ -403,12 +452,143 @@ export class ToolCallQueue implements OnApplicationShutdown {
           : new JobStopped('cancelled', 'Cancelled');
       }
       if (err instanceof McpError) {
-        throw new UnrecoverableError(`${MCP_ERROR_PREFIX}${err.code}:${err.message}`);
+        const reason = `${MCP_ERROR_PREFIX}${err.code}:${err.message}`;
+        // A plain Error lets BullMQ retry (with backoff) if the job has attempts left.
+        throw retryAllowed(job, err) ? new Error(reason) : new UnrecoverableError(reason);
       }
-      throw err;
+      throw new UnrecoverableError(err instanceof Error ? err.message : String(err));
     } finally {
       clearTimeout(timer);
       this.running.delete(job.id!);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Failed jobs (admin API). Every method is scoped to one tenant: a job of another tenant is
+  // answered exactly like a missing one.
+
+  /** The tenant's failed jobs, newest first. */
+  async failedJobs(tenantId: string, offset: number, limit: number): Promise<FailedToolJobPage> {
+    const queue = await this.adminQueue();
+    const client = this.producerClient!;
+    const key = queue.toKey('failed');
+    // The failed set spans all tenants; job ids start with the tenant id (toolJobId), so Redis
+    // filters the scan and only this page's jobs are read.
+    const pattern = `${tenantId.replace(/[*?[\]\\]/g, '\\$&')}.*`;
+    const scores = new Map<string, number>();
+    await this.redisOp(async () => {
+      let cursor = '0';
+      do {
+        const [next, flat] = await client.zscan(key, cursor, 'MATCH', pattern, 'COUNT', 1000);
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          scores.set(flat[i], Number(flat[i + 1]));
+        }
+        cursor = next;
+      } while (cursor !== '0');
+    });
+    const ids = [...scores.entries()]
+      .sort(([a, x], [b, y]) => y - x || (a < b ? 1 : -1))
+      .map(([id]) => id);
+    const page = ids.slice(offset, offset + limit);
+    const jobs = await this.redisOp(() => Promise.all(page.map((id) => queue.getJob(id))));
+    return {
+      total: ids.length,
+      items: jobs
+        .filter((job): job is Job<ToolJobData, ToolJobResult> => job?.data?.tenantId === tenantId)
+        .map(failedToolJob),
+    };
+  }
+
+  /** One failed job of the tenant. */
+  async failedJob(tenantId: string, jobId: string): Promise<FailedToolJob> {
+    return failedToolJob(await this.failedJobOf(tenantId, jobId));
+  }
+
+  /**
+   * Runs a failed job again, with a fresh deadline and all its attempts. A tool not known to
+   * be idempotent may already have had its effect, so it needs `force`.
+   */
+  async retryFailed(tenantId: string, jobId: string, force: boolean): Promise<FailedToolJob> {
+    const job = await this.failedJobOf(tenantId, jobId);
+    if (!job.data.idempotent && !force) {
+      throw new ToolJobError(
+        'not-idempotent',
+        `${job.data.tool} is not known to be idempotent and may already have had its effect; ` +
+          'retry with force=true to run it again anyway',
+      );
+    }
+    const summary = failedToolJob(job);
+    const timeoutMs = job.data.timeoutMs ?? Math.max(1, job.data.deadline - job.timestamp);
+    await this.redisOp(async () => {
+      await job.updateData({
+        ...job.data,
+        timeoutMs,
+        deadline: Date.now() + timeoutMs,
+        stallsAccepted: job.stalledCounter,
+      });
+      try {
+        await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      } catch (err) {
+        // Retried or removed meanwhile (another operator, or its retention ended).
+        if (!(await job.isFailed().catch(() => true))) {
+          throw new ToolJobError('not-found', 'Failed job not found');
+        }
+        throw err;
+      }
+    });
+    return summary;
+  }
+
+  /** Removes a failed job for good. */
+  async discardFailed(tenantId: string, jobId: string): Promise<FailedToolJob> {
+    const job = await this.failedJobOf(tenantId, jobId);
+    const summary = failedToolJob(job);
+    await this.redisOp(() => job.remove());
+    return summary;
+  }
+
+  private async failedJobOf(
+    tenantId: string,
+    jobId: string,
+  ): Promise<Job<ToolJobData, ToolJobResult>> {
+    const notFound = new ToolJobError('not-found', 'Failed job not found');
+    const queue = await this.adminQueue();
+    // Checked before the job is read: another tenant's id reveals nothing, not even existence.
+    if (tenantOfToolJob(jobId) !== tenantId) {
+      throw notFound;
+    }
+    const job = await this.redisOp(() => queue.getJob(jobId));
+    if (!job || job.data?.tenantId !== tenantId || !(await this.redisOp(() => job.isFailed()))) {
+      throw notFound;
+    }
+    return job;
+  }
+
+  private async adminQueue(): Promise<Queue<ToolJobData, ToolJobResult>> {
+    if (this.stopping) {
+      throw new ToolJobError('unavailable', 'The tool queue is shutting down');
+    }
+    const queue = this.jobsQueue();
+    const ready = await within(
+      queue.waitUntilReady().then(() => this.producerClient?.status === 'ready'),
+      ADMIN_READY_MS,
+    );
+    if (ready !== true) {
+      throw new ToolJobError('unavailable', 'The tool queue is unavailable (Redis unreachable)');
+    }
+    return queue;
+  }
+
+  /** A Redis operation whose failure means the queue is unavailable, not a bug. */
+  private async redisOp<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof ToolJobError) {
+        throw err;
+      }
+      this.logger.warn(`Tool queue operation failed: ${String(err)}`);
+      throw new ToolJobError('unavailable', 'The tool queue is unavailable (Redis unreachable)');
     }
   }
 
@@ -470,14 +650,72 @@ async function relay(ctx: RequestContext, p: ToolJobProgress): Promise<void> {
   }
 }
 
+/**
+ * Whether a failed attempt may be retried: the job has attempts left, the next attempt (after
+ * its exponential backoff) starts before the deadline, and the failure is the backend being
+ * unreachable, refusing (circuit open, saturated) or one attempt timing out. An answer from the
+ * upstream (a JSON-RPC error), a cancellation or a passed deadline never is.
+ */
+function retryAllowed(job: Job<ToolJobData, ToolJobResult>, err: McpError): boolean {
+  const attempts = job.opts.attempts ?? 1;
+  if (job.attemptsMade + 1 >= attempts || !isRetryableFailure(err, job.data.backend)) {
+    return false;
+  }
+  const backoff = job.opts.backoff;
+  const base = typeof backoff === 'number' ? backoff : (backoff?.delay ?? 0);
+  const delay = Math.round(2 ** job.attemptsMade * base);
+  return Date.now() + delay < job.data.deadline;
+}
+
+/**
+ * A backend source's "unreachable" error: -32603 with "Backend <name> unavailable: <reason>"
+ * (transport failure, circuit open, bulkhead full, attempt timed out), as the upstream source
+ * words it. Upstream JSON-RPC errors keep the upstream's own code and message.
+ */
+export function isRetryableFailure(err: unknown, backend: string): boolean {
+  return (
+    err instanceof McpError &&
+    err.code === ErrorCode.InternalError &&
+    err.message.startsWith(`Backend ${backend} unavailable: `)
+  );
+}
+
+/** The operator's view of a failed job (arguments left out). */
+function failedToolJob(job: Job<ToolJobData, ToolJobResult>): FailedToolJob {
+  const reason = job.failedReason ?? '';
+  const parsed = parseReason(reason);
+  return {
+    id: job.id!,
+    backend: job.data.backend,
+    tool: job.data.tool,
+    principalId: job.data.principal.id,
+    idempotent: job.data.idempotent === true,
+    ...(parsed.code !== undefined && { errorCode: parsed.code }),
+    failedReason: parsed.message,
+    attemptsMade: job.attemptsMade,
+    createdAt: new Date(job.timestamp),
+    ...(job.processedOn && { processedAt: new Date(job.processedOn) }),
+    ...(job.finishedOn && { failedAt: new Date(job.finishedOn) }),
+  };
+}
+
+function parseReason(reason: string): { code?: number; message: string } {
+  const at = reason.indexOf(MCP_ERROR_PREFIX);
+  if (at < 0) {
+    return { message: reason };
+  }
+  const rest = reason.slice(at + MCP_ERROR_PREFIX.length);
+  const colon = rest.indexOf(':');
+  const code = Number(rest.slice(0, colon));
+  return Number.isInteger(code) ? { code, message: rest.slice(colon + 1) } : { message: reason };
+}
+
 /** A failed job's reason back into the JSON-RPC error the handler threw, where it was one. */
 function toMcpError(err: unknown, data: ToolJobData): McpError {
   const message = err instanceof Error ? err.message : String(err);
-  const at = message.indexOf(MCP_ERROR_PREFIX);
-  if (at >= 0) {
-    const rest = message.slice(at + MCP_ERROR_PREFIX.length);
-    const colon = rest.indexOf(':');
-    return new McpError(Number(rest.slice(0, colon)), rest.slice(colon + 1));
+  const parsed = parseReason(message);
+  if (parsed.code !== undefined) {
+    return new McpError(parsed.code, parsed.message);
   }
   if (/timed out|ttl/i.test(message)) {
     return new McpError(

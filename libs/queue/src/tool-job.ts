@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { CallToolResult, JsonObject } from '@portico/mcp-protocol';
 
 /** The one queue tool calls go through, and its one job name (handled in exactly one place). */
@@ -26,6 +27,15 @@ export interface ToolJobData {
   readonly protocolVersion: string;
   /** Epoch ms after which the call is failed rather than finished unobserved. */
   readonly deadline: number;
+  /** The call's budget (deadline minus enqueue time), renewed when an operator retries it. */
+  readonly timeoutMs: number;
+  /** Whether running the tool twice is harmless (annotation or retry policy). */
+  readonly idempotent: boolean;
+  /**
+   * Stalls (a worker died mid-run) an operator's retry already accepted: only stalls beyond
+   * these stop a non-idempotent tool from running again.
+   */
+  readonly stallsAccepted?: number;
   /** Whether the caller asked for progress (a progress token was sent). */
   readonly wantsProgress: boolean;
   /** W3C trace context (traceparent, tracestate) of the dispatch, when tracing is on. */
@@ -38,3 +48,19 @@ export type ToolJobResult = CallToolResult;
 export type ToolJobProgress =
   | { readonly kind: 'progress'; progress: number; total?: number; message?: string }
   | { readonly kind: 'log'; level: string; data: unknown; logger?: string };
+
+/**
+ * The job id of a call: the tenant id, then a digest of the call's identity (tenant, session,
+ * request id), so a repeated delivery maps to the same job, and a job id names its tenant.
+ * BullMQ ids may not contain ':'.
+ */
+export function toolJobId(tenantId: string, callKey: string): string {
+  // 128 bits of the digest: the id stays within URL parameter limits.
+  return `${tenantId}.${createHash('sha256').update(callKey).digest('hex').slice(0, 32)}`;
+}
+
+/** The tenant a job id belongs to (see toolJobId); undefined for an id of another shape. */
+export function tenantOfToolJob(jobId: string): string | undefined {
+  const match = /^([0-9A-Za-z-]{1,64})\.[0-9a-f]{32}$/.exec(jobId);
+  return match?.[1];
+}

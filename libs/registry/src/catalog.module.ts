@@ -7,6 +7,7 @@ import { ToolCallQueue } from '@portico/queue';
 import { AuditService, QuotaService, TenantService } from '@portico/tenancy';
 import { createConformanceCatalog } from '@portico/testing';
 import { TenantCatalogRouter } from './tenant-catalog/tenant-catalog.router';
+import { UpstreamOptions } from './upstream/upstream-options';
 import { UpstreamSourceFactory } from './upstream/upstream-source.factory';
 
 /** The CatalogProvider port the engine reads: the tenant router over the tenants' catalogs. */
@@ -66,6 +67,12 @@ export class CatalogModule {
             ),
         },
         UpstreamSourceFactory,
+        {
+          provide: UpstreamOptions,
+          inject: [ConfigService],
+          useFactory: (config: ConfigService) =>
+            new UpstreamOptions({ stdioEnabled: config.values.upstream.stdioEnabled }),
+        },
         { provide: CATALOG_PROVIDER, useExisting: TenantCatalogRouter },
       ],
       exports: [CATALOG_PROVIDER, TenantCatalogRouter],

@@ -6,13 +6,18 @@
 //
 // GET /stats answers the counters of the `slow` tool, so a test can see that an abandoned
 // gateway request really cancelled the upstream call, and the trace context (traceparent
-// header and `_meta.traceparent`) each tools/call arrived with.
+// header and `_meta.traceparent`) each tools/call arrived with, and `attempts`: per `key`
+// argument, how many tools/call requests of `flaky`, `flaky_write` and `rpc_error` arrived.
+// `flaky` (annotated idempotent) and `flaky_write` (not) close the connection without an
+// answer for the first `failures` attempts of a key; `rpc_error` always answers a JSON-RPC
+// error.
 import { createServer } from 'node:http';
 import { McpServer, createMcpHandler, fromJsonSchema } from '@modelcontextprotocol/server';
 
 const HOST = '127.0.0.1';
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
-const stats = { slowStarted: 0, slowCancelled: 0, slowFinished: 0, toolCalls: [] };
+const stats = { slowStarted: 0, slowCancelled: 0, slowFinished: 0, toolCalls: [], attempts: {} };
+const FAILING_TOOLS = new Set(['flaky', 'flaky_write']);
 // Flipped by the `toggle_extra` tool: whether the `extra` tool exists (list_changed tests).
 let extraTool = false;
 
@@ -64,6 +69,31 @@ const handler = createMcpHandler((ctx) => {
     async () => {
       throw new Error('fixture failure');
     },
+  );
+  const flakyInput = object({ key: { type: 'string' }, failures: { type: 'number' } });
+  server.registerTool(
+    'flaky',
+    {
+      description: 'Drops the connection for the first `failures` attempts of `key`',
+      inputSchema: flakyInput,
+      annotations: { idempotentHint: true },
+    },
+    async ({ key }) => text(`ok ${key} after ${stats.attempts[key]} attempts`),
+  );
+  server.registerTool(
+    'flaky_write',
+    { description: 'Like flaky, but not idempotent', inputSchema: flakyInput },
+    async ({ key }) => text(`ok ${key} after ${stats.attempts[key]} attempts`),
+  );
+  server.registerTool(
+    'rpc_error',
+    {
+      description: 'Answers a JSON-RPC error (counted per key)',
+      inputSchema: object({ key: { type: 'string' } }),
+      annotations: { idempotentHint: true },
+    },
+    // Answered by the HTTP layer below; never reached.
+    async () => text('unreachable'),
   );
   server.registerTool(
     'toggle_extra',
@@ -137,6 +167,38 @@ function recordToolCall(headers, raw) {
   }
 }
 
+/** The transport-level failures of `flaky`, `flaky_write` and `rpc_error`; true when handled. */
+function misbehave(raw, req, res) {
+  let message;
+  try {
+    message = raw ? JSON.parse(raw) : undefined;
+  } catch {
+    return false;
+  }
+  const name = message?.method === 'tools/call' ? message.params?.name : undefined;
+  if (!FAILING_TOOLS.has(name) && name !== 'rpc_error') {
+    return false;
+  }
+  const key = String(message.params?.arguments?.key ?? '');
+  stats.attempts[key] = (stats.attempts[key] ?? 0) + 1;
+  if (name === 'rpc_error') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: message.id,
+        error: { code: -32000, message: `fixture rpc error ${key}` },
+      }),
+    );
+    return true;
+  }
+  if (stats.attempts[key] <= Number(message.params?.arguments?.failures ?? 0)) {
+    req.socket.destroy();
+    return true;
+  }
+  return false;
+}
+
 const http = createServer(async (req, res) => {
   if (req.method === 'GET' && req.url === '/stats') {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -154,6 +216,9 @@ const http = createServer(async (req, res) => {
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE';
     const raw = hasBody ? await readBody(req) : undefined;
     recordToolCall(req.headers, raw);
+    if (misbehave(raw, req, res)) {
+      return;
+    }
     const request = new Request(`http://${req.headers.host ?? HOST}${req.url}`, {
       method: req.method,
       headers: toHeaders(req.headers),

@@ -1,11 +1,15 @@
 import { Module } from '@nestjs/common';
 import { AdminModule } from '@portico/tenancy';
 import { McpModule } from '../mcp/mcp.module';
+import { FailedJobsController } from './failed-jobs.controller';
 import { SessionsController } from './sessions.controller';
 
-/** The gateway's part of the admin API: what only the gateway knows (live MCP sessions). */
+/**
+ * The gateway's part of the admin API: what only the gateway knows (live MCP sessions) or
+ * reaches (the tool-call queue's failed jobs).
+ */
 @Module({
   imports: [AdminModule, McpModule],
-  controllers: [SessionsController],
+  controllers: [SessionsController, FailedJobsController],
 })
 export class GatewayAdminModule {}

@@ -33,7 +33,8 @@ import {
 } from './governed-catalog';
 import type { BackendSource } from '../upstream/backend-source';
 import { UpstreamSourceFactory } from '../upstream/upstream-source.factory';
-import { DEFAULT_QUEUED_TIMEOUT_MS, QueuedSource } from '../execution/queued-source';
+import { ExecutionPlan } from '../execution/execution-plan';
+import { ExecutorSource } from '../execution/executor-source';
 import type { ToolCallQueue, ToolJobData } from '@portico/queue';
 
 interface Entry {
@@ -170,37 +171,39 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     return this.via(scope, (c) => c.listTools(scope));
   }
   getTool(name: string, scope: CatalogScope): MaybePromise<ToolHandler | undefined> {
-    if (!this.tracing?.enabled) {
-      return this.via(scope, (c) => c.getTool(name, scope));
+    const catalog = this.route(scope);
+    if (!(catalog instanceof Promise)) {
+      // A map lookup in a built catalog: far cheaper than a span would be.
+      return catalog.getTool(name, scope);
     }
-    // The lookup gets its own span: a tenant's first call waits here for its catalog build.
+    if (!this.tracing?.enabled) {
+      return catalog.then((c) => c.getTool(name, scope));
+    }
+    // The tenant's catalog is being built (backends connected, lists read): worth a span.
     const span = this.tracing.start('portico.catalog.lookup', {
       kind: SpanKind.INTERNAL,
       attributes: {
         [SpanAttr.toolName]: name.slice(0, 128),
-        ...(scope.principal?.tenant && { [SpanAttr.tenant]: scope.principal.tenant }),
+        [SpanAttr.tenant]: scope.principal?.tenant ?? '',
       },
     });
-    const done = (handler: ToolHandler | undefined) => {
-      span.setAttribute('portico.tool.found', handler !== undefined);
-      span.end();
-      return handler;
-    };
-    try {
-      const found = this.via(scope, (c) => c.getTool(name, scope));
-      return found instanceof Promise
-        ? found.then(done, (err: unknown) => {
-            failSpan(span, err);
-            span.end();
-            throw err;
-          })
-        : done(found);
-    } catch (err) {
-      failSpan(span, err);
-      span.end();
-      throw err;
-    }
+    return this.tracing
+      .within(span, () => catalog)
+      .then(
+        async (c) => {
+          const handler = await c.getTool(name, scope);
+          span.setAttribute('portico.tool.found', handler !== undefined);
+          span.end();
+          return handler;
+        },
+        (err: unknown) => {
+          failSpan(span, err);
+          span.end();
+          throw err;
+        },
+      );
   }
+
   listResources(scope: CatalogScope) {
     return this.via(scope, (c) => c.listResources(scope));
   }
@@ -253,7 +256,16 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     let entry = this.entries.get(tenantId);
     if (!entry) {
       const listeners = new Set<CatalogListener>();
-      const created: Entry = { listeners, catalog: this.build(tenantId, listeners) };
+      // Building connects the tenant's backends and reads their lists: traced when on, as a
+      // child of the request that needed it.
+      const catalog = this.tracing?.enabled
+        ? this.tracing.span(
+            'portico.catalog.build',
+            { kind: SpanKind.INTERNAL, attributes: { [SpanAttr.tenant]: tenantId } },
+            () => this.build(tenantId, listeners),
+          )
+        : this.build(tenantId, listeners);
+      const created: Entry = { listeners, catalog };
       created.catalog.then(
         (catalog) => {
           created.ready = catalog;
@@ -371,25 +383,23 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     });
   }
 
-  /** Inline by default; through the queue for backends marked `executor: queued` (with Redis). */
+  /**
+   * Inline by default; through the queue for the tools whose backend (or own entry under
+   * `settings.tools`) says `executor: queued`, when REDIS_URL is set.
+   */
   private executorFor(backend: BackendEntity, source: BackendSource): BackendSource {
-    if (backend.settings.executor !== 'queued') {
-      return source;
-    }
-    if (!this.queue) {
+    const plan = new ExecutionPlan(backend);
+    if (plan.mayQueue && !this.queue) {
       this.logger.warn(
         `Backend ${backend.name} asks for queued execution but REDIS_URL is not set: running inline`,
       );
+    }
+    if (!(plan.mayQueue && this.queue) && !plan.hasToolTimeouts) {
       return source;
     }
-    const timeoutMs =
-      typeof backend.settings.timeoutMs === 'number'
-        ? backend.settings.timeoutMs
-        : DEFAULT_QUEUED_TIMEOUT_MS;
-    return new QueuedSource(source, this.queue, {
+    return new ExecutorSource(source, plan, this.queue ?? null, {
       tenantId: backend.tenantId,
       backend: backend.name,
-      timeoutMs,
     });
   }
 

@@ -1,10 +1,5 @@
 import { Logger } from '@nestjs/common';
-import {
-  Client,
-  ProtocolError,
-  StreamableHTTPClientTransport,
-  type ListChangedOptions,
-} from '@modelcontextprotocol/client';
+import { Client, ProtocolError, type ListChangedOptions } from '@modelcontextprotocol/client';
 import {
   CallToolResult,
   CatalogEvent,
@@ -25,16 +20,9 @@ import {
   type ResourceTemplate,
   type Tool,
 } from '@portico/mcp-protocol';
-import { SpanKind } from '@opentelemetry/api';
-import {
-  failSpan,
-  SpanAttr,
-  type BackendMetrics,
-  type GatewayMetrics,
-  type Tracing,
-} from '@portico/observability';
+import type { BackendMetrics, GatewayMetrics, Tracing } from '@portico/observability';
 import type { BackendContext, BackendSource } from './backend-source';
-import { assertReachableTarget, TargetRefusedError } from './target-guard';
+import { TargetRefusedError } from './target-guard';
 import { NameMap } from './upstream-names';
 import {
   policyRefusal,
@@ -42,7 +30,9 @@ import {
   UncountedFailure,
   UpstreamResilience,
 } from './upstream-resilience';
-import { upstreamSettings, UpstreamSettings } from './upstream-settings';
+import type { UpstreamSettings } from './upstream-settings';
+import { traceUpstream } from './upstream-tracing';
+import type { UpstreamConnector } from './upstream-transports';
 
 const CLIENT_INFO = { name: 'portico-gateway', version: '0.1.0' };
 /** Envelope fields of the upstream's own reply that must not leak into ours. */
@@ -67,10 +57,11 @@ interface Lists {
 }
 
 /**
- * One upstream MCP server reached over Streamable HTTP, as a catalog source: its tools and
- * prompts under namespaced names, its resources and templates under their own URIs. One pooled
- * SDK client per backend (era chosen by the SDK's negotiation: server/discover, else
- * initialize), dropped and rebuilt after a transport failure. Lists are cached and refreshed on
+ * One upstream MCP server as a catalog source, over whichever transport its connector opens
+ * (Streamable HTTP, HTTP+SSE, WebSocket, stdio): its tools and prompts under namespaced names,
+ * its resources and templates under their own URIs. One pooled SDK client per backend (era
+ * chosen by the SDK's negotiation: server/discover, else initialize), dropped and rebuilt after
+ * a transport failure (for stdio: a new child process). Lists are cached and refreshed on
  * the upstream's list_changed notifications; every request goes through the backend's
  * resilience policies and comes back as a result or an McpError.
  */
@@ -98,7 +89,7 @@ export class McpUpstreamSource implements BackendSource {
   private constructor(
     private readonly context: BackendContext,
     private readonly settings: UpstreamSettings,
-    private readonly url: URL,
+    private readonly connector: UpstreamConnector,
     metrics?: GatewayMetrics,
     private readonly tracing?: Tracing,
   ) {
@@ -110,27 +101,23 @@ export class McpUpstreamSource implements BackendSource {
   }
 
   /**
-   * Connects and reads every list; throws when the target is refused or unreachable.
-   * `metrics`: where this backend's requests, reachability and circuit state are recorded.
+   * Connects through `connector` and reads every list; throws when the target is refused or
+   * unreachable. `metrics`: where this backend's requests, reachability and circuit state are
+   * recorded.
    */
   static async connect(
     context: BackendContext,
+    settings: UpstreamSettings,
+    connector: UpstreamConnector,
     metrics?: GatewayMetrics,
     tracing?: Tracing,
   ): Promise<McpUpstreamSource> {
-    let url: URL;
-    try {
-      url = new URL(context.backend.target);
-    } catch {
-      throw new Error(`Backend ${context.backend.name}: target is not a URL`);
-    }
-    const settings = upstreamSettings(context.backend);
     // Refused targets fail here, plainly, before any policy counts them as outages.
-    await assertReachableTarget(url, settings.internal);
+    await connector.check();
     const source = new McpUpstreamSource(
       context,
       settings,
-      url,
+      connector,
       metrics,
       tracing?.enabled ? tracing : undefined,
     );
@@ -182,13 +169,29 @@ export class McpUpstreamSource implements BackendSource {
   // Lists
 
   private async readLists(): Promise<Lists> {
-    const list = <T>(fn: (client: Client, signal: AbortSignal) => Promise<T>) =>
-      this.request(this.resilience.list, fn);
+    const list = <T>(fn: (client: Client, signal: AbortSignal) => T | Promise<T>) =>
+      this.request(this.resilience.list, async (client, signal) => fn(client, signal));
     const [tools, prompts, resources, templates] = await Promise.all([
-      list((c, signal) => c.listTools(undefined, { signal, cacheMode: 'refresh' })),
-      list((c, signal) => c.listPrompts(undefined, { signal, cacheMode: 'bypass' })),
-      list((c, signal) => c.listResources(undefined, { signal, cacheMode: 'bypass' })),
-      list((c, signal) => c.listResourceTemplates(undefined, { signal, cacheMode: 'bypass' })),
+      list((c, signal) =>
+        offers(c, 'tools')
+          ? c.listTools(undefined, { signal, cacheMode: 'refresh' })
+          : { tools: [] },
+      ),
+      list((c, signal) =>
+        offers(c, 'prompts')
+          ? c.listPrompts(undefined, { signal, cacheMode: 'bypass' })
+          : { prompts: [] },
+      ),
+      list((c, signal) =>
+        offers(c, 'resources')
+          ? c.listResources(undefined, { signal, cacheMode: 'bypass' })
+          : { resources: [] },
+      ),
+      list((c, signal) =>
+        offers(c, 'resources')
+          ? c.listResourceTemplates(undefined, { signal, cacheMode: 'bypass' })
+          : { resourceTemplates: [] },
+      ),
     ]);
     const toolNames = new NameMap(this.settings);
     const promptNames = new NameMap(this.settings);
@@ -337,47 +340,18 @@ export class McpUpstreamSource implements BackendSource {
     );
   }
 
-  /**
-   * A CLIENT span around one upstream request when tracing is on; `send` gets the trace
-   * context to put in the request's `_meta` (SEP-414), and the HTTP request carries it as
-   * `traceparent` (see `tracedFetch`).
-   */
+  /** See `traceUpstream`: a CLIENT span, and the trace context for the request's `_meta`. */
   private traced<T>(
     method: string,
     target: string,
     send: (meta?: Record<string, string>) => Promise<T>,
   ): Promise<T> {
-    const tracing = this.tracing;
-    if (!tracing) {
-      return send();
-    }
-    const span = tracing.start(`${method} ${target}`.slice(0, 160), {
-      kind: SpanKind.CLIENT,
-      attributes: {
-        [SpanAttr.mcpMethod]: method,
-        [SpanAttr.backend]: this.context.backend.name,
-        [SpanAttr.tenant]: this.context.tenantSlug,
-        'server.address': this.url.hostname,
-        'server.port': Number(this.url.port || (this.url.protocol === 'https:' ? 443 : 80)),
-        ...(method === 'tools/call' && { [SpanAttr.toolName]: target }),
-      },
-    });
-    return tracing
-      .within(span, () => send(tracing.inject({})))
-      .then(
-        (result) => {
-          if ((result as { isError?: unknown }).isError === true) {
-            failSpan(span, 'tool_error', 'tool_error');
-          }
-          span.end();
-          return result;
-        },
-        (err: unknown) => {
-          failSpan(span, err, err instanceof McpError ? String(err.code) : undefined);
-          span.end();
-          throw err;
-        },
-      );
+    const peer = {
+      tenant: this.context.tenantSlug,
+      backend: this.context.backend.name,
+      url: this.connector.url,
+    };
+    return traceUpstream(this.tracing, peer, method, target, send, this.connector.peer);
   }
 
   /** The SDK's own timer stays behind ours, so the policy's clearer error is the one seen. */
@@ -504,7 +478,7 @@ export class McpUpstreamSource implements BackendSource {
   }
 
   private async connectClient(): Promise<Client> {
-    await assertReachableTarget(this.url, this.settings.internal);
+    const transport = await this.connector.open();
     const onChanged = <T>(kind: ListKind): ListChangedOptions<T> => ({
       autoRefresh: false,
       onChanged: (error) => {
@@ -525,13 +499,20 @@ export class McpUpstreamSource implements BackendSource {
       },
     });
     client.onerror = (err) => this.logger.debug(`${this.label}: ${describe(err)}`);
-    const transport = new StreamableHTTPClientTransport(this.url, {
-      // Decrypted only now, held by the transport alone, never logged.
-      requestInit: { headers: credentialHeaders(this.context.credentials()) },
-      ...(this.tracing && { fetch: tracedFetch(this.tracing) }),
-    });
-    await client.connect(transport, { timeout: this.settings.timeoutMs });
-    client.onclose = () => void this.dropClient(client);
+    try {
+      await client.connect(transport, { timeout: this.settings.timeoutMs });
+    } catch (err) {
+      // A stdio child or socket started before the handshake failed must not outlive it.
+      await transport.close().catch(() => undefined);
+      throw err;
+    }
+    client.onclose = () => {
+      if (!this.closed) {
+        // For stdio the process is gone: the next request starts a new one.
+        this.logger.warn(`${this.label}: connection closed; reconnecting on the next request`);
+      }
+      void this.dropClient(client);
+    };
     // The upstream may have restarted with other lists and owes us no list_changed for that.
     // Re-read them once a request succeeds (now they would meet a half-open circuit).
     this.listsStale = this.connectedOnce;
@@ -560,15 +541,6 @@ export class McpUpstreamSource implements BackendSource {
       client.onclose = undefined;
       await client.close().catch(() => undefined);
     }
-  }
-}
-
-function credentialHeaders(credentials: Record<string, string>): Headers {
-  try {
-    return new Headers(credentials);
-  } catch {
-    // The Headers error could quote the value: say only that the shape is wrong.
-    throw new Error('credentials are not valid HTTP header names and values');
   }
 }
 
@@ -614,28 +586,15 @@ function sameDefinitions(
   return true;
 }
 
+/** Whether the upstream announced `capability` (lists it does not offer are not asked for). */
+function offers(client: Client, capability: 'tools' | 'prompts' | 'resources'): boolean {
+  return client.getServerCapabilities()?.[capability] !== undefined;
+}
+
 function secondsSince(started: number): number {
   return (performance.now() - started) / 1000;
 }
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * fetch that adds the active trace context (`traceparent`, `tracestate`) as headers: requests
- * made inside a traced call continue its trace at the upstream's HTTP layer too.
- */
-function tracedFetch(tracing: Tracing): typeof fetch {
-  return (input, init) => {
-    const carrier = tracing.inject({});
-    if (Object.keys(carrier).length === 0) {
-      return fetch(input, init);
-    }
-    const headers = new Headers(init?.headers);
-    for (const [name, value] of Object.entries(carrier)) {
-      headers.set(name, value);
-    }
-    return fetch(input, { ...init, headers });
-  };
 }

@@ -1,4 +1,4 @@
-import { assertReachableTarget, isNonPublicAddress } from './target-guard';
+import { assertReachableTarget, isNonPublicAddress, WS_SCHEMES } from './target-guard';
 
 describe(isNonPublicAddress.name, () => {
   it.each([
@@ -48,5 +48,20 @@ describe(assertReachableTarget.name, () => {
     await expect(assertReachableTarget(new URL('file:///etc/passwd'), true)).rejects.toThrow(
       /scheme/,
     );
+  });
+
+  it('takes ws(s) targets only where WebSocket schemes are allowed, under the same guard', async () => {
+    await expect(assertReachableTarget(new URL('ws://127.0.0.1:1/mcp'), true)).rejects.toThrow(
+      /scheme ws:/,
+    );
+    await expect(
+      assertReachableTarget(new URL('wss://127.0.0.1:1/mcp'), false, WS_SCHEMES),
+    ).rejects.toThrow(/non-public/);
+    await expect(
+      assertReachableTarget(new URL('ws://127.0.0.1:1/mcp'), true, WS_SCHEMES),
+    ).resolves.toBe(undefined);
+    await expect(
+      assertReachableTarget(new URL('http://127.0.0.1:1/mcp'), true, WS_SCHEMES),
+    ).rejects.toThrow(/scheme http:/);
   });
 });

@@ -52,12 +52,20 @@ export class TargetRefusedError extends Error {
   }
 }
 
+export const HTTP_SCHEMES: readonly string[] = ['http:', 'https:'];
+export const WS_SCHEMES: readonly string[] = ['ws:', 'wss:'];
+
 /**
- * Resolves the URL's host and throws unless every address it resolves to is public, or the
- * backend is `internal`. Checked at every (re)connect, so a DNS change is noticed then.
+ * Throws unless the URL's scheme is one of `schemes` and every address its host resolves to
+ * is public, or the backend is `internal`. Checked at every (re)connect, so a DNS change is
+ * noticed then.
  */
-export async function assertReachableTarget(url: URL, internal: boolean): Promise<void> {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+export async function assertReachableTarget(
+  url: URL,
+  internal: boolean,
+  schemes: readonly string[] = HTTP_SCHEMES,
+): Promise<void> {
+  if (!schemes.includes(url.protocol)) {
     throw new TargetRefusedError(`unsupported URL scheme ${url.protocol}`);
   }
   if (internal) {

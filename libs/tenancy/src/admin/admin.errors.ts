@@ -1,5 +1,6 @@
 /** Why an admin request failed; mapped to HTTP in exactly one place (problem-details.ts). */
-export type AdminErrorCode = 'not-found' | 'conflict' | 'invalid-input' | 'validation';
+export type AdminErrorCode =
+  'not-found' | 'conflict' | 'invalid-input' | 'validation' | 'forbidden';
 
 export interface FieldErrors {
   field: string;
@@ -19,6 +20,11 @@ export class AdminError extends Error {
 
   static notFound(what: string): AdminError {
     return new AdminError('not-found', `${what} not found`);
+  }
+
+  /** Authenticated and allowed on the route, but not to do this particular thing. */
+  static forbidden(message: string): AdminError {
+    return new AdminError('forbidden', message);
   }
 
   static validation(errors: readonly FieldErrors[]): AdminError {

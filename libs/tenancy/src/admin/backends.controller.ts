@@ -6,8 +6,10 @@ import {
   ApiOkResponse,
   ApiParam,
 } from '@nestjs/swagger';
+import type { AuthPrincipal } from '@portico/auth';
 import type { BackendEntity } from '@portico/persistence';
 import { TenantService } from '../tenant/tenant.service';
+import { backendSettingsProblems } from '../declarative/declarative-config';
 import { AdminError } from './admin.errors';
 import { TenantAdmin, TenantAdminContext } from './admin-context';
 import { Audited } from './admin-audit.interceptor';
@@ -29,8 +31,10 @@ export class BackendsController {
   @ApiConflictResponse({ type: ProblemDetailsDto, description: 'The name is taken' })
   async create(
     @Body() body: CreateBackendDto,
-    @TenantAdmin() { tenant }: TenantAdminContext,
+    @TenantAdmin() { tenant, principal }: TenantAdminContext,
   ): Promise<BackendDto> {
+    assertMayRunProcesses(principal, body.kind);
+    assertValidSettings(body.kind, body.settings ?? {});
     const row = await this.tenants.backends(tenant.id).insert({
       name: body.name,
       kind: body.kind,
@@ -66,9 +70,15 @@ export class BackendsController {
   async update(
     @Param('id') id: string,
     @Body() body: UpdateBackendDto,
-    @TenantAdmin() { tenant, audit }: TenantAdminContext,
+    @TenantAdmin() { tenant, audit, principal }: TenantAdminContext,
   ): Promise<BackendDto> {
     const existing = await this.find(tenant.id, id);
+    // Changing a process-running backend, or turning one into it, is for platform admins.
+    assertMayRunProcesses(principal, existing.kind);
+    assertMayRunProcesses(principal, body.kind);
+    if (body.kind !== undefined || body.settings !== undefined) {
+      assertValidSettings(body.kind ?? existing.kind, body.settings ?? existing.settings);
+    }
     const { credentials, ...rest } = definedOnly(body);
     const patch: Partial<BackendEntity> = { ...rest };
     if (credentials === null) {
@@ -106,5 +116,32 @@ export class BackendsController {
       throw AdminError.notFound('Backend');
     }
     return row;
+  }
+}
+
+/** Kinds whose backends run a command on the gateway's host. */
+const PROCESS_KINDS: ReadonlySet<string> = new Set(['mcp-stdio']);
+
+/**
+ * A backend that starts processes on the gateway's host (`mcp-stdio`) is created or changed by
+ * a platform admin only (or from portico.yaml): a tenant admin must not run commands there.
+ */
+function assertMayRunProcesses(principal: AuthPrincipal, kind: string | undefined): void {
+  if (
+    kind !== undefined &&
+    PROCESS_KINDS.has(kind) &&
+    !principal.roles.includes('platform-admin')
+  ) {
+    throw AdminError.forbidden(`Only a platform admin may create or change ${kind} backends`);
+  }
+}
+
+/** Kind-specific settings rules (the same as portico.yaml's), as a 400 naming each field. */
+function assertValidSettings(kind: string, settings: Record<string, unknown>): void {
+  const problems = backendSettingsProblems(kind, settings);
+  if (problems.length > 0) {
+    throw AdminError.validation(
+      problems.map((p) => ({ field: `settings.${p.path}`, messages: [p.message] })),
+    );
   }
 }

@@ -141,6 +141,8 @@ function fromAdminError(
       return problem(409, PROBLEM_TYPE('conflict'), error.message);
     case 'invalid-input':
       return problem(400, PROBLEM_TYPE('invalid-input'), error.message);
+    case 'forbidden':
+      return problem(403, PROBLEM_TYPE('forbidden'), error.message);
     case 'validation':
       return problem(400, PROBLEM_TYPE('validation'), error.message, {
         errors: [...error.errors],

@@ -8,6 +8,7 @@
 
 import { ASYMMETRIC_JWT_ALGORITHMS, ROLES } from '@portico/auth';
 import { BACKEND_KINDS } from '@portico/persistence';
+import { BACKEND_SETTINGS_SCHEMA } from '@portico/queue';
 import {
   RESERVED_SLUGS as TENANT_RESERVED_SLUGS,
   SLUG_PATTERN as TENANT_SLUG_PATTERN,
@@ -112,16 +113,87 @@ const JWT = {
   },
 } as const;
 
+/** Auth types an `openapi` backend can apply its credentials with. */
+export const OPENAPI_AUTH_TYPES = ['bearer', 'header', 'query'] as const;
+
+/**
+ * `settings` of an `openapi` backend (REST service described by an OpenAPI 3.x document). Open
+ * to the settings every upstream kind shares (prefix, breaker, executor...), typed where known.
+ */
+export const OPENAPI_SETTINGS = {
+  type: 'object',
+  properties: {
+    baseUrl: HTTP_URI,
+    operations: {
+      type: 'array',
+      items: { type: 'string', minLength: 1, maxLength: 256 },
+      uniqueItems: true,
+    },
+    auth: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type'],
+      properties: {
+        type: { type: 'string', enum: OPENAPI_AUTH_TYPES },
+        name: { type: 'string', pattern: FIELD_NAME_PATTERN },
+        credential: { type: 'string', minLength: 1, maxLength: 128 },
+      },
+      if: { properties: { type: { enum: ['header', 'query'] } } },
+      then: { required: ['name'], properties: { name: { type: 'string' } } },
+    },
+    timeoutMs: POSITIVE_INT,
+    maxResponseBytes: { type: 'integer', minimum: 1, maximum: 67_108_864 },
+    internal: { type: 'boolean' },
+    prefix: { type: 'string', maxLength: 64 },
+    separator: { type: 'string', maxLength: 8 },
+    breakerThreshold: POSITIVE_INT,
+    breakerResetMs: POSITIVE_INT,
+    maxConcurrent: POSITIVE_INT,
+    maxQueued: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+/** `settings` of an `mcp-stdio` backend: the command's arguments, directory and environment. */
+export const STDIO_SETTINGS = {
+  type: 'object',
+  properties: {
+    args: { type: 'array', items: { type: 'string', maxLength: 4096 }, maxItems: 256 },
+    cwd: { type: 'string', pattern: '^/', maxLength: 4096 },
+    env: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+      additionalProperties: { type: 'string', maxLength: 32768 },
+    },
+  },
+} as const;
+
+/** Kind-specific settings schemas (the other keys are shared by every upstream kind). */
+export const BACKEND_KIND_SETTINGS: Readonly<Record<string, object>> = {
+  openapi: OPENAPI_SETTINGS,
+  'mcp-stdio': STDIO_SETTINGS,
+};
+
 const BACKEND = {
   type: 'object',
   additionalProperties: false,
   required: ['name', 'kind', 'target'],
+  allOf: [
+    {
+      if: { properties: { kind: { const: 'openapi' } } },
+      then: { properties: { settings: OPENAPI_SETTINGS } },
+    },
+    {
+      if: { properties: { kind: { const: 'mcp-stdio' } } },
+      then: { properties: { settings: STDIO_SETTINGS } },
+    },
+  ],
   properties: {
     name: { type: 'string', pattern: NAME_PATTERN },
     kind: { type: 'string', enum: BACKEND_KINDS },
     target: { type: 'string', minLength: 1, maxLength: 4096 },
-    // Free-form on purpose: each backend kind owns its settings (timeouts, retries...).
-    settings: { type: 'object', default: {} },
+    // Execution keys (executor, timeoutMs, retry, tools) are checked against the schema the
+    // admin API uses too; every other key belongs to the backend kind.
+    settings: { ...BACKEND_SETTINGS_SCHEMA, default: {} },
     credentials: {
       type: 'object',
       propertyNames: { pattern: FIELD_NAME_PATTERN },

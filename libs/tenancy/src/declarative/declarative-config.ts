@@ -21,6 +21,7 @@ import {
   HTTP_URL_PATTERN,
   JWT_ALGORITHMS,
   NAME_PATTERN,
+  BACKEND_KIND_SETTINGS,
   RESERVED_SLUGS,
   ROLES,
   SCOPE_PATTERN,
@@ -229,6 +230,33 @@ export function parseDeclarativeConfig(
   return { ok: true, config: build(data as RawConfig, secrets) };
 }
 
+const settingsValidators = new Map<string, ValidateFunction>();
+
+/**
+ * What is wrong with `settings` for a backend of `kind` (paths relative to `settings`, e.g.
+ * `auth.name`); empty when they are valid or the kind has no settings schema. The same rules
+ * and messages as `portico.yaml`, for the admin API and for sources checking at connect.
+ */
+export function backendSettingsProblems(kind: string, settings: unknown): ConfigProblem[] {
+  const schema = BACKEND_KIND_SETTINGS[kind];
+  if (schema === undefined) {
+    return [];
+  }
+  let validate = settingsValidators.get(kind);
+  if (validate === undefined) {
+    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+    addFormats(ajv, ['uri']);
+    validate = ajv.compile(schema);
+    settingsValidators.set(kind, validate);
+  }
+  if (validate(settings)) {
+    return [];
+  }
+  const problems = new Problems();
+  schemaProblems(validate.errors ?? [], problems);
+  return problems.list;
+}
+
 /**
  * Reads and parses a `portico.yaml` file. A missing or unreadable file is a single problem with
  * path `''`.
@@ -354,6 +382,9 @@ function schemaProblems(errors: readonly ErrorObject[], problems: Problems): voi
         break;
       case 'const':
         problems.add(path, `must be ${JSON.stringify(params.allowedValue)}`);
+        break;
+      case 'if':
+        // The failed `then` branch reports the precise problem.
         break;
       case 'format':
         problems.add(path, FORMAT_HINTS[String(params.format)] ?? e.message ?? 'is invalid');

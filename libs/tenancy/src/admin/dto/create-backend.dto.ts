@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsNotEmpty, IsObject, IsOptional, IsString, Matches } from 'class-validator';
 import { BACKEND_KINDS, BackendKind } from '@portico/persistence';
+import { IsBackendSettings } from './backend-settings.validator';
 import { IsStringMap } from './string-map.validator';
 
 export const BACKEND_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -22,9 +23,18 @@ export class CreateBackendDto {
   @IsNotEmpty()
   target!: string;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description:
+      'Settings of the backend kind, plus execution: executor (inline | queued), timeoutMs, ' +
+      'retry { attempts, backoffMs }, and tools { "<upstream tool name>": { executor, ' +
+      'timeoutMs, retry } } overriding them per tool',
+    example: { executor: 'queued', tools: { search: { retry: { attempts: 3, backoffMs: 200 } } } },
+  })
   @IsOptional()
   @IsObject()
+  @IsBackendSettings()
   settings?: Record<string, unknown>;
 
   @ApiPropertyOptional({

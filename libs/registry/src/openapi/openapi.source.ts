@@ -1,0 +1,515 @@
+import { Logger } from '@nestjs/common';
+import { trace } from '@opentelemetry/api';
+import {
+  CallToolResult,
+  CatalogListener,
+  ErrorCode,
+  JsonObject,
+  McpError,
+  PromptHandler,
+  RequestContext,
+  ResourceHandler,
+  ResourceTemplateHandler,
+  StaticCatalog,
+  ToolHandler,
+} from '@portico/mcp-protocol';
+import {
+  SpanAttr,
+  type BackendMetrics,
+  type BackendOutcome,
+  type GatewayMetrics,
+  type Tracing,
+} from '@portico/observability';
+import type { BackendContext, BackendSource } from '../upstream/backend-source';
+import { assertReachableTarget, TargetRefusedError } from '../upstream/target-guard';
+import { NameMap } from '../upstream/upstream-names';
+import {
+  policyRefusal,
+  refusedByPolicy,
+  UncountedFailure,
+  UpstreamResilience,
+  type UpstreamPolicy,
+} from '../upstream/upstream-resilience';
+import { traceUpstream, tracedFetch, type UpstreamPeer } from '../upstream/upstream-tracing';
+import { parseOpenApiDocument, type OpenApiDocument, type OpenApiServer } from './openapi-document';
+import { readOperations, type OperationPlan } from './openapi-operations';
+import {
+  ArgumentError,
+  buildRequest,
+  errorResult,
+  toToolResult,
+  type HttpAnswer,
+  type PreparedRequest,
+} from './openapi-request';
+import { OPENAPI_DEFAULTS, openApiSettings, type OpenApiSettings } from './openapi-settings';
+
+const MAX_REDIRECTS = 5;
+const DOCUMENT_ACCEPT = 'application/json, application/yaml;q=0.9, text/yaml;q=0.9, */*;q=0.5';
+
+/** A response body over the size limit (the rest of it is not read). */
+class TooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`the response exceeds ${limit} bytes`);
+    this.name = 'TooLargeError';
+  }
+}
+
+/** A 5xx answer: counted by the breaker, then returned to the caller as a tool error. */
+class ServerFailure extends Error {
+  constructor(readonly result: CallToolResult) {
+    super('server error');
+    this.name = 'ServerFailure';
+  }
+}
+
+/**
+ * A REST service described by an OpenAPI 3.x document, as a catalog source: one tool per
+ * operation (namespaced like upstream MCP tools). The document is fetched when the catalog is
+ * built, so the tool list is fixed until the tenant's catalog is rebuilt. Calls go through the
+ * backend's resilience policies; 5xx answers and network failures count toward its breaker.
+ */
+export class OpenApiSource implements BackendSource {
+  private readonly logger = new Logger(OpenApiSource.name);
+  private readonly resilience: UpstreamResilience;
+  private readonly label: string;
+  private readonly metrics?: BackendMetrics;
+  private readonly stopWatchingCircuit: () => void;
+  private readonly fetch: typeof fetch;
+  private readonly peer: UpstreamPeer;
+  private baseUrl!: URL;
+  /** The tools, fixed once built. */
+  private catalog = new StaticCatalog();
+  private closed = false;
+
+  private constructor(
+    private readonly context: BackendContext,
+    private readonly settings: OpenApiSettings,
+    private readonly documentUrl: URL,
+    metrics?: GatewayMetrics,
+    private readonly tracing?: Tracing,
+  ) {
+    this.resilience = new UpstreamResilience(settings);
+    this.label = `Backend ${context.backend.name}`;
+    this.metrics = metrics?.backend(context.tenantSlug, context.backend.name);
+    const watch = this.resilience.onCircuitChange((state) => this.metrics?.circuit(state));
+    this.stopWatchingCircuit = () => watch.dispose();
+    this.fetch = tracing ? tracedFetch(tracing) : fetch;
+    this.peer = { tenant: context.tenantSlug, backend: context.backend.name, url: documentUrl };
+  }
+
+  /**
+   * Fetches and reads the document and builds the tools; throws when the settings are invalid,
+   * the document's URL is refused or unreachable, or the document cannot be used.
+   */
+  static async connect(
+    context: BackendContext,
+    metrics?: GatewayMetrics,
+    tracing?: Tracing,
+  ): Promise<OpenApiSource> {
+    const name = context.backend.name;
+    let documentUrl: URL;
+    try {
+      documentUrl = new URL(context.backend.target);
+    } catch {
+      throw new Error(`Backend ${name}: target is not a URL`);
+    }
+    const settings = openApiSettings(context.backend);
+    await assertReachableTarget(documentUrl, settings.internal);
+    if (settings.auth) {
+      // Only whether the credential exists: its value stays unread until a call.
+      credentialFor(settings, context.credentials(), name);
+    }
+    const source = new OpenApiSource(
+      context,
+      settings,
+      documentUrl,
+      metrics,
+      tracing?.enabled ? tracing : undefined,
+    );
+    try {
+      await source.load();
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
+    return source;
+  }
+
+  listTools(): readonly ToolHandler[] {
+    return this.catalog.listTools();
+  }
+  getTool(name: string): ToolHandler | undefined {
+    return this.catalog.getTool(name);
+  }
+  listResources(): readonly ResourceHandler[] {
+    return [];
+  }
+  getResource(): ResourceHandler | undefined {
+    return undefined;
+  }
+  listResourceTemplates(): readonly ResourceTemplateHandler[] {
+    return [];
+  }
+  listPrompts(): readonly PromptHandler[] {
+    return [];
+  }
+  getPrompt(): PromptHandler | undefined {
+    return undefined;
+  }
+  /** The tools never change while the source lives: nothing to report. */
+  watch(_listener: CatalogListener): () => void {
+    return () => undefined;
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.stopWatchingCircuit();
+      this.metrics?.remove();
+    }
+    return Promise.resolve();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Building
+
+  private async load(): Promise<void> {
+    const text = await this.fetchDocument();
+    let document: OpenApiDocument;
+    let plans: OperationPlan[];
+    try {
+      document = parseOpenApiDocument(text);
+      const { operations, skipped } = readOperations(document, this.settings.operations);
+      plans = operations;
+      for (const skip of skipped) {
+        this.logger.warn(`${this.label}: operation ${skip.key} left out: ${skip.reason}`);
+      }
+    } catch (err) {
+      throw new Error(`${this.label}: cannot use its OpenAPI document: ${describe(err)}`);
+    }
+    const missing = (this.settings.operations ?? []).filter(
+      (key) => !plans.some((plan) => plan.key === key),
+    );
+    if (missing.length > 0) {
+      this.logger.warn(
+        `${this.label}: settings.operations names operations the document does not have ` +
+          `(or that were left out): ${missing.join(', ')}`,
+      );
+    }
+    this.baseUrl = this.settings.baseUrl ?? serverUrl(document, this.documentUrl);
+    if (this.baseUrl.protocol !== 'http:' && this.baseUrl.protocol !== 'https:') {
+      throw new Error(`${this.label}: the API's base URL is not http(s): set settings.baseUrl`);
+    }
+    const names = new NameMap(this.settings);
+    const tools: ToolHandler[] = [];
+    for (const plan of plans) {
+      const exposed = names.add(plan.key);
+      if (exposed === undefined) {
+        this.logger.warn(`${this.label}: operation ${plan.key} left out: its tool name is taken`);
+        continue;
+      }
+      tools.push(this.toolHandler(plan, exposed));
+    }
+    this.catalog = new StaticCatalog({ tools });
+  }
+
+  /** The document's text; redirects are followed, each hop through the SSRF guard. */
+  private fetchDocument(): Promise<string> {
+    return this.run(this.resilience.list, async (signal) => {
+      let url = this.documentUrl;
+      for (let hop = 0; ; hop++) {
+        await assertReachableTarget(url, this.settings.internal);
+        const response = await this.fetch(url, {
+          headers: { accept: DOCUMENT_ACCEPT },
+          redirect: 'manual',
+          signal,
+        });
+        const location = response.headers.get('location');
+        if (response.status >= 300 && response.status < 400 && location) {
+          await response.body?.cancel();
+          if (hop >= MAX_REDIRECTS) {
+            throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+          }
+          url = new URL(location, url);
+          continue;
+        }
+        if (!response.ok) {
+          await response.body?.cancel();
+          throw new Error(`the document request answered HTTP ${response.status}`);
+        }
+        const body = await readBody(response, OPENAPI_DEFAULTS.maxDocumentBytes);
+        return body.toString('utf8');
+      }
+    }).catch((err: unknown) => {
+      throw err instanceof McpError
+        ? new Error(`${this.label}: cannot load its OpenAPI document: ${err.message}`)
+        : err;
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Calls
+
+  private toolHandler(plan: OperationPlan, exposed: string): ToolHandler {
+    return {
+      definition: { ...plan.tool, name: exposed },
+      call: (args: JsonObject, ctx: RequestContext) => this.call(plan, args, ctx),
+    };
+  }
+
+  private async call(
+    plan: OperationPlan,
+    args: JsonObject,
+    ctx: RequestContext,
+  ): Promise<CallToolResult> {
+    let request: PreparedRequest;
+    try {
+      request = buildRequest(plan, args, this.baseUrl);
+    } catch (err) {
+      if (err instanceof ArgumentError) {
+        return errorResult(`Invalid arguments for tool ${plan.key}: ${err.message}`);
+      }
+      throw err;
+    }
+    this.authenticate(request);
+    const peer = { ...this.peer, url: request.url };
+    return traceUpstream(
+      this.tracing,
+      peer,
+      'tools/call',
+      plan.key,
+      () => this.send(request, plan, ctx.signal),
+      { [SpanAttr.httpMethod]: request.method, 'url.template': plan.path },
+    );
+  }
+
+  /** Adds the backend's credential as configured; decrypted now, never logged or kept. */
+  private authenticate(request: PreparedRequest): void {
+    const auth = this.settings.auth;
+    if (!auth) {
+      return;
+    }
+    const value = credentialFor(this.settings, this.context.credentials(), this.label);
+    try {
+      switch (auth.type) {
+        case 'bearer':
+          request.headers.set('authorization', `Bearer ${value}`);
+          break;
+        case 'header':
+          request.headers.set(auth.name!, value);
+          break;
+        case 'query':
+          request.url.searchParams.set(auth.name!, value);
+          break;
+      }
+    } catch {
+      // The Headers error could quote the value.
+      throw new McpError(
+        ErrorCode.InternalError,
+        `${this.label}: its credential is not a valid HTTP header value`,
+      );
+    }
+  }
+
+  private async send(
+    request: PreparedRequest,
+    plan: OperationPlan,
+    callerSignal: AbortSignal,
+  ): Promise<CallToolResult> {
+    try {
+      return await this.run(
+        this.resilience.call,
+        async (signal) => {
+          await assertReachableTarget(request.url, this.settings.internal);
+          const response = await this.fetch(request.url, {
+            method: request.method,
+            headers: request.headers,
+            body: request.body,
+            redirect: 'manual',
+            signal,
+          });
+          trace.getActiveSpan()?.setAttribute(SpanAttr.httpStatus, response.status);
+          let body: Buffer;
+          try {
+            body = await readBody(response, this.settings.maxResponseBytes);
+          } catch (err) {
+            if (err instanceof TooLargeError) {
+              // The service answered; the answer is just too big for a tool result.
+              throw new UncountedFailure(err);
+            }
+            throw err;
+          }
+          const answer: HttpAnswer = {
+            status: response.status,
+            statusText: response.statusText,
+            contentType: response.headers.get('content-type') ?? '',
+            location: response.headers.get('location') ?? undefined,
+            body,
+          };
+          const result = toToolResult(answer, plan);
+          if (response.status >= 500) {
+            throw new ServerFailure(result);
+          }
+          return result;
+        },
+        callerSignal,
+      );
+    } catch (err) {
+      if (err instanceof ServerFailure) {
+        return err.result;
+      }
+      if (err instanceof McpError && err.data instanceof TooLargeError) {
+        return errorResult(`Response of ${plan.key} not returned: ${err.data.message}`);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Runs `fn` under `policy` with metrics. `callerSignal` and the policy's timeout both abort
+   * the HTTP request. Failures become -32603 "Backend <name> unavailable: …" (a response over
+   * the size limit: an McpError whose data is the TooLargeError).
+   */
+  private async run<T>(
+    policy: UpstreamPolicy,
+    fn: (signal: AbortSignal) => Promise<T>,
+    callerSignal?: AbortSignal,
+  ): Promise<T> {
+    try {
+      return await policy.execute(async ({ signal: deadline }) => {
+        const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
+        const started = performance.now();
+        try {
+          const value = await fn(signal);
+          // A tool error here is an HTTP answer (4xx...): the service is reachable.
+          const outcome: BackendOutcome = isErrorResult(value) ? 'error' : 'success';
+          this.metrics?.request(outcome, secondsSince(started));
+          this.metrics?.contact(true);
+          return value;
+        } catch (err) {
+          // Our caller leaving says nothing about the service.
+          const failure =
+            callerSignal?.aborted && !(err instanceof UncountedFailure)
+              ? new UncountedFailure(err)
+              : err;
+          this.recordFailure(failure, started);
+          throw failure;
+        }
+      });
+    } catch (err) {
+      if (err instanceof ServerFailure) {
+        throw err;
+      }
+      if (refusedByPolicy(err)) {
+        this.metrics?.request('refused', 0);
+      }
+      const failure = err instanceof UncountedFailure ? err.failure : err;
+      if (failure instanceof TooLargeError) {
+        throw new McpError(ErrorCode.InternalError, failure.message, failure);
+      }
+      if (callerSignal?.aborted) {
+        throw new McpError(ErrorCode.RequestCancelled, 'Request cancelled');
+      }
+      const reason = policyRefusal(failure, this.settings.timeoutMs) ?? describe(failure);
+      throw new McpError(ErrorCode.InternalError, `${this.label} unavailable: ${reason}`);
+    }
+  }
+
+  private recordFailure(err: unknown, started: number): void {
+    if (!this.metrics) {
+      return;
+    }
+    if (err instanceof TargetRefusedError) {
+      this.metrics.request('refused', 0);
+      this.metrics.contact(false);
+      return;
+    }
+    this.metrics.request('error', secondsSince(started));
+    if (err instanceof UncountedFailure) {
+      if (err.failure instanceof TooLargeError) {
+        this.metrics.contact(true);
+      }
+      return;
+    }
+    // An HTTP answer, even a 5xx, means the service is reachable.
+    this.metrics.contact(err instanceof ServerFailure);
+  }
+}
+
+/** The credential `settings.auth` names (or the backend's only one). */
+function credentialFor(
+  settings: OpenApiSettings,
+  credentials: Record<string, string>,
+  label: string,
+): string {
+  const keys = Object.keys(credentials);
+  const key = settings.auth?.credential ?? (keys.length === 1 ? keys[0] : undefined);
+  if (key === undefined || !Object.hasOwn(credentials, key)) {
+    throw new Error(
+      `${label}: settings.auth needs a credential: ` +
+        (settings.auth?.credential === undefined
+          ? 'store exactly one, or name one with settings.auth.credential'
+          : `the backend has none named ${settings.auth.credential}`),
+    );
+  }
+  return credentials[key];
+}
+
+/** The first server of the document (variables at their defaults), relative to its URL. */
+function serverUrl(document: OpenApiDocument, documentUrl: URL): URL {
+  const server: OpenApiServer | undefined = Array.isArray(document.servers)
+    ? (document.servers[0] as OpenApiServer)
+    : undefined;
+  if (!server || typeof server.url !== 'string') {
+    return new URL('/', documentUrl);
+  }
+  const url = server.url.replace(/\{([^}]+)\}/g, (whole: string, name: string) => {
+    const value = server.variables?.[name]?.default;
+    return typeof value === 'string' ? value : whole;
+  });
+  try {
+    return new URL(url, documentUrl);
+  } catch {
+    throw new Error(`the document's server URL ${JSON.stringify(server.url)} is not usable`);
+  }
+}
+
+/** The body, read up to `limit` bytes: a longer one is abandoned with TooLargeError. */
+async function readBody(response: Response, limit: number): Promise<Buffer> {
+  const declared = Number(response.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > limit) {
+    await response.body?.cancel();
+    throw new TooLargeError(limit);
+  }
+  if (!response.body) {
+    return Buffer.alloc(0);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  // Leaving the loop early cancels the stream: the rest is never downloaded.
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > limit) {
+      throw new TooLargeError(limit);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function isErrorResult(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && (value as CallToolResult).isError === true;
+}
+
+function secondsSince(started: number): number {
+  return (performance.now() - started) / 1000;
+}
+
+/** An error's message; for fetch's "fetch failed", with the network cause's code. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) {
+    return String(err);
+  }
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === 'string' ? `${err.message} (${cause.code})` : err.message;
+}
