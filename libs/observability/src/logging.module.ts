@@ -1,6 +1,6 @@
 import { DynamicModule, Module, RequestMethod } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
-import { destination, type DestinationStream } from 'pino';
+import { destination, type DestinationStream, type Logger } from 'pino';
 import type { Options } from 'pino-http';
 import { ConfigService } from '@portico/config';
 import { Tracing } from './tracing/tracing';
@@ -32,6 +32,16 @@ export const REDACTED_PATHS = [
   '*.credentials',
   '*.clientSecret',
 ];
+
+/**
+ * A child logger for lines whose fields Portico chooses itself (the per-request and per-tool-
+ * call lines): no credential can be among them, so the built-in redaction paths, whose
+ * wildcards cost microseconds on every line, are not applied; the operator's LOG_REDACT_PATHS
+ * still are.
+ */
+export function ownFieldsLogger(logger: Logger, redactPaths: readonly string[]): Logger {
+  return logger.child({}, { redact: { paths: [...redactPaths], censor: '[redacted]' } });
+}
 
 /** Buffered lines reach the output at least this often (a quiet node's last line too). */
 const LOG_FLUSH_MS = 250;

@@ -64,6 +64,7 @@ export class CatalogModule {
               queue,
               tracing,
               pino,
+              config.values.log.redactPaths,
             ),
         },
         UpstreamSourceFactory,

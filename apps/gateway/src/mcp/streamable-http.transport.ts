@@ -29,7 +29,9 @@ import {
   SpanAttr,
   Tracing,
   hasTraceContext,
+  ownFieldsLogger,
 } from '@portico/observability';
+import type { Logger as PinoInstance } from 'pino';
 import { EVENT_STORE, EventStore } from '@portico/session';
 import { LiveSession, SessionLimitError, SessionRegistry } from './session-registry.service';
 import { SessionStream } from './session-stream';
@@ -85,6 +87,9 @@ export class StreamableHttpTransport {
   private readonly keepAliveMs: number;
   private readonly retryMs: number;
   private readonly anonymousEnabled: boolean;
+  private readonly redactPaths: readonly string[];
+  /** The `mcp request` lines' logger (created on first use, once pino is set up). */
+  private requestLog?: PinoInstance;
 
   constructor(
     private readonly engine: McpEngine,
@@ -102,6 +107,7 @@ export class StreamableHttpTransport {
     this.keepAliveMs = config.values.mcp.sseKeepAliveMs;
     this.anonymousEnabled = config.values.mcp.fixtureCatalog !== 'none';
     this.retryMs = config.values.mcp.sseRetryMs;
+    this.redactPaths = config.values.log.redactPaths;
   }
 
   register(app: FastifyInstance, path: string, bodyLimit: number): void {
@@ -181,7 +187,7 @@ export class StreamableHttpTransport {
     if (this.tracing.enabled) {
       observed.span = this.startSpan(request);
     }
-    const log = this.pino.logger;
+    const log = (this.requestLog ??= ownFieldsLogger(this.pino.logger, this.redactPaths));
     const logged = log.isLevelEnabled('info');
     const started = performance.now();
     // One metric sample, one span end and (at info level) one log line per MCP request, when

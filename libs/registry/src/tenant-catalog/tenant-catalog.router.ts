@@ -12,8 +12,10 @@ import {
 } from '@portico/mcp-protocol';
 import { SpanKind } from '@opentelemetry/api';
 import type { PinoLogger } from 'nestjs-pino';
+import type { Logger as PinoInstance } from 'pino';
 import {
   failSpan,
+  ownFieldsLogger,
   SpanAttr,
   type BackendMetrics,
   type GatewayMetrics,
@@ -77,12 +79,23 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     private readonly queue?: ToolCallQueue | null,
     private readonly tracing?: Tracing,
     private readonly pino?: PinoLogger,
+    private readonly redactPaths: readonly string[] = [],
   ) {
     this.stopListening = tenants.onChange((tenant) => this.invalidate(tenant));
     // Every tools/call is audited, anonymous development calls too (tenant null).
     const hooks = this.callHooks(null, 'anonymous');
     this.anonymous =
       hooks.onCall || hooks.tracing ? new ObservedCatalog(anonymous, hooks) : anonymous;
+  }
+
+  private toolCallLog?: PinoInstance;
+
+  /** The `tool call` lines' logger, created on first use (once pino is set up). */
+  private callLog(): PinoInstance | undefined {
+    if (!this.pino) {
+      return undefined;
+    }
+    return (this.toolCallLog ??= ownFieldsLogger(this.pino.logger, this.redactPaths));
   }
 
   /**
@@ -102,7 +115,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     slug: string,
   ): ((call: ToolCallRecord) => void) | undefined {
     const { audit, metrics } = this;
-    const log = this.pino?.logger;
+    const log = this.callLog();
     if (!audit && !metrics && !log) {
       return undefined;
     }
