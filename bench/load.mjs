@@ -2,7 +2,7 @@
 // process while the server under test lives in a child process.
 import { createHistogram } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-import { cpuTimeMs } from './lib/procs.mjs';
+import { cpuPerCall, cpuTimeMs } from './lib/procs.mjs';
 import { checkEchoResponse, nextId } from './lib/mcp.mjs';
 
 /**
@@ -114,5 +114,7 @@ export async function runLoad({
       loader: pct((loaderCpu.user + loaderCpu.system) / 1000),
       server: pct(serverCpu1 - serverCpu0),
     },
+    // Includes the rejected and invalid answers: every one cost the server a request.
+    serverCpuUsPerReq: cpuPerCall(serverCpu1 - serverCpu0, result.requests.total),
   };
 }

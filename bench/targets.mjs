@@ -102,6 +102,16 @@ export const TARGETS = [
     path: BENCH_TENANT_PATH,
     headers: { authorization: `Bearer ${BENCH_JWT}` },
   },
+  {
+    // The anonymous endpoint ignores credentials: e with g's bytes on the wire, so g / h is the
+    // cost of the tenant endpoint and its checks alone, without that of carrying a JWT.
+    key: 'h',
+    id: 'portico-modern-jwt-bytes',
+    label: 'Portico, 2026-07-28, JWT header ignored (anonymous)',
+    server: 'portico',
+    era: 'modern',
+    headers: { authorization: `Bearer ${BENCH_JWT}` },
+  },
 ];
 
 /**

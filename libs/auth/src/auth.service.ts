@@ -1,10 +1,16 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { ConfigService } from '@portico/config';
+import type { MaybePromise } from '@portico/mcp-protocol';
 import { RoleBindingEntity, TenantEntity } from '@portico/persistence';
-import { ApiKeyService, isApiKeyFormat, VerifiedApiKey } from './api-key/api-key.service';
+import {
+  API_KEY_PREFIX,
+  ApiKeyService,
+  isApiKeyFormat,
+  VerifiedApiKey,
+} from './api-key/api-key.service';
 import { AuthError } from './auth.errors';
 import { JwtSettings, JwtVerificationError, JwtVerifier, VerifiedToken } from './jwt/jwt-verifier';
 import { AuthPrincipal } from './principal';
@@ -12,10 +18,25 @@ import { isRole, Role } from './roles';
 
 /** Query parameters that would carry a credential; refused outright (URLs end up in logs). */
 const QUERY_CREDENTIALS = ['access_token', 'api_key', 'apikey', 'token', 'key'];
+const BEARER = /^Bearer[ ]+([^\s]+)[ ]*$/i;
+const WHITESPACE = /\s/;
+const NOT_BEARER = 'Authorization must use the Bearer scheme';
+const BEARER_LOWER = [...'bearer'].map((c) => c.charCodeAt(0));
 const BINDING_CACHE_MS = 5_000;
 /** A verified token is trusted again without re-checking its signature for at most this long. */
 const TOKEN_CACHE_MS = 60_000;
 const TOKEN_CACHE_MAX = 10_000;
+
+interface TokenCacheEntry {
+  /** The tenant revision whose JWT settings verified the token. */
+  readonly revision: number;
+  readonly token: VerifiedToken;
+  readonly until: number;
+  principal?: AuthPrincipal;
+  principalUntil: number;
+  /** The principal being rebuilt: concurrent requests share one role-binding lookup. */
+  building?: Promise<AuthPrincipal>;
+}
 
 export interface CredentialSource {
   readonly authorization?: string;
@@ -34,13 +55,14 @@ export class AuthService {
   private readonly bootstrap?: Buffer;
   private readonly bindingCache = new Map<string, { roles: Role[]; until: number }>();
   /**
-   * Verified tokens by tenant settings revision and token hash; the principal built from one is
-   * kept too, for as long as role bindings may be cached (it includes bound roles).
+   * Verified tokens by tenant id, then the token itself (for the tenant's settings revision at
+   * verification; see ApiKeyService for why not a digest); the principal built from one is kept
+   * too, for as long as role bindings may be cached (it includes bound roles).
    */
-  private readonly tokenCache = new Map<
-    string,
-    { token: VerifiedToken; until: number; principal?: AuthPrincipal; principalUntil?: number }
-  >();
+  private readonly tokenCache = new Map<string, Map<string, TokenCacheEntry>>();
+  private tokenCount = 0;
+  /** Bumped when role bindings change: what was read before is not cached afterwards. */
+  private bindingsVersion = 0;
   /** Verified keys are cached objects: their principal is built once per cache entry. */
   private readonly keyPrincipals = new WeakMap<VerifiedApiKey, AuthPrincipal>();
 
@@ -61,9 +83,9 @@ export class AuthService {
     }
     const header = source.authorization;
     if (header !== undefined && header !== '') {
-      const match = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(header);
+      const match = BEARER.exec(header);
       if (!match) {
-        throw AuthError.badRequest('Authorization must use the Bearer scheme');
+        throw AuthError.badRequest(NOT_BEARER);
       }
       return match[1];
     }
@@ -76,18 +98,50 @@ export class AuthService {
   /**
    * Authenticates for `tenant`'s endpoint. Platform-level credentials (bootstrap token,
    * platform keys) are accepted only where `allowPlatform` is set: the admin API.
+   *
+   * Answers synchronously when the credential's verification is cached (the request path of a
+   * busy endpoint: no promise per call), through a promise otherwise. Refusals are always a
+   * rejected promise (AuthError), never a synchronous throw.
    */
-  async authenticate(
+  authenticate(
     source: CredentialSource,
     tenant: TenantEntity | null,
     options: { allowPlatform?: boolean } = {},
-  ): Promise<AuthPrincipal> {
+  ): MaybePromise<AuthPrincipal> {
+    try {
+      return this.principalOf(source, tenant, options.allowPlatform === true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private principalOf(
+    source: CredentialSource,
+    tenant: TenantEntity | null,
+    allowPlatform: boolean,
+  ): MaybePromise<AuthPrincipal> {
+    // The usual `Bearer <token>` skips the strict parse: a token that is a cached API key, has
+    // the API-key format or matches a verified JWT holds no whitespace, so the strict parse
+    // would return it as is. Anything else (a JWT not verified yet, too) takes the strict path.
+    const plain = source.query === undefined ? plainBearer(source.authorization) : undefined;
+    if (plain !== undefined && !this.isBootstrap(plain)) {
+      const key = plain.startsWith(API_KEY_PREFIX) ? this.apiKeys.cached(plain) : undefined;
+      if (key !== undefined) {
+        return this.keyPrincipal(key, tenant, allowPlatform);
+      }
+      if (isApiKeyFormat(plain)) {
+        return this.fromApiKey(plain, tenant, allowPlatform);
+      }
+      if (tenant?.auth.jwt) {
+        return this.fromJwt(plain, tenant, true);
+      }
+    }
     const token = this.extract(source);
     if (token === undefined) {
       throw AuthError.missing();
     }
     if (this.isBootstrap(token)) {
-      if (!options.allowPlatform) {
+      if (!allowPlatform) {
         throw AuthError.invalid('This credential is not valid for this endpoint');
       }
       return new AuthPrincipal(
@@ -100,28 +154,40 @@ export class AuthService {
       );
     }
     if (isApiKeyFormat(token)) {
-      return this.fromApiKey(token, tenant, options.allowPlatform === true);
+      return this.fromApiKey(token, tenant, allowPlatform);
     }
     if (!tenant) {
       throw AuthError.invalid('Invalid credentials');
     }
-    return this.fromJwt(token, tenant);
+    return this.fromJwt(token, tenant, false);
+  }
+
+  private fromApiKey(
+    token: string,
+    tenant: TenantEntity | null,
+    allowPlatform: boolean,
+  ): MaybePromise<AuthPrincipal> {
+    const key = this.apiKeys.lookup(token);
+    return key instanceof Promise
+      ? key.then((found) => this.keyPrincipal(found, tenant, allowPlatform))
+      : this.keyPrincipal(key, tenant, allowPlatform);
   }
 
   private isBootstrap(token: string): boolean {
-    if (!this.bootstrap) {
+    // A string has at most as many UTF-16 units as UTF-8 bytes: a longer one cannot match.
+    if (!this.bootstrap || token.length > this.bootstrap.length) {
       return false;
     }
     const given = Buffer.from(token);
     return given.length === this.bootstrap.length && timingSafeEqual(given, this.bootstrap);
   }
 
-  private async fromApiKey(
-    token: string,
+  /** The principal of a verified key, built once per cache entry (the key object is cached). */
+  private keyPrincipal(
+    key: VerifiedApiKey | undefined,
     tenant: TenantEntity | null,
     allowPlatform: boolean,
-  ): Promise<AuthPrincipal> {
-    const key = await this.apiKeys.verify(token);
+  ): AuthPrincipal {
     if (!key) {
       throw AuthError.invalid('Unknown, revoked or expired API key');
     }
@@ -149,25 +215,52 @@ export class AuthService {
     return principal;
   }
 
-  private async fromJwt(token: string, tenant: TenantEntity): Promise<AuthPrincipal> {
+  /** `unparsed`: the token comes from the quick parse, its characters not checked yet. */
+  private fromJwt(
+    token: string,
+    tenant: TenantEntity,
+    unparsed: boolean,
+  ): MaybePromise<AuthPrincipal> {
     const settings = tenant.auth.jwt;
     if (!settings) {
       throw AuthError.invalid('Invalid credentials');
     }
-    const cacheKey = `${tenant.id}@${tenant.revision}:${createHash('sha256').update(token).digest('base64')}`;
     const now = Date.now();
-    const cached = this.tokenCache.get(cacheKey);
-    if (cached?.principal && cached.principalUntil! > now) {
-      return cached.principal;
+    const cached = this.tokenCache.get(tenant.id)?.get(token);
+    if (cached !== undefined && cached.revision === tenant.revision && cached.until > now) {
+      if (cached.principal !== undefined && cached.principalUntil > now) {
+        return cached.principal;
+      }
+      return (cached.building ??= this.cachePrincipal(cached, tenant, now));
     }
-    const verified = await this.verifyJwt(cacheKey, token, tenant, settings);
-    const principal = await this.jwtPrincipal(tenant, verified);
-    const entry = this.tokenCache.get(cacheKey);
-    if (entry) {
-      entry.principal = principal;
-      entry.principalUntil = Math.min(entry.until, now + BINDING_CACHE_MS);
+    if (unparsed && WHITESPACE.test(token)) {
+      // What the strict parse answers for such a header.
+      throw AuthError.badRequest(NOT_BEARER);
     }
-    return principal;
+    return this.verifyJwt(token, tenant, settings, now).then((entry) =>
+      this.cachePrincipal(entry, tenant, now),
+    );
+  }
+
+  private async cachePrincipal(
+    entry: TokenCacheEntry,
+    tenant: TenantEntity,
+    now: number,
+  ): Promise<AuthPrincipal> {
+    const version = this.bindingsVersion;
+    try {
+      const principal = await this.jwtPrincipal(tenant, entry.token);
+      if (version === this.bindingsVersion) {
+        entry.principal = principal;
+        entry.principalUntil = Math.min(entry.until, now + BINDING_CACHE_MS);
+      }
+      return principal;
+    } finally {
+      // After a change, forgetBindings has cleared it already (and a newer build may be set).
+      if (version === this.bindingsVersion) {
+        entry.building = undefined;
+      }
+    }
   }
 
   private async jwtPrincipal(
@@ -199,16 +292,11 @@ export class AuthService {
    * revision, never past the token's own expiry.
    */
   private async verifyJwt(
-    cacheKey: string,
     token: string,
     tenant: TenantEntity,
     settings: JwtSettings,
-  ): Promise<VerifiedToken> {
-    const now = Date.now();
-    const cached = this.tokenCache.get(cacheKey);
-    if (cached && cached.until > now) {
-      return cached.token;
-    }
+    now: number,
+  ): Promise<TokenCacheEntry> {
     let verified: VerifiedToken;
     try {
       verified = await this.jwt.verify(token, `${tenant.id}@${tenant.revision}`, settings);
@@ -221,14 +309,36 @@ export class AuthService {
     if (verified.expiresAt === undefined) {
       throw AuthError.invalid('The token has no expiry');
     }
-    if (this.tokenCache.size >= TOKEN_CACHE_MAX) {
+    if (this.tokenCount >= TOKEN_CACHE_MAX) {
+      for (const tokens of this.tokenCache.values()) {
+        tokens.clear();
+      }
       this.tokenCache.clear();
+      this.tokenCount = 0;
     }
-    this.tokenCache.set(cacheKey, {
+    let tokens = this.tokenCache.get(tenant.id);
+    if (!tokens) {
+      tokens = new Map();
+      this.tokenCache.set(tenant.id, tokens);
+    }
+    const entry: TokenCacheEntry = {
+      revision: tenant.revision,
       token: verified,
       until: Math.min(now + TOKEN_CACHE_MS, verified.expiresAt * 1000),
-    });
-    return verified;
+      principalUntil: 0,
+    };
+    if (!tokens.has(token)) {
+      this.tokenCount += 1;
+    }
+    tokens.set(token, entry);
+    const cache = tokens;
+    setTimeout(() => {
+      if (cache.get(token) === entry) {
+        cache.delete(token);
+        this.tokenCount -= 1;
+      }
+    }, entry.until - now).unref();
+    return entry;
   }
 
   private async boundRoles(tenantId: string, subject: string): Promise<Role[]> {
@@ -238,8 +348,12 @@ export class AuthService {
     if (cached && cached.until > now) {
       return cached.roles;
     }
+    const version = this.bindingsVersion;
     const rows = await this.bindings.find({ where: { tenantId, subject } });
     const roles = rows.map((r) => r.role).filter(isRole);
+    if (version !== this.bindingsVersion) {
+      return roles;
+    }
     if (this.bindingCache.size > 10_000) {
       this.bindingCache.clear();
     }
@@ -249,10 +363,10 @@ export class AuthService {
 
   /** Role bindings changed for a tenant: drop what this node cached. */
   forgetBindings(tenantId: string): void {
-    for (const [key, entry] of this.tokenCache) {
-      if (key.startsWith(`${tenantId}@`)) {
-        entry.principal = undefined;
-      }
+    this.bindingsVersion += 1;
+    for (const entry of this.tokenCache.get(tenantId)?.values() ?? []) {
+      entry.principal = undefined;
+      entry.building = undefined;
     }
     for (const key of this.bindingCache.keys()) {
       if (key.startsWith(`${tenantId}\u0000`)) {
@@ -260,6 +374,29 @@ export class AuthService {
       }
     }
   }
+}
+
+/**
+ * The token of `Bearer <token>` written the usual way (one space, nothing after the token), or
+ * undefined for anything else; the token's characters are not checked.
+ */
+function plainBearer(header: string | undefined): string | undefined {
+  if (
+    header === undefined ||
+    header.length < 8 ||
+    header.charCodeAt(6) !== 32 ||
+    header.charCodeAt(7) === 32 ||
+    header.indexOf(' ', 8) !== -1
+  ) {
+    return undefined;
+  }
+  // "bearer", case-insensitive: ASCII letters with the 0x20 bit set are lower case.
+  for (let i = 0; i < 6; i++) {
+    if ((header.charCodeAt(i) | 0x20) !== BEARER_LOWER[i]) {
+      return undefined;
+    }
+  }
+  return header.slice(7);
 }
 
 function hasQueryCredential(query: string): boolean {

@@ -4,10 +4,10 @@ import { Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { AuthError, AuthPrincipal, AuthService } from '@portico/auth';
 import { ConfigService } from '@portico/config';
-import { ErrorCode, JsonRpcErrorObject } from '@portico/mcp-protocol';
+import { ErrorCode, JsonRpcErrorObject, MaybePromise } from '@portico/mcp-protocol';
 import { AuthFailureReason, GatewayMetrics } from '@portico/observability';
 import type { TenantEntity } from '@portico/persistence';
-import { TenantCatalogRouter } from '@portico/registry';
+import { TenantCatalogRouter, ToolAccess } from '@portico/registry';
 import { TenantService } from '@portico/tenancy';
 
 /** A refusal before any protocol work: HTTP status, headers and a JSON-RPC error body. */
@@ -27,6 +27,9 @@ export interface McpCaller {
   readonly principal?: AuthPrincipal;
 }
 
+/** The caller on the anonymous development endpoint: no tenant, no principal. */
+const ANONYMOUS: McpCaller = Object.freeze({});
+
 /** What access is decided on, whatever the transport: the tenant slug and the request's headers. */
 export interface AccessTarget {
   /** The tenant slug of a tenant route, undefined on the anonymous endpoint. */
@@ -45,6 +48,10 @@ export interface AccessTarget {
  * Who is calling a tenant's MCP endpoint: the tenant from the path (unknown → 404, suspended →
  * 403, both before any protocol work), then the principal from the Authorization header (401
  * with a WWW-Authenticate challenge pointing at the RFC 9728 metadata when missing or bad).
+ *
+ * Answers synchronously when the tenant and the credential are cached, which is every request
+ * of a busy endpoint but the first few per cache period; refusals are rejected promises
+ * (AccessDenied), never synchronous throws.
  */
 @Injectable()
 export class McpAccess {
@@ -67,11 +74,12 @@ export class McpAccess {
     return (request.params as { tenant?: string } | undefined)?.tenant;
   }
 
-  async resolve(request: FastifyRequest): Promise<McpCaller> {
-    if (this.slugOf(request) === undefined) {
-      return {};
+  resolve(request: FastifyRequest): MaybePromise<McpCaller> {
+    const slug = this.slugOf(request);
+    if (slug === undefined) {
+      return ANONYMOUS;
     }
-    return this.resolveTarget(this.targetOf(request));
+    return this.admit(slug, request.headers, request.url, request);
   }
 
   /** The access target of a Fastify request (Streamable HTTP, HTTP+SSE). */
@@ -96,54 +104,121 @@ export class McpAccess {
     };
   }
 
-  async resolveTarget(target: AccessTarget): Promise<McpCaller> {
-    const slug = target.slug;
-    if (slug === undefined) {
-      return {};
+  resolveTarget(target: AccessTarget): MaybePromise<McpCaller> {
+    if (target.slug === undefined) {
+      return ANONYMOUS;
     }
-    const tenant = await this.tenants.bySlug(slug);
-    if (!tenant) {
-      throw new AccessDenied(404, { code: ErrorCode.InvalidRequest, message: 'Unknown tenant' });
-    }
-    if (tenant.status !== 'active') {
-      throw new AccessDenied(403, { code: ErrorCode.InvalidRequest, message: 'Tenant suspended' });
-    }
-    try {
-      const principal = await this.auth.authenticate(
-        {
-          authorization: header(target.headers, 'authorization'),
-          apiKeyHeader: header(target.headers, 'x-api-key'),
-          query: queryOf(target.url),
-        },
-        tenant,
-      );
-      if (!principal.can('mcp:use')) {
-        throw AuthError.forbidden('This credential may not use the MCP endpoint');
-      }
-      return { tenant, principal };
-    } catch (err) {
-      if (err instanceof AuthError) {
-        this.metrics.authFailure(failureReason(err));
-        // The challenge names the scopes the tenant's tools use (RFC 6750 §3, MCP SHOULD).
-        const scopes = err.status === 401 ? await this.catalogs.scopesOf(tenant.id) : [];
-        throw this.denied(target.baseUrl(), slug, err, scopes);
-      }
-      throw err;
-    }
+    return this.admit(target.slug, target.headers, target.url, target);
   }
 
-  /** 403 insufficient_scope when a tool needs scopes the caller lacks (HTTP step-up). */
-  async checkToolCall(request: FastifyRequest, caller: McpCaller, tool: unknown): Promise<void> {
+  /** `origin` gives the base URL of a challenge, needed only when refusing. */
+  private admit(
+    slug: string,
+    headers: IncomingHttpHeaders,
+    url: string,
+    origin: FastifyRequest | AccessTarget,
+  ): MaybePromise<McpCaller> {
+    const tenant = this.tenants.bySlug(slug);
+    return tenant instanceof Promise
+      ? tenant.then((found) => this.authenticate(found, slug, headers, url, origin))
+      : this.authenticate(tenant, slug, headers, url, origin);
+  }
+
+  private authenticate(
+    tenant: TenantEntity | null,
+    slug: string,
+    headers: IncomingHttpHeaders,
+    url: string,
+    origin: FastifyRequest | AccessTarget,
+  ): MaybePromise<McpCaller> {
+    if (!tenant) {
+      return Promise.reject(
+        new AccessDenied(404, { code: ErrorCode.InvalidRequest, message: 'Unknown tenant' }),
+      );
+    }
+    if (tenant.status !== 'active') {
+      return Promise.reject(
+        new AccessDenied(403, { code: ErrorCode.InvalidRequest, message: 'Tenant suspended' }),
+      );
+    }
+    const authorization = header(headers, 'authorization');
+    const principal = this.auth.authenticate(
+      {
+        authorization,
+        // Read only where it counts: an Authorization header takes precedence.
+        apiKeyHeader: authorization ? undefined : header(headers, 'x-api-key'),
+        query: queryOf(url),
+      },
+      tenant,
+    );
+    if (principal instanceof Promise) {
+      return principal.then(
+        (found) => this.admitted(tenant, found, slug, origin),
+        (err: unknown) => this.refuse(err, tenant, slug, origin),
+      );
+    }
+    return this.admitted(tenant, principal, slug, origin);
+  }
+
+  private admitted(
+    tenant: TenantEntity,
+    principal: AuthPrincipal,
+    slug: string,
+    origin: FastifyRequest | AccessTarget,
+  ): MaybePromise<McpCaller> {
+    if (!principal.can('mcp:use')) {
+      return this.refuse(
+        AuthError.forbidden('This credential may not use the MCP endpoint'),
+        tenant,
+        slug,
+        origin,
+      );
+    }
+    return { tenant, principal };
+  }
+
+  private async refuse(
+    err: unknown,
+    tenant: TenantEntity,
+    slug: string,
+    origin: FastifyRequest | AccessTarget,
+  ): Promise<never> {
+    if (!(err instanceof AuthError)) {
+      throw err;
+    }
+    this.metrics.authFailure(failureReason(err));
+    // The challenge names the scopes the tenant's tools use (RFC 6750 §3, MCP SHOULD).
+    const scopes = err.status === 401 ? await this.catalogs.scopesOf(tenant.id) : [];
+    const baseUrl = isAccessTarget(origin) ? origin.baseUrl() : this.baseUrl(origin);
+    throw this.denied(baseUrl, slug, err, scopes);
+  }
+
+  /**
+   * 403 insufficient_scope when a tool needs scopes the caller lacks (HTTP step-up); settled
+   * synchronously once the tenant's catalog is built.
+   */
+  checkToolCall(request: FastifyRequest, caller: McpCaller, tool: unknown): MaybePromise<void> {
     if (!caller.principal || !caller.tenant || typeof tool !== 'string') {
       return;
     }
+    const slug = caller.tenant.slug;
     const found = this.catalogs.toolAccess(tool, { principal: caller.principal });
-    const access = found instanceof Promise ? await found : found;
+    if (found instanceof Promise) {
+      return found.then((access) => this.checkAccess(request, slug, access));
+    }
+    try {
+      this.checkAccess(request, slug, found);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private checkAccess(request: FastifyRequest, slug: string, access: ToolAccess): void {
     if (!access.allowed && access.reason === 'scope') {
       this.metrics.authFailure('scope');
       throw this.denied(
         this.baseUrl(request),
-        caller.tenant.slug,
+        slug,
         AuthError.insufficientScope(access.requiredScopes),
       );
     }
@@ -205,6 +280,10 @@ export class McpAccess {
       },
     );
   }
+}
+
+function isAccessTarget(origin: FastifyRequest | AccessTarget): origin is AccessTarget {
+  return typeof (origin as Partial<AccessTarget>).baseUrl === 'function';
 }
 
 function failureReason(err: AuthError): AuthFailureReason {

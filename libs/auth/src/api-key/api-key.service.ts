@@ -1,8 +1,9 @@
-import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { IsNull, Repository } from 'typeorm';
 import { ConfigService } from '@portico/config';
+import type { MaybePromise } from '@portico/mcp-protocol';
 import { ApiKeyEntity, TenantScopedRepository, stamps } from '@portico/persistence';
 import type { Role } from '../roles';
 
@@ -32,9 +33,9 @@ export interface VerifiedApiKey {
 }
 
 interface CacheEntry {
-  key: VerifiedApiKey;
-  expiresAt: number | null;
-  until: number;
+  readonly key: VerifiedApiKey;
+  readonly expiresAt: number | null;
+  readonly until: number;
 }
 
 export function isApiKeyFormat(token: string): boolean {
@@ -54,7 +55,14 @@ function hashKey(secret: string, salt: string): string {
 @Injectable()
 export class ApiKeyService {
   private readonly logger = new Logger(ApiKeyService.name);
+  /**
+   * Verified keys by the secret itself, as every request carries it: a SHA-256 digest per
+   * request cost more than the rest of the lookup. An entry is dropped when its TTL ends.
+   */
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly loading = new Map<string, Promise<VerifiedApiKey | undefined>>();
+  /** Bumped by every eviction: a lookup that started before one must not fill the cache. */
+  private evictions = 0;
   private readonly lastUsedWritten = new Map<string, number>();
   private readonly cacheTtlMs: number;
 
@@ -127,6 +135,8 @@ export class ApiKeyService {
 
   /** Forgets cached verifications of a key (revoked, deleted or changed). */
   evict(id: string): void {
+    this.evictions += 1;
+    this.loading.clear();
     for (const [token, entry] of this.cache) {
       if (entry.key.id === id) {
         this.cache.delete(token);
@@ -136,20 +146,59 @@ export class ApiKeyService {
 
   /** The live key a secret belongs to, or undefined (unknown, revoked or expired). */
   async verify(secret: string): Promise<VerifiedApiKey | undefined> {
+    return this.lookup(secret);
+  }
+
+  /**
+   * Like {@link verify}, but answers synchronously when the verification is cached (the
+   * request path: no promise per call); otherwise the database answers through a promise.
+   */
+  lookup(secret: string): MaybePromise<VerifiedApiKey | undefined> {
+    const hit = this.cached(secret);
+    if (hit !== undefined) {
+      return hit;
+    }
     if (!isApiKeyFormat(secret)) {
       return undefined;
     }
-    const cacheKey = createHash('sha256').update(secret).digest('base64');
     const now = Date.now();
-    const cached = this.cache.get(cacheKey);
-    if (cached && cached.until > now) {
-      if (cached.expiresAt !== null && cached.expiresAt <= now) {
-        this.cache.delete(cacheKey);
-        return undefined;
-      }
-      this.touch(cached.key.id, now);
-      return cached.key;
+    // Concurrent requests with a key whose entry expired share one query and hash check.
+    let loading = this.loading.get(secret);
+    if (!loading) {
+      const started = this.load(secret, now).finally(() => {
+        if (this.loading.get(secret) === started) {
+          this.loading.delete(secret);
+        }
+      });
+      loading = started;
+      this.loading.set(secret, loading);
     }
+    return loading;
+  }
+
+  /**
+   * The key of `secret` while its verification is cached and the key has not expired, else
+   * undefined; never reads the database. Only well-formed secrets are ever cached.
+   */
+  cached(secret: string): VerifiedApiKey | undefined {
+    const entry = this.cache.get(secret);
+    if (entry === undefined) {
+      return undefined;
+    }
+    const now = Date.now();
+    if (entry.until <= now) {
+      return undefined;
+    }
+    if (entry.expiresAt !== null && entry.expiresAt <= now) {
+      this.cache.delete(secret);
+      return undefined;
+    }
+    this.touch(entry.key.id, now);
+    return entry.key;
+  }
+
+  private async load(secret: string, now: number): Promise<VerifiedApiKey | undefined> {
+    const evictions = this.evictions;
     const candidates = await this.keys.find({
       where: { prefix: secret.slice(0, LOOKUP_PREFIX_LENGTH) },
     });
@@ -169,12 +218,18 @@ export class ApiKeyService {
         roles: row.roles as Role[],
         scopes: row.scopes,
       };
-      if (this.cacheTtlMs > 0) {
-        this.cache.set(cacheKey, {
+      if (this.cacheTtlMs > 0 && evictions === this.evictions) {
+        const entry = {
           key,
           expiresAt: row.expiresAt?.getTime() ?? null,
           until: now + this.cacheTtlMs,
-        });
+        };
+        this.cache.set(secret, entry);
+        setTimeout(() => {
+          if (this.cache.get(secret) === entry) {
+            this.cache.delete(secret);
+          }
+        }, this.cacheTtlMs).unref();
       }
       this.touch(row.id, now, row.lastUsedAt?.getTime());
       return key;

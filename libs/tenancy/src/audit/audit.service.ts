@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Between, FindOptionsWhere, LessThanOrEqual, MoreThanOrEqual, Repository } from 'typeorm';
 import { ConfigService } from '@portico/config';
 import { AuditEventEntity, AuditOutcome } from '@portico/persistence';
+import { TimeOrderedIds } from './audit-id';
 
 export interface AuditRecord {
   tenantId: string | null;
@@ -26,7 +26,7 @@ export interface AuditQuery {
   take: number;
 }
 
-/** Column order of AuditRow; must match the audit_events table (migration). */
+/** Column order of the values `record` buffers; must match the audit_events table (migration). */
 const AUDIT_COLUMNS = [
   'id',
   'tenant_id',
@@ -39,35 +39,36 @@ const AUDIT_COLUMNS = [
   'request_id',
   'details',
 ] as const;
-
-type AuditRow = [
-  id: string,
-  tenantId: string | null,
-  at: number,
-  actor: string,
-  action: string,
-  target: string | null,
-  outcome: AuditOutcome,
-  durationMs: number | null,
-  requestId: string | null,
-  details: string | null,
-];
+const COLUMN_COUNT = AUDIT_COLUMNS.length;
+/** Distinct batch sizes whose INSERT text is kept (full batches, plus the odd timer flush). */
+const INSERT_SQL_CACHE = 8;
 
 /** Events kept in memory at most while the database is unreachable; beyond this, oldest drop. */
 const MAX_BUFFERED = 100_000;
 
 /**
  * The audit trail: `record` only appends to a buffer (the request path never waits on the
- * database); a timer writes batches. Shutdown flushes what is left, so a graceful stop loses
- * nothing. A failed batch is kept and retried on the next tick.
+ * database); full batches are written at once, the rest by a timer. Shutdown flushes what is
+ * left, so a graceful stop loses nothing. A failed batch is kept and retried on the next tick.
+ *
+ * The buffer is a list of chunks of at most `batchSize` rows, each the flat parameter list of
+ * its INSERT: recording allocates no per-row object, a batch is written without copying, and
+ * dropping the oldest row (database down, buffer full) never shifts the whole buffer.
  */
 @Injectable()
 export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(AuditService.name);
-  private buffer: AuditRow[] = [];
-  private insertSql?: { rows: number; sql: string };
+  private chunks: unknown[][] = [];
+  /** The chunk being written, taken out of `chunks`; `dropped` of its oldest rows are given up. */
+  private writing?: { readonly values: unknown[]; readonly rows: number; dropped: number };
+  /** Rows not known to be written: in `chunks` and in `writing` (less its given-up rows). */
+  private buffered = 0;
+  private readonly ids = new TimeOrderedIds();
+  private readonly insertSql = new Map<number, string>();
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
+  /** A write failed: further attempts wait for the timer instead of following every record. */
+  private failing = false;
   private dropped = 0;
   private readonly flushMs: number;
   private readonly batchSize: number;
@@ -92,14 +93,19 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   record(event: AuditRecord): void {
-    if (this.buffer.length >= MAX_BUFFERED) {
-      this.buffer.shift();
-      this.dropped += 1;
+    if (this.buffered >= MAX_BUFFERED) {
+      this.dropOldest();
     }
-    this.buffer.push([
-      randomUUID(),
+    let open = this.chunks[this.chunks.length - 1];
+    if (open === undefined || open.length >= this.batchSize * COLUMN_COUNT) {
+      open = [];
+      this.chunks.push(open);
+    }
+    const now = Date.now();
+    open.push(
+      this.ids.next(now),
       event.tenantId,
-      Date.now(),
+      now,
       event.actor.slice(0, 300),
       event.action.slice(0, 64),
       event.target?.slice(0, 300) ?? null,
@@ -109,9 +115,11 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
         : Math.round(event.durationMs),
       event.requestId?.slice(0, 100) ?? null,
       event.details ? JSON.stringify(event.details) : null,
-    ]);
-    if (this.buffer.length >= this.batchSize) {
-      void this.flush();
+    );
+    this.buffered += 1;
+    // A full batch goes out now, unless a write is under way: that one carries on with it.
+    if (this.buffered >= this.batchSize && !this.flushing && !this.failing) {
+      void this.write(false);
     }
   }
 
@@ -120,29 +128,68 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     while (this.flushing) {
       await this.flushing;
     }
-    if (this.buffer.length === 0) {
-      return;
+    if (this.buffered > 0) {
+      await this.write(true);
     }
-    this.flushing = this.writeAll().finally(() => {
-      this.flushing = undefined;
-    });
-    await this.flushing;
   }
 
-  private async writeAll(): Promise<void> {
-    while (this.buffer.length > 0) {
-      const batch = this.buffer.slice(0, this.batchSize);
-      try {
-        await this.insertRows(batch);
-      } catch (err) {
-        this.logger.error(`Audit batch of ${batch.length} not written yet: ${String(err)}`);
-        return;
+  /** Writes full batches, and with `all` the last partial one too; one writer at a time. */
+  private write(all: boolean): Promise<void> {
+    this.flushing = this.writeChunks(all).finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async writeChunks(all: boolean): Promise<void> {
+    const full = this.batchSize * COLUMN_COUNT;
+    for (;;) {
+      const values = this.chunks[0];
+      if (values === undefined || (!all && values.length < full)) {
+        break;
       }
-      this.buffer.splice(0, batch.length);
+      // Taken out while written: new rows go to a new chunk.
+      this.chunks.shift();
+      const writing = { values, rows: values.length / COLUMN_COUNT, dropped: 0 };
+      this.writing = writing;
+      try {
+        await this.insertRows(values, writing.rows);
+      } catch (err) {
+        // Rows given up while the write was under way go now; the rest wait for the next try.
+        values.splice(0, writing.dropped * COLUMN_COUNT);
+        if (values.length > 0) {
+          this.chunks.unshift(values);
+        }
+        this.failing = true;
+        this.logger.error(`Audit batch of ${writing.rows} not written yet: ${String(err)}`);
+        return;
+      } finally {
+        this.writing = undefined;
+      }
+      // Written after all, given-up rows included.
+      this.buffered -= writing.rows - writing.dropped;
+      this.dropped -= writing.dropped;
+      this.failing = false;
     }
     if (this.dropped > 0) {
       this.logger.error(`${this.dropped} audit events were dropped while the database was down`);
       this.dropped = 0;
+    }
+  }
+
+  /** Gives up the oldest row: first those of the chunk being written (if its write fails). */
+  private dropOldest(): void {
+    this.buffered -= 1;
+    this.dropped += 1;
+    const writing = this.writing;
+    if (writing && writing.dropped < writing.rows) {
+      writing.dropped += 1;
+      return;
+    }
+    const oldest = this.chunks[0];
+    oldest.splice(0, COLUMN_COUNT);
+    if (oldest.length === 0) {
+      this.chunks.shift();
     }
   }
 
@@ -151,23 +198,26 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
    * insert builder costs tens of µs per row in parameter bookkeeping; on a busy gateway with
    * one audit row per tools/call that was a sixth of the CPU.
    */
-  private async insertRows(rows: AuditRow[]): Promise<void> {
-    if (this.insertSql?.rows !== rows.length) {
+  private async insertRows(values: unknown[], rows: number): Promise<void> {
+    let sql = this.insertSql.get(rows);
+    if (sql === undefined) {
       const driver = this.events.manager.connection.driver;
       const table = this.events.metadata.tablePath
         .split('.')
         .map((part) => driver.escape(part))
         .join('.');
       let index = 0;
-      const tuples = rows.map(
+      const tuples = Array.from(
+        { length: rows },
         () => `(${AUDIT_COLUMNS.map(() => driver.createParameter('p', index++)).join(', ')})`,
       );
-      this.insertSql = {
-        rows: rows.length,
-        sql: `INSERT INTO ${table} (${AUDIT_COLUMNS.map((c) => driver.escape(c)).join(', ')}) VALUES ${tuples.join(', ')}`,
-      };
+      sql = `INSERT INTO ${table} (${AUDIT_COLUMNS.map((c) => driver.escape(c)).join(', ')}) VALUES ${tuples.join(', ')}`;
+      if (this.insertSql.size >= INSERT_SQL_CACHE) {
+        this.insertSql.clear();
+      }
+      this.insertSql.set(rows, sql);
     }
-    await this.events.query(this.insertSql.sql, rows.flat());
+    await this.events.query(sql, values);
   }
 
   /** One tenant's trail (null: platform events), newest first. */

@@ -2,7 +2,9 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import Redis from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { ConfigService } from '@portico/config';
+import type { MaybePromise } from '@portico/mcp-protocol';
 import type { TenantEntity } from '@portico/persistence';
+import { FixedWindowCounter } from './fixed-window';
 
 /** Why a request was turned away, and when trying again makes sense. */
 export class QuotaExceededError extends Error {
@@ -29,20 +31,34 @@ export interface QuotaSubject {
 }
 
 const WINDOW_SECONDS = 60;
+/** The release of a call that took no slot (no concurrency limit). */
+const NOTHING_TO_RELEASE = (): void => undefined;
 
-type Limiter = RateLimiterMemory | RateLimiterRedis;
+type RateKind = 'tenant' | 'key';
+
+/** A tenant's concurrent tool calls on this node (kept while the process runs: one per tenant). */
+interface CallSlots {
+  inFlight: number;
+}
 
 /**
- * Per-tenant and per-key request rates (rate-limiter-flexible: in memory by default, in Redis
- * with REDIS_URL so every node counts together; if Redis fails, an in-memory limiter stands
- * in rather than letting traffic through unmetered or refusing it all), and per-tenant
- * concurrent tool calls (counted on this node).
+ * Per-tenant and per-key request rates (in memory by default, counted synchronously with the
+ * semantics of rate-limiter-flexible's memory limiter; with REDIS_URL, rate-limiter-flexible in
+ * Redis so every node counts together, and if Redis fails an in-memory limiter stands in rather
+ * than letting traffic through unmetered or refusing it all), and per-tenant concurrent tool
+ * calls (counted on this node).
  */
 @Injectable()
 export class QuotaService implements OnApplicationShutdown {
   private readonly logger = new Logger(QuotaService.name);
-  private readonly limiters = new Map<string, Limiter>();
-  private readonly inFlight = new Map<string, number>();
+  /** With Redis: one limiter per kind and rate. */
+  private readonly limiters = new Map<string, RateLimiterRedis>();
+  /** Without Redis: one counter per kind and rate (tenants on the same plan share one). */
+  private readonly counters: Record<RateKind, Map<number, FixedWindowCounter>> = {
+    tenant: new Map(),
+    key: new Map(),
+  };
+  private readonly calls = new Map<string, CallSlots>();
   private readonly redis?: Redis;
   private readonly keyPrefix: string;
   private readonly keyRate: number;
@@ -90,13 +106,34 @@ export class QuotaService implements OnApplicationShutdown {
 
   /** Charges one request; throws QuotaExceededError when the tenant or the key is over its rate. */
   async consumeRequest(subject: QuotaSubject): Promise<void> {
+    const refused = await this.charge(subject);
+    if (refused) {
+      throw refused;
+    }
+  }
+
+  /**
+   * Charges one request to its tenant's rate, then its key's: undefined when both allow it,
+   * else why not (the key is not charged when the tenant refuses). Synchronous without Redis.
+   */
+  charge(subject: QuotaSubject): MaybePromise<QuotaExceededError | undefined> {
+    if (this.redis) {
+      return this.chargeShared(subject);
+    }
     const tenantRate = subject.tenant.limits.requestsPerMinute;
     if (tenantRate) {
-      await this.consume('tenant', subject.tenant.id, tenantRate, 'tenant-rate');
+      const waitMs = this.counter('tenant', tenantRate).consume(subject.tenant.id);
+      if (waitMs !== undefined) {
+        return rateExceeded('tenant', tenantRate, waitMs);
+      }
     }
     if (subject.apiKeyId && this.keyRate > 0) {
-      await this.consume('key', subject.apiKeyId, this.keyRate, 'key-rate');
+      const waitMs = this.counter('key', this.keyRate).consume(subject.apiKeyId);
+      if (waitMs !== undefined) {
+        return rateExceeded('key', this.keyRate, waitMs);
+      }
     }
+    return undefined;
   }
 
   /**
@@ -106,54 +143,72 @@ export class QuotaService implements OnApplicationShutdown {
   acquireCall(tenant: Pick<TenantEntity, 'id' | 'limits'>): () => void {
     const max = tenant.limits.maxConcurrentCalls;
     if (!max) {
-      return () => undefined;
+      return NOTHING_TO_RELEASE;
     }
-    const current = this.inFlight.get(tenant.id) ?? 0;
-    if (current >= max) {
+    let slots = this.calls.get(tenant.id);
+    if (slots === undefined) {
+      slots = { inFlight: 0 };
+      this.calls.set(tenant.id, slots);
+    }
+    if (slots.inFlight >= max) {
       throw new QuotaExceededError(
         `Too many concurrent tool calls for this tenant (limit ${max})`,
         1000,
         'concurrent-calls',
       );
     }
-    this.inFlight.set(tenant.id, current + 1);
+    slots.inFlight += 1;
+    const taken = slots;
     let released = false;
     return () => {
-      if (released) {
-        return;
-      }
-      released = true;
-      const left = (this.inFlight.get(tenant.id) ?? 1) - 1;
-      if (left > 0) {
-        this.inFlight.set(tenant.id, left);
-      } else {
-        this.inFlight.delete(tenant.id);
+      if (!released) {
+        released = true;
+        taken.inFlight -= 1;
       }
     };
   }
 
-  private async consume(
-    kind: 'tenant' | 'key',
+  private counter(kind: RateKind, points: number): FixedWindowCounter {
+    let counter = this.counters[kind].get(points);
+    if (!counter) {
+      counter = new FixedWindowCounter(points, WINDOW_SECONDS * 1000);
+      this.counters[kind].set(points, counter);
+    }
+    return counter;
+  }
+
+  private async chargeShared(subject: QuotaSubject): Promise<QuotaExceededError | undefined> {
+    const tenantRate = subject.tenant.limits.requestsPerMinute;
+    if (tenantRate) {
+      const refused = await this.consumeShared('tenant', subject.tenant.id, tenantRate);
+      if (refused) {
+        return refused;
+      }
+    }
+    if (subject.apiKeyId && this.keyRate > 0) {
+      return this.consumeShared('key', subject.apiKeyId, this.keyRate);
+    }
+    return undefined;
+  }
+
+  private async consumeShared(
+    kind: RateKind,
     id: string,
     points: number,
-    limit: QuotaExceededError['limit'],
-  ): Promise<void> {
+  ): Promise<QuotaExceededError | undefined> {
     try {
       await this.limiter(kind, points).consume(`${kind}:${id}`, 1);
+      return undefined;
     } catch (err) {
       if (err instanceof RateLimiterRes) {
-        throw new QuotaExceededError(
-          `Rate limit exceeded: ${points} requests per minute for this ${kind === 'tenant' ? 'tenant' : 'API key'}`,
-          err.msBeforeNext,
-          limit,
-        );
+        return rateExceeded(kind, points, err.msBeforeNext);
       }
       throw err;
     }
   }
 
   /** One limiter per (kind, rate): tenants on the same plan share it, keyed by tenant id. */
-  private limiter(kind: string, points: number): Limiter {
+  private limiter(kind: RateKind, points: number): RateLimiterRedis {
     const cacheKey = `${kind}:${points}`;
     let limiter = this.limiters.get(cacheKey);
     if (!limiter) {
@@ -162,15 +217,21 @@ export class QuotaService implements OnApplicationShutdown {
         duration: WINDOW_SECONDS,
         keyPrefix: `${this.keyPrefix}:${kind}:${points}`,
       };
-      limiter = this.redis
-        ? new RateLimiterRedis({
-            ...options,
-            storeClient: this.redis,
-            insuranceLimiter: new RateLimiterMemory(options),
-          })
-        : new RateLimiterMemory(options);
+      limiter = new RateLimiterRedis({
+        ...options,
+        storeClient: this.redis,
+        insuranceLimiter: new RateLimiterMemory(options),
+      });
       this.limiters.set(cacheKey, limiter);
     }
     return limiter;
   }
+}
+
+function rateExceeded(kind: RateKind, points: number, waitMs: number): QuotaExceededError {
+  return new QuotaExceededError(
+    `Rate limit exceeded: ${points} requests per minute for this ${kind === 'tenant' ? 'tenant' : 'API key'}`,
+    waitMs,
+    kind === 'tenant' ? 'tenant-rate' : 'key-rate',
+  );
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
+import type { MaybePromise } from '@portico/mcp-protocol';
 import {
   BackendEntity,
   CredentialCipher,
@@ -51,6 +52,9 @@ type ChangeListener = (tenant: TenantEntity) => void;
 @Injectable()
 export class TenantService {
   private readonly cache = new Map<string, { tenant: TenantEntity | null; until: number }>();
+  private readonly loading = new Map<string, Promise<TenantEntity | null>>();
+  /** Bumped by every local change: a read that started before one must not fill the cache. */
+  private changes = 0;
   private readonly listeners = new Set<ChangeListener>();
 
   constructor(
@@ -62,18 +66,43 @@ export class TenantService {
     readonly cipher: CredentialCipher,
   ) {}
 
-  /** The tenant served at `slug`, cached briefly; null when there is none. */
-  async bySlug(slug: string): Promise<TenantEntity | null> {
-    const now = Date.now();
+  /**
+   * The tenant served at `slug`, cached briefly; null when there is none. Synchronous while
+   * cached (the request path: no promise per call), through a promise when it must be read.
+   */
+  bySlug(slug: string): MaybePromise<TenantEntity | null> {
     const cached = this.cache.get(slug);
+    const now = Date.now();
     if (cached && cached.until > now) {
       return cached.tenant;
     }
+    // Concurrent requests for an expired entry share one query.
+    let loading = this.loading.get(slug);
+    if (!loading) {
+      const started = this.load(slug, cached?.tenant, now).finally(() => {
+        if (this.loading.get(slug) === started) {
+          this.loading.delete(slug);
+        }
+      });
+      loading = started;
+      this.loading.set(slug, loading);
+    }
+    return loading;
+  }
+
+  private async load(
+    slug: string,
+    previous: TenantEntity | null | undefined,
+    now: number,
+  ): Promise<TenantEntity | null> {
+    const changes = this.changes;
     const tenant = SLUG_PATTERN.test(slug) ? await this.tenants.findOneBy({ slug }) : null;
+    if (changes !== this.changes) {
+      return tenant;
+    }
     if (this.cache.size > 10_000) {
       this.cache.clear();
     }
-    const previous = cached?.tenant;
     this.cache.set(slug, { tenant, until: now + TENANT_CACHE_MS });
     if (tenant && previous && previous.revision !== tenant.revision) {
       this.emit(tenant);
@@ -119,7 +148,7 @@ export class TenantService {
       }
       throw err;
     }
-    this.cache.delete(tenant.slug);
+    this.forget(tenant.slug);
     return tenant;
   }
 
@@ -133,7 +162,7 @@ export class TenantService {
 
   async remove(tenant: TenantEntity): Promise<void> {
     await this.tenants.delete({ id: tenant.id });
-    this.cache.delete(tenant.slug);
+    this.forget(tenant.slug);
     tenant.status = 'suspended';
     this.emit(tenant);
   }
@@ -143,7 +172,7 @@ export class TenantService {
     tenant.revision += 1;
     tenant.updatedAt = new Date();
     await this.tenants.save(tenant);
-    this.cache.delete(tenant.slug);
+    this.forget(tenant.slug);
     this.emit(tenant);
     return tenant;
   }
@@ -183,6 +212,13 @@ export class TenantService {
     return JSON.parse(
       this.cipher.open(backend.credentialsSealed, `${backend.tenantId}/${backend.name}`),
     ) as Record<string, string>;
+  }
+
+  /** Drops this node's cached copy of a tenant and any read of it still under way. */
+  private forget(slug: string): void {
+    this.changes += 1;
+    this.cache.delete(slug);
+    this.loading.delete(slug);
   }
 
   private emit(tenant: TenantEntity): void {
