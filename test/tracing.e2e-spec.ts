@@ -164,13 +164,44 @@ describe('OpenTelemetry traces (OTLP/HTTP to an in-test receiver)', () => {
       },
     );
     await flush();
-    await receiver.waitFor(() => inTrace(meta.traceId).length >= 4);
+    // HTTP, tools/call and execute_tool; the credential was verified by an earlier request and
+    // is answered from the cache, which gets no span.
+    await receiver.waitFor(() => inTrace(meta.traceId).length >= 3);
     expect(one(inTrace(meta.traceId), (s) => s.name === 'POST /mcp/:tenant').parentSpanId).toBe(
       meta.spanId,
     );
     // The catalog is built by now: no build, and a lookup is a map read, not worth a span.
     expect(inTrace(meta.traceId).some((s) => s.name.startsWith('portico.catalog.'))).toBe(false);
+    expect(inTrace(meta.traceId).some((s) => s.name === 'portico.auth')).toBe(false);
     expect(inTrace(header.traceId)).toEqual([]);
+  });
+
+  it('records nothing for a request whose caller did not sample its trace', async () => {
+    const before = receiver.spans.length;
+    const unsampled = clientSpan();
+    const reply = await callTool(
+      `${gateway.mcpUrl}/traced`,
+      'echo',
+      { message: 'unsampled' },
+      { key: apiKey, meta: { traceparent: unsampled.traceparent.replace(/-01$/, '-00') } },
+    );
+    expect(reply.status).toBe(200);
+    // A sampled request after it: once its spans are in, the unsampled one's would be too.
+    const marker = clientSpan();
+    await callTool(
+      `${gateway.mcpUrl}/traced`,
+      'echo',
+      { message: 'marker' },
+      {
+        key: apiKey,
+        meta: { traceparent: marker.traceparent },
+      },
+    );
+    await flush();
+    await receiver.waitFor(() => inTrace(marker.traceId).length >= 3);
+    // Neither spans of the unsampled trace nor new root spans started under it.
+    expect(inTrace(unsampled.traceId)).toEqual([]);
+    expect(receiver.spans.slice(before).filter((s) => s.traceId !== marker.traceId)).toEqual([]);
   });
 
   it('starts a new trace for a request without context, and ignores a malformed traceparent', async () => {

@@ -37,9 +37,14 @@ export class McpRequestTracer implements RequestObserver {
     const params = request.params;
     const meta = params?._meta as Record<string, unknown> | undefined;
     const active = context.active();
+    const transportSpan = trace.getSpan(active);
+    if (transportSpan !== undefined && !transportSpan.isRecording()) {
+      // The transport's span (HTTP) is not sampled: neither is anything under it.
+      return handle();
+    }
     // Inside a transport's span (HTTP), that span already continued the client's context.
     const parent =
-      trace.getSpan(active) === undefined && hasTraceContext(meta)
+      transportSpan === undefined && hasTraceContext(meta)
         ? this.tracing.extract(meta, active)
         : active;
     const method = request.method;

@@ -111,6 +111,21 @@ export class Tracing {
     return carrier;
   }
 
+  /**
+   * The active context when children may be recorded under it, or undefined when the active
+   * span belongs to an unsampled trace: then no child span is started at all (under a
+   * parent-based sampler it would not be recorded, and starting one still costs ids,
+   * attributes and a context switch per span). Outside any span it is the (root) context.
+   */
+  current(): Context | undefined {
+    if (!this.enabled) {
+      return undefined;
+    }
+    const active = context.active();
+    const span = trace.getSpan(active);
+    return span === undefined || span.isRecording() ? active : undefined;
+  }
+
   /** A span under `parent` (default: the active context), not made active. */
   start(name: string, options: SpanOptions, parent: Context = context.active()): Span {
     return this.tracer.startSpan(name, options, parent);
@@ -123,19 +138,20 @@ export class Tracing {
 
   /**
    * Runs `fn` in a new active child span that ends when it settles; a throw marks the span
-   * failed. Disabled: just `fn()`.
+   * failed. Disabled, or inside an unsampled trace: just `fn()`.
    */
   async span<T>(
     name: string,
     options: SpanOptions,
     fn: (span?: Span) => Promise<T> | T,
   ): Promise<T> {
-    if (!this.enabled) {
+    const parent = this.current();
+    if (parent === undefined) {
       return fn();
     }
-    const span = this.start(name, options);
+    const span = this.start(name, options, parent);
     try {
-      return await context.with(trace.setSpan(context.active(), span), () => fn(span));
+      return await context.with(trace.setSpan(parent, span), () => fn(span));
     } catch (err) {
       failSpan(span, err);
       throw err;

@@ -230,14 +230,21 @@ export function observeTool(handler: ToolHandler, hooks: CallHooks, backend?: st
     call: async (args, ctx) => {
       const started = performance.now();
       const release = gate?.();
-      const span = tracing?.start(spanName, {
-        kind: SpanKind.INTERNAL,
-        attributes: {
-          [SpanAttr.toolName]: tool,
-          [SpanAttr.operationName]: 'execute_tool',
-          ...(backend !== undefined && { [SpanAttr.backend]: backend }),
-        },
-      });
+      const parent = tracing?.current();
+      const span =
+        parent &&
+        tracing?.start(
+          spanName,
+          {
+            kind: SpanKind.INTERNAL,
+            attributes: {
+              [SpanAttr.toolName]: tool,
+              [SpanAttr.operationName]: 'execute_tool',
+              ...(backend !== undefined && { [SpanAttr.backend]: backend }),
+            },
+          },
+          parent,
+        );
       const record = (outcome: 'success' | 'error', error?: string) =>
         onCall?.({
           tool,

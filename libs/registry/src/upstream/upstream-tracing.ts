@@ -26,23 +26,28 @@ export function traceUpstream<T>(
   send: (meta?: Record<string, string>) => Promise<T>,
   attributes: Attributes = {},
 ): Promise<T> {
-  if (!tracing) {
+  const parent = tracing?.current();
+  if (!tracing || !parent) {
     return send();
   }
-  const span = tracing.start(`${method} ${target}`.slice(0, 160), {
-    kind: SpanKind.CLIENT,
-    attributes: {
-      [SpanAttr.mcpMethod]: method,
-      [SpanAttr.backend]: peer.backend,
-      [SpanAttr.tenant]: peer.tenant,
-      ...(peer.url && {
-        'server.address': peer.url.hostname,
-        'server.port': Number(peer.url.port || (SECURE.includes(peer.url.protocol) ? 443 : 80)),
-      }),
-      ...(method === 'tools/call' && { [SpanAttr.toolName]: target }),
-      ...attributes,
+  const span = tracing.start(
+    `${method} ${target}`.slice(0, 160),
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        [SpanAttr.mcpMethod]: method,
+        [SpanAttr.backend]: peer.backend,
+        [SpanAttr.tenant]: peer.tenant,
+        ...(peer.url && {
+          'server.address': peer.url.hostname,
+          'server.port': Number(peer.url.port || (SECURE.includes(peer.url.protocol) ? 443 : 80)),
+        }),
+        ...(method === 'tools/call' && { [SpanAttr.toolName]: target }),
+        ...attributes,
+      },
     },
-  });
+    parent,
+  );
   return tracing
     .within(span, () => send(tracing.inject({})))
     .then(
