@@ -1,7 +1,9 @@
 import {
   backendExecutionSettings,
   backendSettingsProblems,
+  DEFAULT_QUEUE_PRIORITY,
   DEFAULT_RETRY,
+  jobPriority,
   toolExecution,
 } from './execution-settings';
 
@@ -13,7 +15,8 @@ describe('backend execution settings', () => {
           executor: 'queued',
           timeoutMs: 2000,
           retry: { attempts: 3, backoffMs: 100 },
-          tools: { search: { executor: 'inline', timeoutMs: 50 }, 'odd name': {} },
+          priority: 1,
+          tools: { search: { executor: 'inline', timeoutMs: 50, priority: 10 }, 'odd name': {} },
           prefix: 'gh',
           nested: { anything: [1, true] },
         }),
@@ -27,7 +30,11 @@ describe('backend execution settings', () => {
           executor: 'sometimes',
           timeoutMs: 0,
           retry: { attempts: 0, backoffMs: 'soon', jitter: 1 },
-          tools: { search: { executor: 'queue', retry: {} }, 'a.b': { timeoutMs: 1.5 } },
+          priority: 0,
+          tools: {
+            search: { executor: 'queue', retry: {}, priority: 11 },
+            'a.b': { timeoutMs: 1.5 },
+          },
         }),
       ).toEqual(
         expect.arrayContaining([
@@ -36,6 +43,8 @@ describe('backend execution settings', () => {
           { path: 'retry.attempts', message: 'must be >= 1' },
           { path: 'retry.backoffMs', message: 'must be integer' },
           { path: 'retry.jitter', message: 'is not a known property' },
+          { path: 'priority', message: 'must be >= 1' },
+          { path: 'tools.search.priority', message: 'must be <= 10' },
           { path: 'tools.search.executor', message: 'must be one of: inline, queued' },
           { path: 'tools.search.retry.attempts', message: 'is required' },
           { path: 'tools["a.b"].timeoutMs', message: 'must be integer' },
@@ -104,6 +113,30 @@ describe('backend execution settings', () => {
         tools: { y: { executor: 'queued', retry: { attempts: 2, backoffMs: 500 } } },
       });
       expect(toolExecution(stored, 'constructor').executor).toBe('inline');
+    });
+  });
+
+  describe(jobPriority.name, () => {
+    const settings = backendExecutionSettings({
+      executor: 'queued',
+      priority: 7,
+      tools: { urgent: { priority: 1 }, stored: { priority: 42 } },
+    });
+    const noPriority = backendExecutionSettings({ executor: 'queued' });
+
+    it('takes the tool’s priority, else its backend’s, over the tenant’s plan', () => {
+      expect(jobPriority(toolExecution(settings, 'urgent'), 3)).toBe(1);
+      expect(jobPriority(toolExecution(settings, 'other'), 3)).toBe(7);
+    });
+
+    it('takes the tenant’s plan when the settings name no priority, else the default', () => {
+      expect(jobPriority(toolExecution(noPriority, 'x'), 2)).toBe(2);
+      expect(jobPriority(toolExecution(noPriority, 'x'), undefined)).toBe(DEFAULT_QUEUE_PRIORITY);
+    });
+
+    it('ignores stored values out of range', () => {
+      expect(jobPriority(toolExecution(settings, 'stored'), undefined)).toBe(7);
+      expect(jobPriority(toolExecution(noPriority, 'x'), 0)).toBe(DEFAULT_QUEUE_PRIORITY);
     });
   });
 });

@@ -8,6 +8,16 @@ export const MAX_RETRY_ATTEMPTS = 10;
 export const MAX_RETRY_BACKOFF_MS = 60_000;
 export const MAX_TIMEOUT_MS = 86_400_000;
 
+/**
+ * Queued calls' priorities, as BullMQ orders them: lower starts sooner; calls of one priority
+ * start in the order they were queued. Every job gets one (BullMQ runs jobs without a priority
+ * before all prioritized ones), DEFAULT_QUEUE_PRIORITY when neither the tool's settings nor the
+ * tenant's plan name one.
+ */
+export const MIN_QUEUE_PRIORITY = 1;
+export const MAX_QUEUE_PRIORITY = 10;
+export const DEFAULT_QUEUE_PRIORITY = 5;
+
 /** BullMQ attempts and the first exponential backoff step (doubled after each failure). */
 export interface RetrySettings {
   readonly attempts: number;
@@ -22,6 +32,8 @@ export interface ToolExecutionSettings {
   readonly executor?: ExecutorKind;
   readonly timeoutMs?: number;
   readonly retry?: RetrySettings;
+  /** Queue priority of the calls (MIN_QUEUE_PRIORITY..MAX_QUEUE_PRIORITY): beats the tenant's plan. */
+  readonly priority?: number;
 }
 
 /** The execution part of a backend's settings; other keys belong to the backend kind. */
@@ -40,10 +52,20 @@ const RETRY_SCHEMA = {
     backoffMs: { type: 'integer', minimum: 0, maximum: MAX_RETRY_BACKOFF_MS },
   },
 } as const;
+const PRIORITY_SCHEMA = {
+  type: 'integer',
+  minimum: MIN_QUEUE_PRIORITY,
+  maximum: MAX_QUEUE_PRIORITY,
+} as const;
 const TOOL_EXECUTION_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  properties: { executor: EXECUTOR_SCHEMA, timeoutMs: TIMEOUT_SCHEMA, retry: RETRY_SCHEMA },
+  properties: {
+    executor: EXECUTOR_SCHEMA,
+    timeoutMs: TIMEOUT_SCHEMA,
+    retry: RETRY_SCHEMA,
+    priority: PRIORITY_SCHEMA,
+  },
 } as const;
 
 /**
@@ -57,6 +79,7 @@ export const BACKEND_SETTINGS_SCHEMA = {
     executor: EXECUTOR_SCHEMA,
     timeoutMs: TIMEOUT_SCHEMA,
     retry: RETRY_SCHEMA,
+    priority: PRIORITY_SCHEMA,
     tools: { type: 'object', additionalProperties: TOOL_EXECUTION_SCHEMA },
   },
 } as const;
@@ -134,10 +157,12 @@ function toolSettings(raw: Readonly<Record<string, unknown>>): ToolExecutionSett
   const executor = EXECUTORS.find((e) => e === raw.executor);
   const timeoutMs = integerIn(raw.timeoutMs, 1, MAX_TIMEOUT_MS);
   const retry = isObject(raw.retry) ? retrySettings(raw.retry) : undefined;
+  const priority = integerIn(raw.priority, MIN_QUEUE_PRIORITY, MAX_QUEUE_PRIORITY);
   return {
     ...(executor && { executor }),
     ...(timeoutMs !== undefined && { timeoutMs }),
     ...(retry && { retry }),
+    ...(priority !== undefined && { priority }),
   };
 }
 
@@ -162,11 +187,13 @@ export interface ToolExecution {
    * policy of more than one attempt configured for it (the operator's word).
    */
   readonly idempotent: boolean;
+  /** The queue priority the operator set for the tool (or its backend), when set. */
+  readonly priority?: number;
 }
 
 /**
  * The execution of the tool `upstreamName`: the per-tool entry overrides the backend's own
- * `executor`, `timeoutMs` and `retry`. Without a retry policy, a tool annotated idempotent gets
+ * `executor`, `timeoutMs`, `retry` and `priority`. Without a retry policy, a tool annotated idempotent gets
  * DEFAULT_RETRY; a policy of `attempts: 1` turns retries off.
  */
 export function toolExecution(
@@ -179,12 +206,30 @@ export function toolExecution(
   const hinted = annotations?.idempotentHint === true;
   const retry = policy ?? (hinted ? DEFAULT_RETRY : undefined);
   const timeoutMs = own?.timeoutMs ?? settings.timeoutMs;
+  const priority = own?.priority ?? settings.priority;
   return {
     executor: own?.executor ?? settings.executor ?? 'inline',
     ...(timeoutMs !== undefined && { timeoutMs }),
     ...(retry && retry.attempts > 1 && { retry }),
     idempotent: hinted || (policy !== undefined && policy.attempts > 1),
+    ...(priority !== undefined && { priority }),
   };
+}
+
+/**
+ * The BullMQ priority of a queued call: the tool's (or its backend's) setting, else the
+ * tenant's plan, else DEFAULT_QUEUE_PRIORITY. The operator's word on a tool beats the plan: a
+ * slow batch tool can be put behind a premium tenant's other calls, and an urgent one ahead.
+ */
+export function jobPriority(
+  execution: Pick<ToolExecution, 'priority'>,
+  tenantPriority: number | undefined,
+): number {
+  return (
+    execution.priority ??
+    integerIn(tenantPriority, MIN_QUEUE_PRIORITY, MAX_QUEUE_PRIORITY) ??
+    DEFAULT_QUEUE_PRIORITY
+  );
 }
 
 /** The per-tool entry of `upstreamName`, if the backend has one. */

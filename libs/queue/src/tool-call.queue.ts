@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { Job, Queue, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, Job, Queue, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
 import type { QueueBase } from 'bullmq';
 import Redis, { RedisOptions } from 'ioredis';
 import { ConfigService } from '@portico/config';
@@ -22,6 +22,7 @@ import {
   ToolHandler,
 } from '@portico/mcp-protocol';
 import type { RetrySettings } from './execution-settings';
+import { TenantJobSlots } from './tenant-job-slots';
 import { ToolJobError } from './tool-job.errors';
 import {
   tenantOfToolJob,
@@ -49,12 +50,23 @@ export const FAILED_JOB_RETENTION_S = 24 * 3600;
 /** How long an admin operation waits for Redis before answering that the queue is unavailable. */
 const ADMIN_READY_MS = 2000;
 
+/**
+ * How long a job of a tenant at its cap waits before a worker looks at it again: the first
+ * deferral, doubled on each one after, up to the maximum (then jittered, so a flood's jobs do
+ * not all come back at once). Short enough that the tenant's own calls follow soon after a slot
+ * frees, long enough that its waiting jobs do not keep the workers busy deferring them.
+ */
+const FIRST_DEFERRAL_MS = 100;
+const MAX_DEFERRAL_MS = 1000;
+
 /** How a call is put on the queue. */
 export interface DispatchOptions {
   /** The call's identity (tenant, session, request id): the job id derives from it. */
   readonly callKey: string;
   /** Retries of retryable failures, for idempotent tools only; none when absent. */
   readonly retry?: RetrySettings;
+  /** BullMQ priority (see jobPriority): lower starts sooner. */
+  readonly priority?: number;
 }
 
 /** A failed job as operators see it: never its arguments (they may hold secrets). */
@@ -99,6 +111,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
   private readonly logger = new Logger(ToolCallQueue.name);
   private readonly prefix: string;
   private readonly url: string;
+  private readonly keyPrefix: string;
   private queue?: Queue<ToolJobData, ToolJobResult>;
   /** The producer's connection, also used for the admin API's scans of the failed set. */
   private producerClient?: Redis;
@@ -106,6 +119,10 @@ export class ToolCallQueue implements OnApplicationShutdown {
   private publisher?: Redis;
   private subscriber?: Redis;
   private worker?: Worker<ToolJobData, ToolJobResult>;
+  /** Tenants' running-job slots, once this node consumes. */
+  private slots?: TenantJobSlots;
+  /** How long a slot lease lasts unrenewed: the worker's lock duration. */
+  private leaseMs = DEFAULT_LOCK_MS;
   /** Progress listeners of the calls this node is waiting on, by job id. */
   private readonly watchers = new Map<string, (progress: ToolJobProgress) => void>();
   /** Abort controllers of the jobs this node is running, by job id. */
@@ -129,6 +146,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
       throw new Error('ToolCallQueue needs REDIS_URL');
     }
     this.url = redis.url;
+    this.keyPrefix = redis.keyPrefix;
     this.prefix = `${redis.keyPrefix}bull`;
     metrics?.trackQueue(TOOL_CALL_QUEUE, () => this.jobCounts());
   }
@@ -155,6 +173,9 @@ export class ToolCallQueue implements OnApplicationShutdown {
         connection: producer,
         prefix: this.prefix,
       });
+      // Each call waiting for its job listens for the queue closing: one listener per call in
+      // flight, far more than Node's default warning threshold under load.
+      this.queue.setMaxListeners(0);
     }
     return this.queue;
   }
@@ -193,20 +214,25 @@ export class ToolCallQueue implements OnApplicationShutdown {
     ctx: RequestContext,
     options: DispatchOptions,
   ): Promise<ToolJobResult> {
-    if (!this.tracing?.enabled) {
+    const tracing = this.tracing;
+    const parent = tracing?.current();
+    if (!tracing || !parent) {
       return this.publish(data, ctx, options);
     }
     // A PRODUCER span from enqueue to result; its context travels in the job to the worker.
-    const tracing = this.tracing;
-    const span = tracing.start(`publish ${TOOL_CALL_QUEUE}`, {
-      kind: SpanKind.PRODUCER,
-      attributes: {
-        [SpanAttr.messagingSystem]: 'bullmq',
-        [SpanAttr.queue]: TOOL_CALL_QUEUE,
-        [SpanAttr.toolName]: data.tool,
-        [SpanAttr.backend]: data.backend,
+    const span = tracing.start(
+      `publish ${TOOL_CALL_QUEUE}`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          [SpanAttr.messagingSystem]: 'bullmq',
+          [SpanAttr.queue]: TOOL_CALL_QUEUE,
+          [SpanAttr.toolName]: data.tool,
+          [SpanAttr.backend]: data.backend,
+        },
       },
-    });
+      parent,
+    );
     try {
       return await tracing.within(span, () =>
         this.publish({ ...data, trace: tracing.inject({}) }, ctx, options, span),
@@ -244,6 +270,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
       const retry = data.idempotent ? options.retry : undefined;
       const job = await queue.add(TOOL_CALL_JOB, data, {
         jobId,
+        ...(options.priority !== undefined && { priority: options.priority }),
         attempts: retry?.attempts ?? 1,
         ...(retry && { backoff: { type: 'exponential', delay: retry.backoffMs } }),
         removeOnComplete: { age: 60, count: 1000 },
@@ -312,9 +339,18 @@ export class ToolCallQueue implements OnApplicationShutdown {
     this.subscriber.on('message', (_channel: string, jobId: string) => {
       this.running.get(jobId)?.abort();
     });
+    this.leaseMs = lockMs;
+    this.slots = new TenantJobSlots(this.connection(), this.keyPrefix);
     this.worker = new Worker<ToolJobData, ToolJobResult>(
       TOOL_CALL_QUEUE,
-      async (job) => this.process(job, resolve),
+      async (job, token) => {
+        const release = await this.takeSlot(job, token);
+        try {
+          return await this.process(job, resolve);
+        } finally {
+          await release?.();
+        }
+      },
       {
         connection: this.connection(),
         prefix: this.prefix,
@@ -327,6 +363,42 @@ export class ToolCallQueue implements OnApplicationShutdown {
       },
     );
     this.worker.on('error', (err) => this.logger.warn(`Worker: ${err.message}`));
+  }
+
+  /**
+   * A slot of the job's tenant, when the tenant has a cap on its running jobs; the returned
+   * function gives it back. A tenant at its cap does not get this worker's slot: the job goes
+   * back to the delayed set (never past its deadline; once that passes it fails with the
+   * deadline error) and the worker takes the next job, another tenant's or a later one.
+   */
+  private async takeSlot(
+    job: Job<ToolJobData, ToolJobResult>,
+    token: string | undefined,
+  ): Promise<(() => Promise<void>) | undefined> {
+    const { tenantId, maxConcurrentJobs: cap, deadline } = job.data;
+    const slots = this.slots;
+    // A job past its deadline takes no slot: `run` fails it at once.
+    if (!cap || !slots || deadline <= Date.now()) {
+      return undefined;
+    }
+    const jobId = job.id!;
+    if (await slots.acquire(tenantId, jobId, cap, this.leaseMs)) {
+      const renewal = setInterval(() => {
+        slots
+          .renew(tenantId, jobId, this.leaseMs)
+          .catch((err: unknown) => this.logger.warn(`Slot lease of ${jobId}: ${String(err)}`));
+      }, this.leaseMs / 2);
+      renewal.unref();
+      return async () => {
+        clearInterval(renewal);
+        // A lease that cannot be given back lapses on its own.
+        await slots
+          .release(tenantId, jobId)
+          .catch((err: unknown) => this.logger.warn(`Slot of ${jobId}: ${String(err)}`));
+      };
+    }
+    await job.moveToDelayed(Math.min(Date.now() + deferralMs(job), deadline), token);
+    throw new DelayedError();
   }
 
   /** Runs one job and records how long it waited, how long it ran and how it ended. */
@@ -620,6 +692,16 @@ export class ToolCallQueue implements OnApplicationShutdown {
       client.disconnect();
     }
   }
+}
+
+/**
+ * The jittered backoff of a deferred job. Every move to active counts as a started attempt,
+ * so the starts beyond its attempts (failures) are its deferrals (and stalls) so far.
+ */
+function deferralMs(job: Job<ToolJobData, ToolJobResult>): number {
+  const deferrals = Math.max(0, job.attemptsStarted - job.attemptsMade - 1);
+  const ceiling = Math.min(MAX_DEFERRAL_MS, FIRST_DEFERRAL_MS * 2 ** Math.min(deferrals, 10));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }
 
 /** `promise`'s value, or undefined once `ms` have passed (or it rejected). */

@@ -7,6 +7,14 @@ export const TOOL_CALL_JOB = 'tools.call';
 /** Redis pub/sub channel (under the key prefix) on which cancellations reach running jobs. */
 export const TOOL_CALL_CANCEL_CHANNEL = 'tool-calls:cancel';
 
+/**
+ * The Redis key (under the key prefix) of a tenant's running-job leases: a sorted set of job
+ * ids scored by lease expiry, shared by every worker (see TenantJobSlots).
+ */
+export function runningJobsKey(keyPrefix: string, tenantId: string): string {
+  return `${keyPrefix}tool-calls:running:${tenantId}`;
+}
+
 /** Who called, as the worker needs it to reach the same tenant catalog. */
 export interface JobPrincipal {
   readonly id: string;
@@ -31,6 +39,12 @@ export interface ToolJobData {
   readonly timeoutMs: number;
   /** Whether running the tool twice is harmless (annotation or retry policy). */
   readonly idempotent: boolean;
+  /**
+   * The tenant's cap on its jobs running at once across all workers (its plan's
+   * `maxConcurrentJobs`), as it was when the call was accepted: workers read it here, not from
+   * the database. Absent: no cap.
+   */
+  readonly maxConcurrentJobs?: number;
   /**
    * Stalls (a worker died mid-run) an operator's retry already accepted: only stalls beyond
    * these stop a non-idempotent tool from running again.

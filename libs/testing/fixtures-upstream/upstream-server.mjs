@@ -11,6 +11,9 @@
 // `flaky` (annotated idempotent) and `flaky_write` (not) close the connection without an
 // answer for the first `failures` attempts of a key; `rpc_error` always answers a JSON-RPC
 // error.
+// `tracked` sleeps `ms` like `slow` and records, per `group` argument, under `tracked`: how many
+// of its calls run now and at most at once (`running`, `maxRunning`), and the `label` argument
+// of each call in the order they started (`started`).
 import { createServer } from 'node:http';
 import { McpServer, createMcpHandler, fromJsonSchema } from '@modelcontextprotocol/server';
 
@@ -18,6 +21,8 @@ const HOST = '127.0.0.1';
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
 const stats = { slowStarted: 0, slowCancelled: 0, slowFinished: 0, toolCalls: [], attempts: {} };
 const FAILING_TOOLS = new Set(['flaky', 'flaky_write']);
+const tracked = {};
+stats.tracked = tracked;
 // Flipped by the `toggle_extra` tool: whether the `extra` tool exists (list_changed tests).
 let extraTool = false;
 
@@ -56,6 +61,35 @@ const handler = createMcpHandler((ctx) => {
       }
       stats.slowFinished += 1;
       return text(`slept ${ms}`);
+    },
+  );
+  server.registerTool(
+    'tracked',
+    {
+      description: 'Sleeps for ms milliseconds, counted per group',
+      inputSchema: object({
+        group: { type: 'string' },
+        label: { type: 'string' },
+        ms: { type: 'number' },
+      }),
+    },
+    async ({ group, label, ms }, toolCtx) => {
+      const g = (tracked[group] ??= { running: 0, maxRunning: 0, started: [] });
+      g.running += 1;
+      g.maxRunning = Math.max(g.maxRunning, g.running);
+      g.started.push(label);
+      try {
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          toolCtx.mcpReq.signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      } finally {
+        g.running -= 1;
+      }
+      return text(`${group} ${label}`);
     },
   );
   server.registerTool(

@@ -8,6 +8,13 @@ export interface TenantLimits {
   maxSessions?: number;
   maxConcurrentCalls?: number;
   requestsPerMinute?: number;
+  /**
+   * Queued tool calls of the tenant running at once on all workers together; further ones
+   * wait in the queue while the workers serve other tenants.
+   */
+  maxConcurrentJobs?: number;
+  /** Queue priority of the tenant's calls, 1 (soonest) to 10; a tool's own priority wins. */
+  queuePriority?: number;
 }
 
 /** How a tenant's own identity provider issues tokens for its endpoint. */

@@ -10,12 +10,25 @@ import {
   RequestContext,
   ToolHandler,
 } from '@portico/mcp-protocol';
-import type { ToolCallQueue } from '@portico/queue';
+import type { TenantLimits } from '@portico/persistence';
+import { jobPriority, type ToolCallQueue } from '@portico/queue';
 import type { BackendSource } from '../upstream/backend-source';
 import type { ExecutionPlan } from './execution-plan';
 
 /** Default deadline of a queued call when neither the tool nor the backend sets `timeoutMs`. */
 export const DEFAULT_QUEUED_TIMEOUT_MS = 60_000;
+
+/** Whose backend an ExecutorSource serves. */
+export interface ExecutorTarget {
+  readonly tenantId: string;
+  readonly backend: string;
+  /**
+   * The tenant's plan, as of the catalog build (a change rebuilds it): its `maxConcurrentJobs`
+   * travels in each job to the workers, its `queuePriority` orders its jobs unless the tool's
+   * settings name a priority of their own.
+   */
+  readonly limits?: Pick<TenantLimits, 'maxConcurrentJobs' | 'queuePriority'>;
+}
 
 /**
  * A backend whose tools run by their execution plan: `queued` tools become jobs that a worker
@@ -31,7 +44,7 @@ export class ExecutorSource implements BackendSource {
     private readonly plan: ExecutionPlan,
     /** Null without REDIS_URL: queued tools then run inline. */
     private readonly queue: ToolCallQueue | null,
-    private readonly target: { tenantId: string; backend: string },
+    private readonly target: ExecutorTarget,
   ) {}
 
   listTools(scope: CatalogScope): MaybePromise<readonly ToolHandler[]> {
@@ -93,6 +106,7 @@ export class ExecutorSource implements BackendSource {
         // Decided per call: list_changed may have brought new annotations.
         const execution = this.plan.forTool(handler);
         const timeoutMs = execution.timeoutMs ?? DEFAULT_QUEUED_TIMEOUT_MS;
+        const { maxConcurrentJobs, queuePriority } = this.target.limits ?? {};
         return queue.dispatch(
           {
             tenantId: this.target.tenantId,
@@ -109,10 +123,15 @@ export class ExecutorSource implements BackendSource {
             deadline: Date.now() + timeoutMs,
             timeoutMs,
             idempotent: execution.idempotent,
+            ...(maxConcurrentJobs && { maxConcurrentJobs }),
             wantsProgress: true,
           },
           ctx,
-          { callKey: callKey(this.target.tenantId, ctx), retry: execution.retry },
+          {
+            callKey: callKey(this.target.tenantId, ctx),
+            retry: execution.retry,
+            priority: jobPriority(execution, queuePriority),
+          },
         );
       },
     };

@@ -189,17 +189,22 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       // A map lookup in a built catalog: far cheaper than a span would be.
       return catalog.getTool(name, scope);
     }
-    if (!this.tracing?.enabled) {
+    const parent = this.tracing?.current();
+    if (!this.tracing || !parent) {
       return catalog.then((c) => c.getTool(name, scope));
     }
     // The tenant's catalog is being built (backends connected, lists read): worth a span.
-    const span = this.tracing.start('portico.catalog.lookup', {
-      kind: SpanKind.INTERNAL,
-      attributes: {
-        [SpanAttr.toolName]: name.slice(0, 128),
-        [SpanAttr.tenant]: scope.principal?.tenant ?? '',
+    const span = this.tracing.start(
+      'portico.catalog.lookup',
+      {
+        kind: SpanKind.INTERNAL,
+        attributes: {
+          [SpanAttr.toolName]: name.slice(0, 128),
+          [SpanAttr.tenant]: scope.principal?.tenant ?? '',
+        },
       },
-    });
+      parent,
+    );
     return this.tracing
       .within(span, () => catalog)
       .then(
@@ -333,7 +338,10 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         const source = await this.sourceFor(backend, tenant);
         if (source) {
           direct.set(backend.name, source);
-          sources.push({ name: backend.name, source: this.executorFor(backend, source) });
+          sources.push({
+            name: backend.name,
+            source: this.executorFor(backend, source, tenant),
+          });
         }
       } catch (err) {
         // One unreachable backend must not take the tenant's whole catalog down.
@@ -400,7 +408,11 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
    * Inline by default; through the queue for the tools whose backend (or own entry under
    * `settings.tools`) says `executor: queued`, when REDIS_URL is set.
    */
-  private executorFor(backend: BackendEntity, source: BackendSource): BackendSource {
+  private executorFor(
+    backend: BackendEntity,
+    source: BackendSource,
+    tenant: TenantEntity | null,
+  ): BackendSource {
     const plan = new ExecutionPlan(backend);
     if (plan.mayQueue && !this.queue) {
       this.logger.warn(
@@ -413,6 +425,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     return new ExecutorSource(source, plan, this.queue ?? null, {
       tenantId: backend.tenantId,
       backend: backend.name,
+      limits: tenant?.limits,
     });
   }
 

@@ -8,7 +8,7 @@
 
 import { ASYMMETRIC_JWT_ALGORITHMS, ROLES } from '@portico/auth';
 import { BACKEND_KINDS } from '@portico/persistence';
-import { BACKEND_SETTINGS_SCHEMA } from '@portico/queue';
+import { BACKEND_SETTINGS_SCHEMA, MAX_QUEUE_PRIORITY, MIN_QUEUE_PRIORITY } from '@portico/queue';
 import {
   RESERVED_SLUGS as TENANT_RESERVED_SLUGS,
   SLUG_PATTERN as TENANT_SLUG_PATTERN,
@@ -260,6 +260,12 @@ const TENANT = {
         maxSessions: POSITIVE_INT,
         maxConcurrentCalls: POSITIVE_INT,
         requestsPerMinute: POSITIVE_INT,
+        maxConcurrentJobs: POSITIVE_INT,
+        queuePriority: {
+          type: 'integer',
+          minimum: MIN_QUEUE_PRIORITY,
+          maximum: MAX_QUEUE_PRIORITY,
+        },
       },
       default: {},
     },

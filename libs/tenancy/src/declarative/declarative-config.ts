@@ -47,6 +47,10 @@ export interface DeclaredLimits {
   maxConcurrentCalls?: number;
   /** Requests per minute, both protocol eras. */
   requestsPerMinute?: number;
+  /** Queued tool calls running at once, on all workers together. */
+  maxConcurrentJobs?: number;
+  /** Queue priority of queued tool calls: 1 (first) to 10; a tool's own setting wins. */
+  queuePriority?: number;
 }
 
 export interface DeclaredJwt {

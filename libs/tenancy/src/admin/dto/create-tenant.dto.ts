@@ -9,10 +9,12 @@ import {
   IsUrl,
   Length,
   Matches,
+  Max,
   Min,
   ValidateNested,
 } from 'class-validator';
 import type { TenantStatus } from '@portico/persistence';
+import { MAX_QUEUE_PRIORITY, MIN_QUEUE_PRIORITY } from '@portico/queue';
 import { RESERVED_SLUGS, SLUG_PATTERN } from '../../tenant/tenant.service';
 
 export const TENANT_STATUSES: readonly TenantStatus[] = ['active', 'suspended'];
@@ -35,6 +37,26 @@ export class TenantLimitsDto {
   @IsInt()
   @Min(1)
   requestsPerMinute?: number;
+
+  @ApiPropertyOptional({
+    minimum: 1,
+    description: 'Queued tool calls running at once on all workers together',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  maxConcurrentJobs?: number;
+
+  @ApiPropertyOptional({
+    minimum: MIN_QUEUE_PRIORITY,
+    maximum: MAX_QUEUE_PRIORITY,
+    description: 'Queue priority of queued tool calls, lower first; a tool setting wins',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(MIN_QUEUE_PRIORITY)
+  @Max(MAX_QUEUE_PRIORITY)
+  queuePriority?: number;
 }
 
 export class TenantJwtDto {
