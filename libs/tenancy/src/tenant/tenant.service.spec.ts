@@ -11,7 +11,7 @@ import {
   ToolPolicyEntity,
 } from '@portico/persistence';
 import { DATABASE_KINDS, DatabaseKind, testDatabaseEnv } from '@portico/testing';
-import { TenantService } from './tenant.service';
+import { assertSlug, TenantInputError, TenantService } from './tenant.service';
 
 describe.each(DATABASE_KINDS)(`${TenantService.name} on %s`, (kind: DatabaseKind) => {
   let dataSource: DataSource;
@@ -119,5 +119,14 @@ describe.each(DATABASE_KINDS)(`${TenantService.name} on %s`, (kind: DatabaseKind
 
     await sut.remove(created);
     await expect(sut.bySlug(created.slug)).resolves.toBeNull();
+  });
+});
+
+describe('assertSlug', () => {
+  it('refuses route names and the anonymous endpoint metrics label as tenant slugs', () => {
+    for (const slug of ['anonymous', 'sse', 'admin', 'metrics', 'well-known']) {
+      expect(() => assertSlug(slug)).toThrow(TenantInputError);
+    }
+    expect(() => assertSlug('acme')).not.toThrow();
   });
 });

@@ -15,8 +15,12 @@ import {
   ToolPolicyEntity,
 } from '@portico/persistence';
 
-/** Slugs that would collide with routes under the MCP path. */
+/**
+ * Slugs that would collide with routes under the MCP path, or with the `tenant` label the
+ * metrics give the anonymous development endpoint.
+ */
 export const RESERVED_SLUGS = new Set([
+  'anonymous',
   'sse',
   'messages',
   'admin',
