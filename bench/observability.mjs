@@ -194,12 +194,36 @@ export async function runObservabilityBench(config) {
       };
     });
     printObservability(summary);
-    return summary;
+    return { variants: summary, checks: observabilityChecks(summary) };
   } finally {
     await Promise.all([...servers.values()].map(({ child }) => stop(child)));
     await stop(sink.child);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The section's goals in bench/run.mjs's summary: all on (every trace, then 10 %) / all off. */
+function observabilityChecks(summary) {
+  const by = Object.fromEntries(summary.map((s) => [s.key, s]));
+  const round2 = (n) => Math.round(n * 100) / 100;
+  return ['o1', 'o5'].flatMap((key) => [
+    {
+      what: `observability on / off: ${by[key].label} (${key}) / all off (o0), req/s`,
+      value: round2(by[key].reqPerSec / by.o0.reqPerSec),
+      unit: '×',
+      goal: `≥ ${GOAL}`,
+      pass: by[key].reqPerSec / by.o0.reqPerSec >= GOAL,
+      valid: by[key].clean && by.o0.clean,
+    },
+    {
+      what: `observability on / off by server CPU per request (${key} / o0)`,
+      value: round2(by.o0.cpuUsPerReq / by[key].cpuUsPerReq),
+      unit: '×',
+      goal: null,
+      pass: null,
+      valid: by[key].clean && by.o0.clean,
+    },
+  ]);
 }
 
 function printObservability(summary) {

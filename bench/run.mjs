@@ -10,14 +10,18 @@
 //   BENCH_WS_CONNECTIONS  concurrent WebSocket connections     (default 100)
 //   BENCH_WS_PIPELINE     requests in flight per WS connection (default 1)
 //   BENCH_ENGINE_SECONDS  engine microbenchmark seconds        (default 3)
-//   BENCH_ONLY            e.g. "engine,a,c", "sdk-v1,portico-modern", "ws,stdio" or "w1,w2"
+//   BENCH_ONLY            e.g. "engine,a,c", "sdk-v1,portico-modern", "ws,stdio", "w1,w2"
+//                         or the sections "observability", "queue", "federation"
 //   BENCH_VERIFY=0        skip checking every response body under load
 //   PORTICO_ENTRY         gateway entry (default dist/apps/gateway/apps/gateway/src/main.js)
 //   PORTICO_CLI_ENTRY     CLI entry (default dist/apps/cli/apps/cli/src/main.js)
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { resolve } from 'node:path';
+import { federationPlannedSec, runFederationBench } from './federation.mjs';
 import { runLoad } from './load.mjs';
+import { OBSERVABILITY_VARIANTS, runObservabilityBench } from './observability.mjs';
+import { runQueueBench } from './queue.mjs';
 import { eraRequest, openSession2025, sampleCheck } from './lib/mcp.mjs';
 import { installCleanup, runForked, stop, stopAll } from './lib/procs.mjs';
 import {
@@ -86,7 +90,13 @@ const plannedSec =
   (selection.engine ? config.engineSec + 2 : 0) +
   selection.targets.length * (config.warmupSec + config.rounds * (config.durationSec + 1)) +
   selection.ws.length * (config.warmupSec + 3 + config.rounds * (config.durationSec + 3)) +
-  selection.stdio.length * (config.warmupSec + 10 + config.rounds * (config.durationSec + 1));
+  selection.stdio.length * (config.warmupSec + 10 + config.rounds * (config.durationSec + 1)) +
+  (selection.observability
+    ? OBSERVABILITY_VARIANTS.length *
+      (5 + config.warmupSec + config.rounds * (config.durationSec + 1))
+    : 0) +
+  (selection.queue ? 60 + 5 * (config.warmupSec + config.rounds * (config.durationSec + 2)) : 0) +
+  (selection.federation ? federationPlannedSec(config) : 0);
 const watchdog = setTimeout(
   () => {
     console.error(`\nbench exceeded its time budget (${Math.round(plannedSec + 120)} s); aborting`);
@@ -109,6 +119,9 @@ const report = {
   http: [],
   ws: [],
   stdio: [],
+  observability: null,
+  queue: null,
+  federation: null,
   checks: [],
 };
 
@@ -399,7 +412,46 @@ if (selection.stdio.length) {
   }
 }
 
-if (selection.targets.length || selection.ws.length || selection.stdio.length) {
+// ---- 5–7. Sections with servers of their own: observability on vs off, queued calls vs raw
+// BullMQ, federation through the gateway vs direct. Each prints its own table; their goals
+// join the summary. Portico not being built is not an error (as above).
+const SECTION_RUNS = [
+  ['observability', 'tools/call with metrics, logs and traces on vs off', runObservabilityBench],
+  ['queue', 'queued tools/call vs a raw BullMQ round trip', runQueueBench],
+  [
+    'federation',
+    'tools/call to an upstream MCP server, through Portico vs direct',
+    runFederationBench,
+  ],
+];
+for (const [name, title, run] of SECTION_RUNS) {
+  if (!selection[name]) {
+    continue;
+  }
+  console.log(`\n== ${title} ==`);
+  try {
+    const result = await run(config);
+    report[name] = result;
+    report.checks.push(...(result.checks ?? []));
+    const rows = result.variants ?? result.targets ?? result.summary ?? [];
+    if (rows.some((row) => row.clean === false)) {
+      process.exitCode = 1;
+    }
+  } catch (err) {
+    report[name] = { error: err.message };
+    console.log(`  not measured: ${err.message.split('\n')[0]}`);
+    if (existsSync(PORTICO_ENTRY) && err.code !== 'PORTICO_NOT_BUILT') {
+      process.exitCode = 1;
+    }
+  }
+}
+
+if (
+  selection.targets.length ||
+  selection.ws.length ||
+  selection.stdio.length ||
+  SECTION_RUNS.some(([name]) => selection[name])
+) {
   printChecks(report.checks, report.http);
 }
 

@@ -170,20 +170,35 @@ const GROUPS = { http: TARGETS, ws: WS_TARGETS, stdio: STDIO_TARGETS };
  * group names ("http", "ws", "stdio"), plus "engine" for the microbenchmark.
  * Unset means everything. Ratios need their baseline (a, w1, s1) selected too.
  */
+/** Sections that run as a whole (their own servers and variants): BENCH_ONLY names them. */
+export const SECTIONS = ['observability', 'queue', 'federation'];
+
 export function parseOnly(value) {
   if (!value?.trim()) {
-    return { engine: true, targets: TARGETS, ws: WS_TARGETS, stdio: STDIO_TARGETS };
+    return {
+      engine: true,
+      targets: TARGETS,
+      ws: WS_TARGETS,
+      stdio: STDIO_TARGETS,
+      ...Object.fromEntries(SECTIONS.map((name) => [name, true])),
+    };
   }
   const wanted = value
     .split(',')
     .map((s) => s.trim().toLowerCase())
     .filter(Boolean);
   const all = [...TARGETS, ...WS_TARGETS, ...STDIO_TARGETS];
-  const known = new Set(['engine', ...Object.keys(GROUPS), ...all.flatMap((t) => [t.key, t.id])]);
+  const known = new Set([
+    'engine',
+    ...SECTIONS,
+    ...Object.keys(GROUPS),
+    ...all.flatMap((t) => [t.key, t.id]),
+  ]);
   const unknown = wanted.filter((w) => !known.has(w));
   if (unknown.length) {
     throw new Error(
-      `BENCH_ONLY: unknown ${unknown.join(', ')}; use engine, ${Object.keys(GROUPS).join(', ')} ` +
+      `BENCH_ONLY: unknown ${unknown.join(', ')}; use engine, ${SECTIONS.join(', ')}, ` +
+        `${Object.keys(GROUPS).join(', ')} ` +
         `or ${all.map((t) => `${t.key}/${t.id}`).join(', ')}`,
     );
   }
@@ -193,6 +208,7 @@ export function parseOnly(value) {
     );
   return {
     engine: wanted.includes('engine'),
+    ...Object.fromEntries(SECTIONS.map((name) => [name, wanted.includes(name)])),
     targets: pick('http'),
     ws: pick('ws'),
     stdio: pick('stdio'),
