@@ -70,16 +70,16 @@ export function traceUpstream<T>(
  * fetch that adds the active trace context (`traceparent`, `tracestate`) as headers: requests
  * made inside a traced call continue its trace at the upstream's HTTP layer too.
  */
-export function tracedFetch(tracing: Tracing): typeof fetch {
+export function tracedFetch(tracing: Tracing, base: typeof fetch = fetch): typeof fetch {
   return (input, init) => {
     const carrier = tracing.inject({});
     if (Object.keys(carrier).length === 0) {
-      return fetch(input, init);
+      return base(input, init);
     }
     const headers = new Headers(init?.headers);
     for (const [name, value] of Object.entries(carrier)) {
       headers.set(name, value);
     }
-    return fetch(input, { ...init, headers });
+    return base(input, { ...init, headers });
   };
 }

@@ -13,6 +13,7 @@ import { SpanAttr, type Tracing } from '@portico/observability';
 import type { BackendContext } from './backend-source';
 import { assertReachableTarget, HTTP_SCHEMES, WS_SCHEMES } from './target-guard';
 import type { UpstreamSettings } from './upstream-settings';
+import { upstreamFetch } from './upstream-fetch';
 import { tracedFetch } from './upstream-tracing';
 import {
   BackendSettingsError,
@@ -88,6 +89,9 @@ function httpConnector(
 ): UpstreamConnector {
   const url = targetUrl(context.backend.target);
   const check = () => assertReachableTarget(url, settings.internal, HTTP_SCHEMES);
+  // One connection pool per backend, kept across reconnections.
+  const base = upstreamFetch();
+  const fetchFn = tracing ? tracedFetch(tracing, base) : base;
   return {
     url,
     peer: {},
@@ -97,7 +101,7 @@ function httpConnector(
       const options = {
         // Decrypted only now, held by the transport alone, never logged.
         requestInit: { headers: credentialHeaders(context.credentials()) },
-        ...(tracing && { fetch: tracedFetch(tracing) }),
+        fetch: fetchFn,
       };
       // The SSE transport refuses a POST endpoint on another origin than the stream's.
       return kind === 'mcp-http'
