@@ -4,96 +4,25 @@
  * Redis. A real gateway with its embedded worker, real Redis (own prefix), real PostgreSQL,
  * and the fixture upstream (libs/testing/fixtures-upstream) as its own process.
  */
-import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Queue } from 'bullmq';
-import Redis from 'ioredis';
 import { TOOL_CALL_QUEUE } from '@portico/queue';
 import { TenantService } from '@portico/tenancy';
 import { testDatabaseEnv } from '@portico/testing';
 import { RunningGateway, startGateway } from './support/gateway';
-import { within } from './support/sdk';
+import {
+  callTool,
+  deleteRedisKeys,
+  type FixtureUpstream,
+  REDIS_URL,
+  startFixtureUpstream,
+} from './support/queue';
 import { createApiKey, seedTenant } from './support/tenants';
 
-const MODERN = '2026-07-28';
-const REDIS = 'redis://127.0.0.1:6379';
 const BOOTSTRAP = 'queue-admin-bootstrap-token-0123456789abcdef';
 const PROBLEM_JSON = 'application/problem+json';
-const FIXTURE = join(
-  __dirname,
-  '..',
-  'libs',
-  'testing',
-  'fixtures-upstream',
-  'upstream-server.mjs',
-);
-
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- asserted field by field
-
-async function startUpstream(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [FIXTURE, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const port = await within(
-    new Promise<number>((resolve, reject) => {
-      lines.on('line', (line) => {
-        const match = /^READY (\d+)$/.exec(line);
-        if (match) {
-          resolve(Number(match[1]));
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`fixture upstream exited with ${code}`)));
-    }),
-    10_000,
-    'fixture upstream start',
-  );
-  return { child, port };
-}
-
-/** The final JSON-RPC message of a modern-era tools/call. */
-async function callTool(
-  gateway: RunningGateway,
-  slug: string,
-  key: string,
-  name: string,
-  args: Record<string, unknown>,
-): Promise<Json> {
-  const res = await fetch(`${gateway.mcpUrl}/${slug}`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${key}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN,
-      'mcp-method': 'tools/call',
-      'mcp-name': name,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: {
-        name,
-        arguments: args,
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': MODERN,
-          'io.modelcontextprotocol/clientCapabilities': {},
-        },
-      },
-    }),
-  });
-  const text = await res.text();
-  const messages = text.startsWith('{')
-    ? [JSON.parse(text)]
-    : text
-        .split('\n')
-        .filter((line) => line.startsWith('data: {'))
-        .map((line) => JSON.parse(line.slice(6)));
-  return messages.at(-1);
-}
 
 interface Reply {
   status: number;
@@ -144,21 +73,9 @@ async function eventually<T>(probe: () => Promise<T>, accept: (v: T) => boolean)
   }
 }
 
-async function deleteKeys(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS);
-  try {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) {
-      await redis.del(...keys);
-    }
-  } finally {
-    await redis.quit();
-  }
-}
-
 describe('failed queued jobs through the admin API', () => {
   const prefix = `portico-test-${randomBytes(4).toString('hex')}:`;
-  let upstream: { child: ChildProcess; port: number };
+  let upstream: FixtureUpstream;
   let gateway: RunningGateway;
   let queue: Queue;
   let cleanup: () => Promise<void>;
@@ -166,19 +83,17 @@ describe('failed queued jobs through the admin API', () => {
   const b = { slug: 'qa-b', id: '', user: '', admin: '' };
 
   const attempts = async (key: string): Promise<number> => {
-    const stats = (await (await fetch(`http://127.0.0.1:${upstream.port}/stats`)).json()) as {
-      attempts: Record<string, number>;
-    };
+    const stats = (await upstream.stats()) as { attempts: Record<string, number> };
     return stats.attempts[key] ?? 0;
   };
 
   beforeAll(async () => {
-    upstream = await startUpstream();
+    upstream = await startFixtureUpstream();
     const db = await testDatabaseEnv('postgres');
     cleanup = db.cleanup;
     gateway = await startGateway({
       ...db.env,
-      REDIS_URL: REDIS,
+      REDIS_URL,
       REDIS_KEY_PREFIX: prefix,
       BOOTSTRAP_ADMIN_TOKEN: BOOTSTRAP,
     });
@@ -190,7 +105,7 @@ describe('failed queued jobs through the admin API', () => {
       await tenants.backends(t.id).insert({
         name: 'up',
         kind: 'mcp-http',
-        target: `http://127.0.0.1:${upstream.port}/mcp`,
+        target: upstream.url,
         settings: {
           internal: true,
           executor: 'queued',
@@ -217,18 +132,15 @@ describe('failed queued jobs through the admin API', () => {
   afterAll(async () => {
     await gateway?.close();
     await queue?.close();
-    await deleteKeys(prefix);
+    await deleteRedisKeys(prefix);
     await cleanup?.();
-    if (upstream && upstream.child.exitCode === null) {
-      upstream.child.kill('SIGKILL');
-      await once(upstream.child, 'exit');
-    }
+    await upstream?.stop();
   });
 
   /** Makes a call fail on the worker and returns its failed job as the API lists it. */
   async function failedCall(tool: string, key: string, failures: number): Promise<Json> {
     const reply = await callTool(gateway, a.slug, a.user, `up__${tool}`, { key, failures });
-    expect(reply.error?.message).toMatch(/^Backend up unavailable: /);
+    expect(reply?.error?.message).toMatch(/^Backend up unavailable: /);
     const listed = await admin(gateway, 'GET', `/tenants/${a.slug}/queue/failed`, a.admin);
     expect(listed.status).toBe(200);
     const job = listed.body.items.find((item: Json) => item.tool === `up__${tool}`);

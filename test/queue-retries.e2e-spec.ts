@@ -3,81 +3,36 @@
  * transport level) of idempotent tools (annotation or retry policy), never past the deadline;
  * and per-tool executors. The fixture upstream counts the attempts it saw per key (GET /stats).
  */
-import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Queue } from 'bullmq';
-import Redis from 'ioredis';
 import { TOOL_CALL_QUEUE } from '@portico/queue';
 import { TenantService } from '@portico/tenancy';
 import { testDatabaseEnv } from '@portico/testing';
 import { RunningGateway, startGateway } from './support/gateway';
-import { within } from './support/sdk';
+import {
+  callTool,
+  deleteRedisKeys,
+  type FixtureUpstream,
+  REDIS_URL,
+  startFixtureUpstream,
+} from './support/queue';
 import { seedTenant } from './support/tenants';
-
-const MODERN = '2026-07-28';
-const REDIS = 'redis://127.0.0.1:6379';
-const FIXTURE = join(
-  __dirname,
-  '..',
-  'libs',
-  'testing',
-  'fixtures-upstream',
-  'upstream-server.mjs',
-);
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- asserted field by field
 
 describe('retries and per-tool executors of queued tool calls', () => {
   const prefix = `portico-test-${randomBytes(4).toString('hex')}:`;
-  let upstream: ChildProcess;
-  let port: number;
+  let upstream: FixtureUpstream;
   let gateway: RunningGateway;
   let queue: Queue;
   let apiKey: string;
   let cleanup: () => Promise<void>;
 
-  const call = async (name: string, args: Record<string, unknown>): Promise<Json> => {
-    const res = await fetch(`${gateway.mcpUrl}/retries`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${apiKey}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': MODERN,
-        'mcp-method': 'tools/call',
-        'mcp-name': name,
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'tools/call',
-        params: {
-          name,
-          arguments: args,
-          _meta: {
-            'io.modelcontextprotocol/protocolVersion': MODERN,
-            'io.modelcontextprotocol/clientCapabilities': {},
-          },
-        },
-      }),
-    });
-    const text = await res.text();
-    const messages = text.startsWith('{')
-      ? [JSON.parse(text)]
-      : text
-          .split('\n')
-          .filter((line) => line.startsWith('data: {'))
-          .map((line) => JSON.parse(line.slice(6)));
-    return messages.at(-1);
-  };
+  const call = async (name: string, args: Record<string, unknown>): Promise<Json> =>
+    (await callTool(gateway, 'retries', apiKey, name, args)) ?? {};
 
   const attempts = async (key: string): Promise<number> => {
-    const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as {
-      attempts: Record<string, number>;
-    };
+    const stats = (await upstream.stats()) as { attempts: Record<string, number> };
     return stats.attempts[key] ?? 0;
   };
 
@@ -85,24 +40,10 @@ describe('retries and per-tool executors of queued tool calls', () => {
     (await queue.getJobCounts('completed')).completed ?? 0;
 
   beforeAll(async () => {
-    upstream = spawn(process.execPath, [FIXTURE, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const lines = createInterface({ input: upstream.stdout! });
-    port = await within(
-      new Promise<number>((resolve, reject) => {
-        lines.on('line', (line) => {
-          const match = /^READY (\d+)$/.exec(line);
-          if (match) {
-            resolve(Number(match[1]));
-          }
-        });
-        upstream.once('exit', (code) => reject(new Error(`fixture upstream exited with ${code}`)));
-      }),
-      10_000,
-      'fixture upstream start',
-    );
+    upstream = await startFixtureUpstream();
     const db = await testDatabaseEnv('postgres');
     cleanup = db.cleanup;
-    gateway = await startGateway({ ...db.env, REDIS_URL: REDIS, REDIS_KEY_PREFIX: prefix });
+    gateway = await startGateway({ ...db.env, REDIS_URL, REDIS_KEY_PREFIX: prefix });
     const seeded = await seedTenant(gateway.app, { slug: 'retries', fixtures: [] });
     apiKey = seeded.apiKey;
     const tenants = gateway.app.get(TenantService);
@@ -110,7 +51,7 @@ describe('retries and per-tool executors of queued tool calls', () => {
       tenants.backends(seeded.tenant.id).insert({
         name,
         kind: 'mcp-http',
-        target: `http://127.0.0.1:${port}/mcp`,
+        target: upstream.url,
         settings: { internal: true, breakerThreshold: 50, ...settings },
         credentialsSealed: null,
       });
@@ -139,17 +80,9 @@ describe('retries and per-tool executors of queued tool calls', () => {
   afterAll(async () => {
     await gateway?.close();
     await queue?.close();
-    const redis = new Redis(REDIS);
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) {
-      await redis.del(...keys);
-    }
-    await redis.quit();
+    await deleteRedisKeys(prefix);
     await cleanup?.();
-    if (upstream && upstream.exitCode === null) {
-      upstream.kill('SIGKILL');
-      await once(upstream, 'exit');
-    }
+    await upstream?.stop();
   });
 
   it('retries an idempotent tool after transport failures until it succeeds', async () => {
