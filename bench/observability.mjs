@@ -43,7 +43,21 @@ export const OBSERVABILITY_VARIANTS = [
     on: ['metrics', 'logs', 'traces'],
     sampleRatio: 0.1,
   },
+  {
+    key: 'o6',
+    label: 'tracing on, no trace sampled (ratio 0)',
+    on: ['traces'],
+    sampleRatio: 0,
+  },
 ];
+
+/** BENCH_OBS_VARIANTS=o0,o5 runs a subset (o0, the baseline, always runs). */
+function selectedVariants() {
+  const wanted = process.env.BENCH_OBS_VARIANTS?.split(',').map((k) => k.trim());
+  return wanted
+    ? OBSERVABILITY_VARIANTS.filter((v) => v.key === 'o0' || wanted.includes(v.key))
+    : OBSERVABILITY_VARIANTS;
+}
 
 const SINK = `
   const { createServer } = require('node:http');
@@ -140,8 +154,9 @@ export async function runObservabilityBench(config) {
   writeTenantFile(dir);
   const sink = await startSink();
   const servers = new Map();
+  const variants = selectedVariants();
   try {
-    for (const variant of OBSERVABILITY_VARIANTS) {
+    for (const variant of variants) {
       servers.set(variant.key, await startVariant(variant, dir, sink.url));
     }
     const base = eraRequest('modern');
@@ -162,15 +177,15 @@ export async function runObservabilityBench(config) {
         serverPid: server.child.pid,
       });
     };
-    for (const variant of OBSERVABILITY_VARIANTS) {
+    for (const variant of variants) {
       await sampleCheck(`http://127.0.0.1:${servers.get(variant.key).port}${TENANT_PATH}`, request);
       process.stdout.write(`warm-up ${variant.key} ${variant.label}… `);
       await load(variant, config.warmupSec);
       process.stdout.write('done\n');
     }
-    const rounds = new Map(OBSERVABILITY_VARIANTS.map((v) => [v.key, []]));
+    const rounds = new Map(variants.map((v) => [v.key, []]));
     for (let round = 1; round <= config.rounds; round++) {
-      for (const variant of OBSERVABILITY_VARIANTS) {
+      for (const variant of variants) {
         const result = await load(variant, config.durationSec);
         rounds.get(variant.key).push(result);
         console.log(
@@ -182,7 +197,7 @@ export async function runObservabilityBench(config) {
         );
       }
     }
-    const summary = OBSERVABILITY_VARIANTS.map((variant) => {
+    const summary = variants.map((variant) => {
       const list = rounds.get(variant.key);
       return {
         ...variant,
@@ -206,24 +221,26 @@ export async function runObservabilityBench(config) {
 function observabilityChecks(summary) {
   const by = Object.fromEntries(summary.map((s) => [s.key, s]));
   const round2 = (n) => Math.round(n * 100) / 100;
-  return ['o1', 'o5'].flatMap((key) => [
-    {
-      what: `observability on / off: ${by[key].label} (${key}) / all off (o0), req/s`,
-      value: round2(by[key].reqPerSec / by.o0.reqPerSec),
-      unit: '×',
-      goal: `≥ ${GOAL}`,
-      pass: by[key].reqPerSec / by.o0.reqPerSec >= GOAL,
-      valid: by[key].clean && by.o0.clean,
-    },
-    {
-      what: `observability on / off by server CPU per request (${key} / o0)`,
-      value: round2(by.o0.cpuUsPerReq / by[key].cpuUsPerReq),
-      unit: '×',
-      goal: null,
-      pass: null,
-      valid: by[key].clean && by.o0.clean,
-    },
-  ]);
+  return ['o1', 'o5']
+    .filter((key) => by[key])
+    .flatMap((key) => [
+      {
+        what: `observability on / off: ${by[key].label} (${key}) / all off (o0), req/s`,
+        value: round2(by[key].reqPerSec / by.o0.reqPerSec),
+        unit: '×',
+        goal: `≥ ${GOAL}`,
+        pass: by[key].reqPerSec / by.o0.reqPerSec >= GOAL,
+        valid: by[key].clean && by.o0.clean,
+      },
+      {
+        what: `observability on / off by server CPU per request (${key} / o0)`,
+        value: round2(by.o0.cpuUsPerReq / by[key].cpuUsPerReq),
+        unit: '×',
+        goal: null,
+        pass: null,
+        valid: by[key].clean && by.o0.clean,
+      },
+    ]);
 }
 
 function printObservability(summary) {
@@ -235,12 +252,15 @@ function printObservability(summary) {
   for (const s of summary) {
     const ratio = s.reqPerSec / off.reqPerSec;
     console.log(
-      `  ${s.key.padEnd(4)} ${s.label.padEnd(46)} ${String(s.reqPerSec).padStart(6)} ` +
-        `${String(s.p50).padStart(7)} ${String(s.p99).padStart(7)} ${String(Math.round(s.cpuUsPerReq)).padStart(11)}` +
+      `  ${s.key.padEnd(4)} ${s.label.padEnd(46)} ${String(Math.round(s.reqPerSec)).padStart(6)} ` +
+        `${s.p50.toFixed(2).padStart(7)} ${s.p99.toFixed(2).padStart(7)} ${String(Math.round(s.cpuUsPerReq)).padStart(11)}` +
         `  ${s.key === 'o0' ? '  —  ' : ratio.toFixed(2)}${s.clean ? '' : '  (not clean)'}`,
     );
   }
   const all = summary.find((s) => s.key === 'o1');
+  if (!all) {
+    return;
+  }
   const ratio = all.reqPerSec / off.reqPerSec;
   const cpuRatio = off.cpuUsPerReq / all.cpuUsPerReq;
   console.log(

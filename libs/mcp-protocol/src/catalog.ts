@@ -26,6 +26,8 @@ export interface Principal {
 
 export interface CatalogScope {
   readonly principal?: Principal;
+  /** The caller's trace context (RequestContext.trace), for spans of lookups that do work. */
+  readonly trace?: unknown;
 }
 
 export interface ToolHandler {

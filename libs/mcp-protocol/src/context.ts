@@ -37,6 +37,13 @@ export interface RequestContext {
   readonly sessionId?: string;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;
+  /**
+   * The trace context (an OpenTelemetry Context, opaque to the protocol) work for this request
+   * runs under; spans started for it use this as their parent. It travels explicitly, not in
+   * async-local storage, whose promise hooks cost every request on Node 20 whether or not it
+   * is traced. Undefined when tracing is off or the request is not sampled.
+   */
+  readonly trace?: unknown;
   /** Sends notifications/progress when the request carried a progress token; otherwise no-op. */
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** Sends notifications/message when the client's level admits it; otherwise no-op. */
@@ -130,6 +137,7 @@ export interface ContextInit {
   logsEnabled: boolean;
   outbound: RequestOutbound;
   broker: InputBroker;
+  trace?: unknown;
 }
 
 export class HandlerContext implements RequestContext {
@@ -141,6 +149,7 @@ export class HandlerContext implements RequestContext {
   readonly clientInfo?: Implementation;
   readonly principal?: Principal;
   readonly sessionId?: string;
+  readonly trace?: unknown;
   private readonly cancellation: Cancellation;
   private lastProgress = Number.NEGATIVE_INFINITY;
 
@@ -153,6 +162,7 @@ export class HandlerContext implements RequestContext {
     this.clientInfo = init.clientInfo;
     this.principal = init.principal;
     this.sessionId = init.sessionId;
+    this.trace = init.trace;
     this.cancellation = init.cancellation;
   }
 
@@ -226,4 +236,15 @@ export class HandlerContext implements RequestContext {
     }
     return this.init.broker.request(method, params, this.cancellation, options?.key);
   }
+}
+
+/**
+ * `ctx` with another trace context: a view that shares everything else (cancellation,
+ * progress, logging, client input) with `ctx`. Used to run a handler under a child span.
+ */
+export function withTrace<T extends RequestContext>(ctx: T, trace: unknown): T {
+  if (trace === ctx.trace) {
+    return ctx;
+  }
+  return Object.create(ctx, { trace: { value: trace, enumerable: true } }) as T;
 }

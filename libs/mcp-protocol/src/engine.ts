@@ -79,17 +79,20 @@ export interface ObservedRequest {
   /** The 2025-era session the request belongs to. */
   readonly sessionId?: string;
   readonly principal?: Principal;
+  /** The trace context the transport runs the request under (its RequestIo's `trace`). */
+  readonly trace?: unknown;
 }
 
 /**
  * Runs around the handling of each request: `handle` resolves to the response (an error
  * response for a failed request) or undefined when nothing is sent. An observer must call
- * `handle` exactly once and return what it resolves to.
+ * `handle` exactly once and return what it resolves to; the trace context it passes becomes
+ * the handler context's `trace`.
  */
 export interface RequestObserver {
   observe(
     request: ObservedRequest,
-    handle: () => Promise<JsonRpcResponse | undefined>,
+    handle: (trace?: unknown) => Promise<JsonRpcResponse | undefined>,
   ): Promise<JsonRpcResponse | undefined>;
 }
 
@@ -100,6 +103,15 @@ export interface RequestIo {
   /** Cancelled when the client goes away (2026-07-28 over HTTP) or cancels. */
   cancellation?: Cancellation;
   principal?: Principal;
+  /**
+   * The trace context (an OpenTelemetry Context, opaque here) the request runs under. Passed
+   * explicitly, never through async-local storage: see RequestContext.trace.
+   */
+  trace?: unknown;
+}
+
+function withIoTrace(io: RequestIo, trace: unknown): RequestIo {
+  return trace === undefined || trace === io.trace ? io : { ...io, trace };
 }
 
 /** Thrown by the modern input broker to unwind a handler that needs client input. */
@@ -235,8 +247,9 @@ export class McpEngine {
         request,
         protocolVersion: typeof version === 'string' ? version : undefined,
         principal: io.principal,
+        trace: io.trace,
       },
-      () => this.serveModern(request, io, validated),
+      (trace) => this.serveModern(request, withIoTrace(io, trace), validated),
     );
   }
 
@@ -407,6 +420,7 @@ export class McpEngine {
       logsEnabled: envelope.logLevel !== undefined,
       outbound: io.outbound,
       broker,
+      trace: io.trace,
     });
     let result: JsonObject;
     try {
@@ -681,8 +695,9 @@ export class McpEngine {
             protocolVersion: session.protocolVersion,
             sessionId: session.id,
             principal: session.principal,
+            trace: io.trace,
           },
-          () => this.sessionRequest(session, request, io),
+          (trace) => this.sessionRequest(session, request, withIoTrace(io, trace)),
         );
       }
     }
@@ -791,6 +806,7 @@ export class McpEngine {
       logLevel: session.logLevel,
       logsEnabled: true,
       outbound,
+      trace: io.trace,
       broker: {
         request: (inputMethod, inputParams, inputSignal) => {
           if (
@@ -859,7 +875,7 @@ export class McpEngine {
     params: JsonObject,
     ctx: HandlerContext,
   ): Promise<JsonObject> {
-    const scope: CatalogScope = { principal: ctx.principal };
+    const scope: CatalogScope = { principal: ctx.principal, trace: ctx.trace };
     switch (method) {
       case 'tools/list': {
         const tools = await this.catalog.listTools(scope);

@@ -5,7 +5,6 @@ import { LoggerModule, PinoLogger } from 'nestjs-pino';
 import { destination, type DestinationStream, type Logger } from 'pino';
 import { pinoHttp, type Options } from 'pino-http';
 import { ConfigService } from '@portico/config';
-import { Tracing } from './tracing/tracing';
 
 /**
  * Paths pino replaces with "[redacted]" wherever they appear in a log line; LOG_REDACT_PATHS
@@ -168,21 +167,14 @@ export class LoggingModule {
       module: LoggingModule,
       imports: [
         LoggerModule.forRootAsync({
-          inject: [ConfigService, { token: Tracing, optional: true }],
-          useFactory: (config: ConfigService, tracing?: Tracing) => {
+          inject: [ConfigService],
+          useFactory: (config: ConfigService) => {
             const { level, pretty, redactPaths } = config.values.log;
             const prettyOn = pretty && config.values.env === 'development';
             const options: Options = {
               level,
               errorKey: 'err',
               redact: { paths: [...REDACTED_PATHS, ...redactPaths], censor: '[redacted]' },
-              // Lines written inside a traced request carry its trace id.
-              mixin: tracing?.enabled
-                ? () => {
-                    const traceId = tracing.traceId();
-                    return traceId ? { traceId } : {};
-                  }
-                : undefined,
               customProps: sessionProps,
               transport: prettyOn
                 ? { target: 'pino-pretty', options: { destination: output === 'stderr' ? 2 : 1 } }

@@ -215,7 +215,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
     options: DispatchOptions,
   ): Promise<ToolJobResult> {
     const tracing = this.tracing;
-    const parent = tracing?.current();
+    const parent = tracing?.parent(ctx.trace);
     if (!tracing || !parent) {
       return this.publish(data, ctx, options);
     }
@@ -234,9 +234,8 @@ export class ToolCallQueue implements OnApplicationShutdown {
       parent,
     );
     try {
-      return await tracing.within(span, () =>
-        this.publish({ ...data, trace: tracing.inject({}) }, ctx, options, span),
-      );
+      const trace = tracing.inject({}, tracing.under(span, parent));
+      return await this.publish({ ...data, trace }, ctx, options, span);
     } catch (err) {
       failSpan(span, err);
       throw err;
@@ -436,34 +435,33 @@ export class ToolCallQueue implements OnApplicationShutdown {
       },
       parent,
     );
-    return tracing
-      .within(span, () => this.measured(job, resolve))
-      .then(
-        (result) => {
-          if (result.isError) {
-            failSpan(span, 'tool_error', 'tool_error');
-          }
-          span.end();
-          return result;
-        },
-        (err: unknown) => {
-          failSpan(span, err);
-          span.end();
-          throw err;
-        },
-      );
+    return this.measured(job, resolve, tracing.under(span, parent)).then(
+      (result) => {
+        if (result.isError) {
+          failSpan(span, 'tool_error', 'tool_error');
+        }
+        span.end();
+        return result;
+      },
+      (err: unknown) => {
+        failSpan(span, err);
+        span.end();
+        throw err;
+      },
+    );
   }
 
   private async measured(
     job: Job<ToolJobData, ToolJobResult>,
     resolve: ToolJobResolver,
+    trace?: unknown,
   ): Promise<ToolJobResult> {
     const started = performance.now();
     // Enqueued (producer's clock) to moved to active (this worker's): clamped at 0 for skew.
     this.jobMetrics?.jobStarted(((job.processedOn ?? Date.now()) - job.timestamp) / 1000);
     let outcome: WorkerJobOutcome = 'failed';
     try {
-      const result = await this.run(job, resolve);
+      const result = await this.run(job, resolve, trace);
       outcome = 'completed';
       return result;
     } catch (err) {
@@ -480,6 +478,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
   private async run(
     job: Job<ToolJobData, ToolJobResult>,
     resolve: ToolJobResolver,
+    trace: unknown,
   ): Promise<ToolJobResult> {
     if (job.name !== TOOL_CALL_JOB) {
       throw new UnrecoverableError(`No handler for job ${job.name}`);
@@ -515,7 +514,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
       controller.abort();
     }, remaining);
     try {
-      return await handler.call(data.arguments, workerContext(job, controller.signal));
+      return await handler.call(data.arguments, workerContext(job, controller.signal, trace));
     } catch (err) {
       // Checked first: a handler may answer its abort with an McpError of its own.
       if (controller.signal.aborted) {
@@ -812,7 +811,11 @@ function toMcpError(err: unknown, data: ToolJobData): McpError {
 }
 
 /** The RequestContext a queued call runs with: progress and logs travel as job progress. */
-function workerContext(job: Job<ToolJobData, ToolJobResult>, signal: AbortSignal): RequestContext {
+function workerContext(
+  job: Job<ToolJobData, ToolJobResult>,
+  signal: AbortSignal,
+  trace: unknown,
+): RequestContext {
   const data = job.data;
   const unsupported = (): Promise<never> =>
     Promise.reject(
@@ -831,6 +834,7 @@ function workerContext(job: Job<ToolJobData, ToolJobResult>, signal: AbortSignal
       scopes: data.principal.scopes,
     },
     signal,
+    trace,
     progress: async (progress, total, message) => {
       if (!data.wantsProgress || !(progress > last)) {
         return;

@@ -197,12 +197,17 @@ export class McpAccess {
    * 403 insufficient_scope when a tool needs scopes the caller lacks (HTTP step-up); settled
    * synchronously once the tenant's catalog is built.
    */
-  checkToolCall(request: FastifyRequest, caller: McpCaller, tool: unknown): MaybePromise<void> {
+  checkToolCall(
+    request: FastifyRequest,
+    caller: McpCaller,
+    tool: unknown,
+    trace?: unknown,
+  ): MaybePromise<void> {
     if (!caller.principal || !caller.tenant || typeof tool !== 'string') {
       return;
     }
     const slug = caller.tenant.slug;
-    const found = this.catalogs.toolAccess(tool, { principal: caller.principal });
+    const found = this.catalogs.toolAccess(tool, { principal: caller.principal, trace });
     if (found instanceof Promise) {
       return found.then((access) => this.checkAccess(request, slug, access));
     }

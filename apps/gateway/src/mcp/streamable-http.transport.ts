@@ -21,7 +21,13 @@ import {
   decodeHeaderValue,
   errorResponse,
 } from '@portico/mcp-protocol';
-import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+  type Context,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+} from '@opentelemetry/api';
 import {
   GatewayMetrics,
   McpOutcome,
@@ -54,6 +60,12 @@ interface Observed {
   caller: McpCaller | undefined;
   span: Span | undefined;
 }
+
+/**
+ * The trace context of each traced HTTP request (its SERVER span), handed to the engine as
+ * RequestIo.trace. A side table rather than a request decoration: only traced requests pay.
+ */
+const requestTraces = new WeakMap<FastifyRequest, Context>();
 
 /** Thrown when a body could not be parsed as JSON; answered with -32700. */
 const PARSE_FAILED = Symbol('parse-failed');
@@ -187,6 +199,7 @@ export class StreamableHttpTransport {
     const observed: Observed = { caller: undefined, span: undefined };
     if (this.tracing.enabled) {
       observed.span = this.startSpan(request);
+      requestTraces.set(request, this.tracing.under(observed.span));
     }
     const log = (this.requestLog ??= ownFieldsLogger(this.pino.logger, this.redactPaths));
     const logged = log.isLevelEnabled('info');
@@ -230,10 +243,7 @@ export class StreamableHttpTransport {
         );
       }
     });
-    if (!observed.span) {
-      return this.serve(request, reply, run, observed);
-    }
-    return this.tracing.within(observed.span, () => this.serve(request, reply, run, observed));
+    return this.serve(request, reply, run, observed);
   }
 
   /**
@@ -265,7 +275,7 @@ export class StreamableHttpTransport {
    * answered from the credential caches takes about a microsecond: a span would cost more
    * than what it measures.
    */
-  private async tracedResolve(request: FastifyRequest): Promise<McpCaller> {
+  private async tracedResolve(request: FastifyRequest, span: Span): Promise<McpCaller> {
     const startTime = performance.timeOrigin + performance.now();
     let caller: McpCaller | undefined;
     try {
@@ -276,17 +286,26 @@ export class StreamableHttpTransport {
       caller = await resolved;
       return caller;
     } catch (err) {
-      this.authSpan(startTime, undefined, err);
+      this.authSpan(span, startTime, undefined, err);
       throw err;
     } finally {
       if (caller) {
-        this.authSpan(startTime, caller);
+        this.authSpan(span, startTime, caller);
       }
     }
   }
 
-  private authSpan(startTime: number, caller: McpCaller | undefined, err?: unknown): void {
-    const span = this.tracing.start('portico.auth', { kind: SpanKind.INTERNAL, startTime });
+  private authSpan(
+    parent: Span,
+    startTime: number,
+    caller: McpCaller | undefined,
+    err?: unknown,
+  ): void {
+    const span = this.tracing.start(
+      'portico.auth',
+      { kind: SpanKind.INTERNAL, startTime },
+      this.tracing.under(parent),
+    );
     if (caller) {
       span.setAttribute(SpanAttr.tenant, caller.tenant?.slug ?? '');
       span.setAttribute(SpanAttr.principal, caller.principal?.id ?? '');
@@ -314,7 +333,7 @@ export class StreamableHttpTransport {
       try {
         caller =
           observed.span?.isRecording() === true && this.access.slugOf(request) !== undefined
-            ? await this.tracedResolve(request)
+            ? await this.tracedResolve(request, observed.span)
             : await this.access.resolve(request);
       } catch (err) {
         if (err instanceof AccessDenied) {
@@ -458,7 +477,12 @@ export class StreamableHttpTransport {
     message: JsonRpcRequest,
   ): Promise<void> {
     try {
-      await this.access.checkToolCall(request, caller, message.params?.name);
+      await this.access.checkToolCall(
+        request,
+        caller,
+        message.params?.name,
+        requestTraces.get(request),
+      );
     } catch (err) {
       if (err instanceof AccessDenied) {
         throw new HttpRejection(err.status, err.error, message.id, err.headers);
@@ -523,6 +547,7 @@ export class StreamableHttpTransport {
         outbound: { send: (m) => exchange.send(m) },
         cancellation,
         principal: caller.principal,
+        trace: requestTraces.get(request),
       },
       envelope,
     );
@@ -652,6 +677,7 @@ export class StreamableHttpTransport {
         }
         return this.engine.handleSession(live.session, m, {
           outbound: { send: (msg) => exchange.send(msg) },
+          trace: requestTraces.get(request),
         });
       }),
     );

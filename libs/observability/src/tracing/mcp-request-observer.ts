@@ -1,4 +1,11 @@
-import { type Attributes, context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import {
+  type Attributes,
+  type Context,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
 import type {
   JsonObject,
   JsonRpcResponse,
@@ -14,9 +21,10 @@ const MAX_TARGET_LENGTH = 128;
 
 /**
  * A SERVER span per MCP request, named as the OpenTelemetry MCP conventions name them
- * (`tools/call get_weather`), for every transport and both eras. Its parent is the active
- * span (the HTTP request's) or, on message transports (WebSocket, SSE, stdio), the trace
- * context the request carries in `params._meta` (SEP-414).
+ * (`tools/call get_weather`), for every transport and both eras. Its parent is the
+ * transport's span (the HTTP request's, passed as `observed.trace`) or, on message transports
+ * (WebSocket, SSE, stdio), the trace context the request carries in `params._meta` (SEP-414).
+ * The handler gets the span's context as its RequestContext.trace.
  */
 export class McpRequestTracer implements RequestObserver {
   constructor(private readonly tracing: Tracing) {}
@@ -28,7 +36,7 @@ export class McpRequestTracer implements RequestObserver {
 
   observe(
     observed: ObservedRequest,
-    handle: () => Promise<JsonRpcResponse | undefined>,
+    handle: (trace?: unknown) => Promise<JsonRpcResponse | undefined>,
   ): Promise<JsonRpcResponse | undefined> {
     if (!this.tracing.enabled) {
       return handle();
@@ -36,17 +44,13 @@ export class McpRequestTracer implements RequestObserver {
     const { request } = observed;
     const params = request.params;
     const meta = params?._meta as Record<string, unknown> | undefined;
-    const active = context.active();
-    const transportSpan = trace.getSpan(active);
-    if (transportSpan !== undefined && !transportSpan.isRecording()) {
+    const transport = observed.trace as Context | undefined;
+    if (transport !== undefined && trace.getSpan(transport)?.isRecording() === false) {
       // The transport's span (HTTP) is not sampled: neither is anything under it.
       return handle();
     }
     // Inside a transport's span (HTTP), that span already continued the client's context.
-    const parent =
-      transportSpan === undefined && hasTraceContext(meta)
-        ? this.tracing.extract(meta, active)
-        : active;
+    const parent = transport ?? (hasTraceContext(meta) ? this.tracing.extract(meta) : ROOT_CONTEXT);
     const method = request.method;
     const target = targetOf(method, params);
     // Plain assignments, not spreads: this runs for every request.
@@ -75,7 +79,7 @@ export class McpRequestTracer implements RequestObserver {
       { kind: SpanKind.SERVER, attributes },
       parent,
     );
-    return context.with(trace.setSpan(parent, span), handle).then(
+    return handle(trace.setSpan(parent, span)).then(
       (response) => {
         if (response === undefined) {
           span.setAttribute('portico.cancelled', true);

@@ -1,14 +1,13 @@
 import { hostname } from 'node:os';
 import {
   type Context,
-  context,
+  ROOT_CONTEXT,
   type Span,
   type SpanOptions,
   SpanStatusCode,
-  trace,
+  trace as otelTrace,
   type Tracer,
 } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
   CompositePropagator,
   W3CBaggagePropagator,
@@ -45,23 +44,16 @@ const propagator = new CompositePropagator({
   propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
 });
 
-let contextManagerInstalled = false;
-
-/** Spans need an async context that follows awaits: installed once per process. */
-function installContextManager(): void {
-  if (contextManagerInstalled) {
-    return;
-  }
-  contextManagerInstalled = true;
-  // False when one is already registered (by an embedding host): that one is used.
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-}
-
 /**
  * OpenTelemetry tracing of one application: its own provider and tracer (not the global ones,
  * so several applications in one process keep their spans apart), the W3C trace-context and
  * baggage propagators, batch export over OTLP. Disabled, every method is a cheap no-op and
  * callers on hot paths test `enabled` first.
+ *
+ * No context manager is installed: the trace context travels explicitly (RequestIo.trace,
+ * RequestContext.trace, CatalogScope.trace, job data), never through async-local storage.
+ * On Node 20 an AsyncLocalStorage context manager enables promise hooks for the whole
+ * process once used, which cost every request about as much as serving it, traced or not.
  */
 export class Tracing {
   readonly enabled: boolean;
@@ -71,10 +63,9 @@ export class Tracing {
   constructor(options: TracingOptions) {
     this.enabled = options.enabled;
     if (!options.enabled) {
-      this.tracer = trace.getTracer('portico-disabled');
+      this.tracer = otelTrace.getTracer('portico-disabled');
       return;
     }
-    installContextManager();
     const exporter =
       options.exporter ??
       (options.protocol === 'http/json'
@@ -99,59 +90,60 @@ export class Tracing {
   }
 
   /** The context a carrier (HTTP headers, a request's `_meta`) continues, on top of `base`. */
-  extract(carrier: Record<string, unknown>, base: Context = context.active()): Context {
+  extract(carrier: Record<string, unknown>, base: Context = ROOT_CONTEXT): Context {
     return propagator.extract(base, carrier, carrierGetter);
   }
 
-  /** Writes the trace context of `ctx` (traceparent, tracestate, baggage) into `carrier`. */
-  inject(carrier: Record<string, string>, ctx: Context = context.active()): Record<string, string> {
-    if (this.enabled) {
-      propagator.inject(ctx, carrier, carrierSetter);
+  /** Writes the trace context of `trace` (traceparent, tracestate, baggage) into `carrier`. */
+  inject(carrier: Record<string, string>, trace: unknown): Record<string, string> {
+    if (this.enabled && trace !== undefined) {
+      propagator.inject(trace as Context, carrier, carrierSetter);
     }
     return carrier;
   }
 
   /**
-   * The active context when children may be recorded under it, or undefined when the active
-   * span belongs to an unsampled trace: then no child span is started at all (under a
-   * parent-based sampler it would not be recorded, and starting one still costs ids,
-   * attributes and a context switch per span). Outside any span it is the (root) context.
+   * `trace` (a request's explicit trace context) when children may be recorded under it, or
+   * undefined: tracing off, no context, or a span of an unsampled trace. Then no child span is
+   * started at all: under a parent-based sampler it would not be recorded, and starting one
+   * still costs ids and attributes.
    */
-  current(): Context | undefined {
-    if (!this.enabled) {
+  parent(trace: unknown): Context | undefined {
+    if (!this.enabled || trace === undefined) {
       return undefined;
     }
-    const active = context.active();
-    const span = trace.getSpan(active);
-    return span === undefined || span.isRecording() ? active : undefined;
+    const span = otelTrace.getSpan(trace as Context);
+    return span === undefined || span.isRecording() ? (trace as Context) : undefined;
   }
 
-  /** A span under `parent` (default: the active context), not made active. */
-  start(name: string, options: SpanOptions, parent: Context = context.active()): Span {
+  /** A span under `parent` (default: a new trace), not made active. */
+  start(name: string, options: SpanOptions, parent: Context = ROOT_CONTEXT): Span {
     return this.tracer.startSpan(name, options, parent);
   }
 
-  /** Runs `fn` with `span` as the active span. */
-  within<T>(span: Span, fn: () => T): T {
-    return context.with(trace.setSpan(context.active(), span), fn);
+  /** `parent` with `span` as its current span: the trace context of work inside `span`. */
+  under(span: Span, parent: Context = ROOT_CONTEXT): Context {
+    return otelTrace.setSpan(parent, span);
   }
 
   /**
-   * Runs `fn` in a new active child span that ends when it settles; a throw marks the span
-   * failed. Disabled, or inside an unsampled trace: just `fn()`.
+   * Runs `fn` in a child span of `trace` that ends when it settles, passing `fn` the child's
+   * trace context; a throw marks the span failed. Tracing off, no context, or an unsampled
+   * trace: just `fn(trace)`.
    */
   async span<T>(
     name: string,
     options: SpanOptions,
-    fn: (span?: Span) => Promise<T> | T,
+    trace: unknown,
+    fn: (trace: unknown, span?: Span) => Promise<T> | T,
   ): Promise<T> {
-    const parent = this.current();
+    const parent = this.parent(trace);
     if (parent === undefined) {
-      return fn();
+      return fn(trace);
     }
     const span = this.start(name, options, parent);
     try {
-      return await context.with(trace.setSpan(parent, span), () => fn(span));
+      return await fn(otelTrace.setSpan(parent, span), span);
     } catch (err) {
       failSpan(span, err);
       throw err;
@@ -160,14 +152,13 @@ export class Tracing {
     }
   }
 
-  /** The active trace id, for log lines; undefined outside a sampled span. */
-  traceId(): string | undefined {
-    if (!this.enabled) {
+  /** The trace id of `trace`, for log lines; undefined without a valid span in it. */
+  traceId(trace: unknown): string | undefined {
+    if (!this.enabled || trace === undefined) {
       return undefined;
     }
-    const span = trace.getSpan(context.active());
-    const ctx = span?.spanContext();
-    return ctx && trace.isSpanContextValid(ctx) ? ctx.traceId : undefined;
+    const ctx = otelTrace.getSpan(trace as Context)?.spanContext();
+    return ctx && otelTrace.isSpanContextValid(ctx) ? ctx.traceId : undefined;
   }
 
   /** Exports what is buffered (graceful shutdown). */

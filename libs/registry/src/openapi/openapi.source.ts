@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { trace } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
 import {
   CallToolResult,
   CatalogListener,
@@ -30,7 +30,7 @@ import {
   UpstreamResilience,
   type UpstreamPolicy,
 } from '../upstream/upstream-resilience';
-import { traceUpstream, tracedFetch, type UpstreamPeer } from '../upstream/upstream-tracing';
+import { traceUpstream, type UpstreamPeer } from '../upstream/upstream-tracing';
 import { parseOpenApiDocument, type OpenApiDocument, type OpenApiServer } from './openapi-document';
 import { readOperations, type OperationPlan } from './openapi-operations';
 import {
@@ -93,7 +93,7 @@ export class OpenApiSource implements BackendSource {
     this.metrics = metrics?.backend(context.tenantSlug, context.backend.name);
     const watch = this.resilience.onCircuitChange((state) => this.metrics?.circuit(state));
     this.stopWatchingCircuit = () => watch.dispose();
-    this.fetch = tracing ? tracedFetch(tracing) : fetch;
+    this.fetch = fetch;
     this.peer = { tenant: context.tenantSlug, backend: context.backend.name, url: documentUrl };
   }
 
@@ -278,7 +278,14 @@ export class OpenApiSource implements BackendSource {
       peer,
       'tools/call',
       plan.key,
-      () => this.send(request, plan, ctx.signal),
+      ctx.trace,
+      (carrier, span) => {
+        // The request continues the call's trace at the service (W3C traceparent).
+        for (const name in carrier) {
+          request.headers.set(name, carrier[name]);
+        }
+        return this.send(request, plan, ctx.signal, span);
+      },
       { [SpanAttr.httpMethod]: request.method, 'url.template': plan.path },
     );
   }
@@ -315,6 +322,7 @@ export class OpenApiSource implements BackendSource {
     request: PreparedRequest,
     plan: OperationPlan,
     callerSignal: AbortSignal,
+    span?: Span,
   ): Promise<CallToolResult> {
     try {
       return await this.run(
@@ -328,7 +336,7 @@ export class OpenApiSource implements BackendSource {
             redirect: 'manual',
             signal,
           });
-          trace.getActiveSpan()?.setAttribute(SpanAttr.httpStatus, response.status);
+          span?.setAttribute(SpanAttr.httpStatus, response.status);
           let body: Buffer;
           try {
             body = await readBody(response, this.settings.maxResponseBytes);

@@ -9,6 +9,7 @@ import type {
   ResourceTemplateHandler,
   ToolHandler,
 } from '@portico/mcp-protocol';
+import { withTrace } from '@portico/mcp-protocol';
 import { SpanKind } from '@opentelemetry/api';
 import { failSpan, SpanAttr, type Tracing } from '@portico/observability';
 
@@ -230,7 +231,7 @@ export function observeTool(handler: ToolHandler, hooks: CallHooks, backend?: st
     call: async (args, ctx) => {
       const started = performance.now();
       const release = gate?.();
-      const parent = tracing?.current();
+      const parent = tracing?.parent(ctx.trace);
       const span =
         parent &&
         tracing?.start(
@@ -258,7 +259,7 @@ export function observeTool(handler: ToolHandler, hooks: CallHooks, backend?: st
         });
       try {
         const result = await (span && tracing
-          ? tracing.within(span, () => handler.call(args, ctx))
+          ? handler.call(args, withTrace(ctx, tracing.under(span, parent)))
           : handler.call(args, ctx));
         if (result.isError && span) {
           failSpan(span, 'tool_error', 'tool_error');

@@ -169,7 +169,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         tool ? { allowed: true } : { allowed: false, reason: 'unknown' },
       );
     }
-    const entry = this.entry(tenant);
+    const entry = this.entry(tenant, scope.trace);
     return entry.ready
       ? entry.ready.access(name, scope)
       : entry.catalog.then((catalog) => catalog.access(name, scope));
@@ -189,7 +189,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       // A map lookup in a built catalog: far cheaper than a span would be.
       return catalog.getTool(name, scope);
     }
-    const parent = this.tracing?.current();
+    const parent = this.tracing?.parent(scope.trace);
     if (!this.tracing || !parent) {
       return catalog.then((c) => c.getTool(name, scope));
     }
@@ -205,21 +205,19 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       },
       parent,
     );
-    return this.tracing
-      .within(span, () => catalog)
-      .then(
-        async (c) => {
-          const handler = await c.getTool(name, scope);
-          span.setAttribute('portico.tool.found', handler !== undefined);
-          span.end();
-          return handler;
-        },
-        (err: unknown) => {
-          failSpan(span, err);
-          span.end();
-          throw err;
-        },
-      );
+    return catalog.then(
+      async (c) => {
+        const handler = await c.getTool(name, scope);
+        span.setAttribute('portico.tool.found', handler !== undefined);
+        span.end();
+        return handler;
+      },
+      (err: unknown) => {
+        failSpan(span, err);
+        span.end();
+        throw err;
+      },
+    );
   }
 
   listResources(scope: CatalogScope) {
@@ -262,7 +260,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     if (tenant === undefined) {
       return this.anonymous;
     }
-    const entry = this.entry(tenant);
+    const entry = this.entry(tenant, scope.trace);
     return entry.ready ?? entry.catalog;
   }
 
@@ -270,16 +268,18 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     return this.entry(tenantId).catalog;
   }
 
-  private entry(tenantId: string): Entry {
+  /** The tenant's entry; building it is traced as a child of `trace` (the first caller's). */
+  private entry(tenantId: string, trace?: unknown): Entry {
     let entry = this.entries.get(tenantId);
     if (!entry) {
       const listeners = new Set<CatalogListener>();
       // Building connects the tenant's backends and reads their lists: traced when on, as a
       // child of the request that needed it.
-      const catalog = this.tracing?.enabled
+      const catalog = this.tracing?.parent(trace)
         ? this.tracing.span(
             'portico.catalog.build',
             { kind: SpanKind.INTERNAL, attributes: { [SpanAttr.tenant]: tenantId } },
+            trace,
             () => this.build(tenantId, listeners),
           )
         : this.build(tenantId, listeners);

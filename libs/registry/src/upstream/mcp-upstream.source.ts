@@ -272,7 +272,7 @@ export class McpUpstreamSource implements BackendSource {
     return {
       definition: { ...tool, name: exposed },
       call: (args: JsonObject, ctx: RequestContext) =>
-        this.traced('tools/call', upstreamName, (meta) =>
+        this.traced('tools/call', upstreamName, ctx.trace, (meta) =>
           this.request(
             this.resilience.call,
             (client, signal) =>
@@ -291,7 +291,7 @@ export class McpUpstreamSource implements BackendSource {
     return {
       definition: { ...prompt, name: exposed },
       get: (args: Record<string, string>, ctx: RequestContext) =>
-        this.traced('prompts/get', upstreamName, (meta) =>
+        this.traced('prompts/get', upstreamName, ctx.trace, (meta) =>
           this.request(
             this.resilience.call,
             (client, signal) =>
@@ -322,7 +322,7 @@ export class McpUpstreamSource implements BackendSource {
   }
 
   private read(uri: string, ctx: RequestContext): Promise<ReadResourceResult> {
-    return this.traced('resources/read', uri, (meta) =>
+    return this.traced('resources/read', uri, ctx.trace, (meta) =>
       this.request(
         this.resilience.call,
         (client, signal) =>
@@ -344,6 +344,7 @@ export class McpUpstreamSource implements BackendSource {
   private traced<T>(
     method: string,
     target: string,
+    trace: unknown,
     send: (meta?: Record<string, string>) => Promise<T>,
   ): Promise<T> {
     const peer = {
@@ -351,7 +352,7 @@ export class McpUpstreamSource implements BackendSource {
       backend: this.context.backend.name,
       url: this.connector.url,
     };
-    return traceUpstream(this.tracing, peer, method, target, send, this.connector.peer);
+    return traceUpstream(this.tracing, peer, method, target, trace, send, this.connector.peer);
   }
 
   /** The SDK's own timer stays behind ours, so the policy's clearer error is the one seen. */

@@ -1,4 +1,4 @@
-import { SpanKind, type Attributes } from '@opentelemetry/api';
+import { SpanKind, type Attributes, type Span } from '@opentelemetry/api';
 import { McpError } from '@portico/mcp-protocol';
 import { failSpan, SpanAttr, type Tracing } from '@portico/observability';
 
@@ -13,20 +13,21 @@ export interface UpstreamPeer {
 }
 
 /**
- * A CLIENT span around one upstream request when `tracing` is given; `send` gets the trace
- * context to put in the request's `_meta` (SEP-414), and an HTTP request made through
- * `tracedFetch` inside it carries the context as `traceparent`. A tool result with
- * `isError` marks the span failed too.
+ * A CLIENT span around one upstream request when `tracing` is on and `trace` (the caller's
+ * RequestContext.trace) is sampled; `send` gets the trace context to put in the request's
+ * `_meta` (SEP-414) or headers, and the span. A tool result with `isError` marks the span
+ * failed too.
  */
 export function traceUpstream<T>(
   tracing: Tracing | undefined,
   peer: UpstreamPeer,
   method: string,
   target: string,
-  send: (meta?: Record<string, string>) => Promise<T>,
+  trace: unknown,
+  send: (meta?: Record<string, string>, span?: Span) => Promise<T>,
   attributes: Attributes = {},
 ): Promise<T> {
-  const parent = tracing?.current();
+  const parent = tracing?.parent(trace);
   if (!tracing || !parent) {
     return send();
   }
@@ -48,37 +49,49 @@ export function traceUpstream<T>(
     },
     parent,
   );
-  return tracing
-    .within(span, () => send(tracing.inject({})))
-    .then(
-      (result) => {
-        if ((result as { isError?: unknown }).isError === true) {
-          failSpan(span, 'tool_error', 'tool_error');
-        }
-        span.end();
-        return result;
-      },
-      (err: unknown) => {
-        failSpan(span, err, err instanceof McpError ? String(err.code) : undefined);
-        span.end();
-        throw err;
-      },
-    );
+  return send(tracing.inject({}, tracing.under(span, parent)), span).then(
+    (result) => {
+      if ((result as { isError?: unknown }).isError === true) {
+        failSpan(span, 'tool_error', 'tool_error');
+      }
+      span.end();
+      return result;
+    },
+    (err: unknown) => {
+      failSpan(span, err, err instanceof McpError ? String(err.code) : undefined);
+      span.end();
+      throw err;
+    },
+  );
 }
 
+const TRACEPARENT = /^"traceparent":"([\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2})"/;
+const TRACESTATE = /"tracestate":"([\x21-\x7e ]{1,512}?)"/;
+
 /**
- * fetch that adds the active trace context (`traceparent`, `tracestate`) as headers: requests
- * made inside a traced call continue its trace at the upstream's HTTP layer too.
+ * fetch for an upstream MCP server's HTTP transport: a JSON-RPC request whose `_meta` carries
+ * a trace context (put there by `traceUpstream`) also carries it as `traceparent` and
+ * `tracestate` headers, so the upstream's HTTP layer continues the trace. The context is read
+ * from the body because the SDK client makes the request: nothing else reaches this fetch.
+ * `_meta` is serialised after the arguments, so the last occurrence is the gateway's.
  */
-export function tracedFetch(tracing: Tracing, base: typeof fetch = fetch): typeof fetch {
+export function tracedFetch(base: typeof fetch = fetch): typeof fetch {
   return (input, init) => {
-    const carrier = tracing.inject({});
-    if (Object.keys(carrier).length === 0) {
+    const body = init?.body;
+    const at = typeof body === 'string' ? body.lastIndexOf('"traceparent":"') : -1;
+    if (at < 0) {
+      return base(input, init);
+    }
+    const text = body as string;
+    const parent = TRACEPARENT.exec(text.slice(at, at + 72));
+    if (!parent) {
       return base(input, init);
     }
     const headers = new Headers(init?.headers);
-    for (const [name, value] of Object.entries(carrier)) {
-      headers.set(name, value);
+    headers.set('traceparent', parent[1]);
+    const state = TRACESTATE.exec(text.slice(at));
+    if (state) {
+      headers.set('tracestate', state[1]);
     }
     return base(input, { ...init, headers });
   };

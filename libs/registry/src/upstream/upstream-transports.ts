@@ -91,7 +91,7 @@ function httpConnector(
   const check = () => assertReachableTarget(url, settings.internal, HTTP_SCHEMES);
   // One connection pool per backend, kept across reconnections.
   const base = upstreamFetch();
-  const fetchFn = tracing ? tracedFetch(tracing, base) : base;
+  const fetchFn = tracing?.enabled ? tracedFetch(base) : base;
   return {
     url,
     peer: {},
