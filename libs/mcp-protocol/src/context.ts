@@ -41,9 +41,10 @@ export interface RequestContext {
    * The trace context (an OpenTelemetry Context, opaque to the protocol) work for this request
    * runs under; spans started for it use this as their parent. It travels explicitly, not in
    * async-local storage, whose promise hooks cost every request on Node 20 whether or not it
-   * is traced. Undefined when tracing is off or the request is not sampled.
+   * is traced. Undefined when tracing is off or the request is not sampled. The gateway moves
+   * it to a child span's context around work it traces (see `withTrace`).
    */
-  readonly trace?: unknown;
+  trace?: unknown;
   /** Sends notifications/progress when the request carried a progress token; otherwise no-op. */
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** Sends notifications/message when the client's level admits it; otherwise no-op. */
@@ -149,7 +150,7 @@ export class HandlerContext implements RequestContext {
   readonly clientInfo?: Implementation;
   readonly principal?: Principal;
   readonly sessionId?: string;
-  readonly trace?: unknown;
+  trace?: unknown;
   private readonly cancellation: Cancellation;
   private lastProgress = Number.NEGATIVE_INFINITY;
 
@@ -239,12 +240,12 @@ export class HandlerContext implements RequestContext {
 }
 
 /**
- * `ctx` with another trace context: a view that shares everything else (cancellation,
- * progress, logging, client input) with `ctx`. Used to run a handler under a child span.
+ * Moves `ctx` under another trace context (a child span's): what is started with it from now
+ * on nests there. A request's context belongs to one call chain (the engine makes one per
+ * request), so nothing outside that chain sees the change. An assignment, not a copy: a view
+ * made with Object.create would turn every context into a prototype, which V8 deoptimises.
  */
 export function withTrace<T extends RequestContext>(ctx: T, trace: unknown): T {
-  if (trace === ctx.trace) {
-    return ctx;
-  }
-  return Object.create(ctx, { trace: { value: trace, enumerable: true } }) as T;
+  ctx.trace = trace;
+  return ctx;
 }

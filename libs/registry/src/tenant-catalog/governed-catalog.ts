@@ -10,7 +10,7 @@ import type {
   ToolHandler,
 } from '@portico/mcp-protocol';
 import { withTrace } from '@portico/mcp-protocol';
-import { SpanKind } from '@opentelemetry/api';
+import { type Attributes, SpanKind } from '@opentelemetry/api';
 import { failSpan, SpanAttr, type Tracing } from '@portico/observability';
 
 /** A tenant's override for one tool (from the tool_policies table or portico.yaml). */
@@ -226,6 +226,13 @@ export function observeTool(handler: ToolHandler, hooks: CallHooks, backend?: st
   }
   const tool = handler.definition.name;
   const spanName = `execute_tool ${tool}`;
+  const attributes: Attributes = {
+    [SpanAttr.toolName]: tool,
+    [SpanAttr.operationName]: 'execute_tool',
+  };
+  if (backend !== undefined) {
+    attributes[SpanAttr.backend] = backend;
+  }
   return {
     definition: handler.definition,
     call: async (args, ctx) => {
@@ -238,11 +245,7 @@ export function observeTool(handler: ToolHandler, hooks: CallHooks, backend?: st
           spanName,
           {
             kind: SpanKind.INTERNAL,
-            attributes: {
-              [SpanAttr.toolName]: tool,
-              [SpanAttr.operationName]: 'execute_tool',
-              ...(backend !== undefined && { [SpanAttr.backend]: backend }),
-            },
+            attributes,
           },
           parent,
         );
@@ -254,8 +257,8 @@ export function observeTool(handler: ToolHandler, hooks: CallHooks, backend?: st
           requestId: ctx.requestId,
           outcome,
           durationMs: performance.now() - started,
-          ...(error ? { error } : {}),
-          ...(span && { traceId: span.spanContext().traceId }),
+          error,
+          traceId: span?.spanContext().traceId,
         });
       try {
         const result = await (span && tracing
