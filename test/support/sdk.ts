@@ -1,8 +1,9 @@
 /*
  * Helpers for driving the official MCP SDK clients against the real gateway: a recording
  * fetch (what went over the wire, and with which response content type), a way to hold or
- * break individual HTTP exchanges, inboxes that wait for notifications, and the client-side
- * answers (elicitation, sampling, roots) shared by SDK v1 and v2.
+ * break individual HTTP exchanges, inboxes that wait for notifications, the client-side
+ * answers (elicitation, sampling, roots) shared by SDK v1 and v2, and the construction of
+ * either SDK's client (over Streamable HTTP here; test/support/sdk-suite.ts takes any transport).
  */
 import {
   Client,
@@ -19,6 +20,11 @@ import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   ListRootsRequestSchema,
+  LoggingMessageNotificationSchema,
+  PromptListChangedNotificationSchema,
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 
 export const DEFAULT_WAIT_MS = 3000;
@@ -124,6 +130,8 @@ interface RpcLike {
 export interface Exchange {
   readonly seq: number;
   readonly httpMethod: string;
+  /** The request URL, as the client gave it. */
+  readonly url: string;
   readonly requestHeaders: Record<string, string>;
   /** The JSON-RPC messages of the request body (empty for GET and DELETE). */
   readonly messages: RpcLike[];
@@ -200,6 +208,7 @@ export class HttpRecorder {
     const exchange: Exchange = {
       seq: this.seq++,
       httpMethod: (init?.method ?? 'GET').toUpperCase(),
+      url: String(url),
       requestHeaders: headerRecord(init?.headers),
       messages: parseMessages(init?.body),
     };
@@ -365,6 +374,46 @@ export function dropStreamAfter(
   });
 }
 
+/**
+ * Returns `response` with its SSE body re-cut so that each event is its own chunk, the way a
+ * browser's EventSource dispatches each event as its own task. The `eventsource` package (SDK
+ * v1's SSEClientTransport) dispatches every event of a network chunk synchronously, while the
+ * SDK settles a response synchronously and runs notification handlers a microtask later: a
+ * notifications/progress sharing a chunk with its response would find its handler gone.
+ */
+export function oneEventPerChunk(response: Response): Response {
+  if (!response.body) {
+    return response;
+  }
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  let pending = '';
+  const split = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      pending += decoder.decode(chunk, { stream: true });
+      const events = pending.split(/(?<=\r?\n\r?\n)/);
+      pending = events.pop() ?? '';
+      if (/\r?\n\r?\n$/.test(pending)) {
+        events.push(pending);
+        pending = '';
+      }
+      for (const event of events) {
+        controller.enqueue(encoder.encode(event));
+      }
+    },
+    flush(controller) {
+      if (pending !== '') {
+        controller.enqueue(encoder.encode(pending));
+      }
+    },
+  });
+  return new Response(response.body.pipeThrough(split), {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
 // ---------------------------------------------------------------------------------------
 // Client-side answers to server requests (both SDKs, both eras)
 
@@ -428,6 +477,51 @@ export const CLIENT_CAPABILITIES = {
 };
 
 // ---------------------------------------------------------------------------------------
+// Unsolicited notifications a client receives
+
+export interface LogMessage {
+  level: string;
+  data: unknown;
+  logger?: string;
+}
+
+export const LIST_CHANGED = [
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+] as const;
+
+/** Log messages, resource updates and list changes, as the client's handlers saw them. */
+export class ClientEvents {
+  readonly logs = new Inbox<LogMessage>();
+  readonly updates = new Inbox<string>();
+  readonly listChanges = new Inbox<string>();
+
+  clear(): void {
+    this.logs.clear();
+    this.updates.clear();
+    this.listChanges.clear();
+  }
+}
+
+/** Watches a transport's messages; attached before connect (see WireTap in ./stdio). */
+export interface TransportObserver {
+  attach(transport: object): void;
+}
+
+/** What every SDK client built here may be given. */
+export interface ClientHooks<C> {
+  answers?: ClientAnswers;
+  events?: ClientEvents;
+  /** Defaults to CLIENT_CAPABILITIES (elicitation, sampling, roots). */
+  capabilities?: typeof CLIENT_CAPABILITIES | Record<string, never>;
+  /** Attached to the transport before connect (connectV1, connectV2). */
+  tap?: TransportObserver;
+  /** Runs after construction, before connect (register more handlers here). */
+  setup?: (client: C) => void;
+}
+
+// ---------------------------------------------------------------------------------------
 // SDK v2 (@modelcontextprotocol/client)
 
 export type V2Mode = 'modern' | 'legacy' | 'auto';
@@ -449,22 +543,13 @@ export interface V2Connection {
   recorder: HttpRecorder;
 }
 
-export interface V2ConnectOptions {
-  answers?: ClientAnswers;
-  /** Defaults to CLIENT_CAPABILITIES (elicitation, sampling, roots). */
-  capabilities?: ClientOptions['capabilities'];
+export interface V2ConnectOptions extends ClientHooks<Client> {
   recorder?: HttpRecorder;
   clientOptions?: Omit<ClientOptions, 'versionNegotiation' | 'capabilities'>;
-  /** Runs after construction, before connect (register notification handlers here). */
-  setup?: (client: Client) => void;
 }
 
-export async function connectV2(
-  url: string,
-  mode: V2Mode,
-  options: V2ConnectOptions = {},
-): Promise<V2Connection> {
-  const recorder = options.recorder ?? new HttpRecorder();
+/** An SDK v2 client in `mode` with the answers and event handlers it was given. */
+export function createV2Client(mode: V2Mode, options: V2ConnectOptions = {}): Client {
   const client = new Client(
     { name: `e2e-v2-${mode}`, version: '1.0.0' },
     {
@@ -473,7 +558,7 @@ export async function connectV2(
       versionNegotiation: V2_NEGOTIATION[mode],
     },
   );
-  const answers = options.answers;
+  const { answers, events } = options;
   if (answers) {
     client.setRequestHandler('elicitation/create', (request) =>
       answers.elicit(request.params as Record<string, unknown>),
@@ -483,8 +568,28 @@ export async function connectV2(
     );
     client.setRequestHandler('roots/list', () => answers.roots());
   }
+  if (events) {
+    client.setNotificationHandler('notifications/message', (n) => events.logs.push(n.params));
+    client.setNotificationHandler('notifications/resources/updated', (n) =>
+      events.updates.push(n.params.uri),
+    );
+    for (const method of LIST_CHANGED) {
+      client.setNotificationHandler(method, () => events.listChanges.push(method));
+    }
+  }
   options.setup?.(client);
+  return client;
+}
+
+export async function connectV2(
+  url: string,
+  mode: V2Mode,
+  options: V2ConnectOptions = {},
+): Promise<V2Connection> {
+  const recorder = options.recorder ?? new HttpRecorder();
+  const client = createV2Client(mode, options);
   const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: recorder.fetch });
+  options.tap?.attach(transport);
   await client.connect(transport);
   return { client, transport, recorder };
 }
@@ -498,23 +603,18 @@ export interface V1Connection {
   recorder: HttpRecorder;
 }
 
-export interface V1ConnectOptions {
-  answers?: ClientAnswers;
+export interface V1ConnectOptions extends ClientHooks<V1Client> {
   recorder?: HttpRecorder;
-  setup?: (client: V1Client) => void;
   reconnectionOptions?: V1ReconnectionOptions;
 }
 
-export async function connectV1(
-  url: string,
-  options: V1ConnectOptions = {},
-): Promise<V1Connection> {
-  const recorder = options.recorder ?? new HttpRecorder();
+/** An SDK v1 client with the answers and event handlers it was given. */
+export function createV1Client(options: ClientHooks<V1Client> = {}): V1Client {
   const client = new V1Client(
     { name: 'e2e-v1', version: '1.0.0' },
-    { capabilities: CLIENT_CAPABILITIES },
+    { capabilities: options.capabilities ?? CLIENT_CAPABILITIES },
   );
-  const answers = options.answers;
+  const { answers, events } = options;
   if (answers) {
     client.setRequestHandler(ElicitRequestSchema, (request) =>
       answers.elicit(request.params as Record<string, unknown>),
@@ -524,11 +624,39 @@ export async function connectV1(
     );
     client.setRequestHandler(ListRootsRequestSchema, () => answers.roots());
   }
+  if (events) {
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) =>
+      events.logs.push(n.params),
+    );
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) =>
+      events.updates.push(n.params.uri),
+    );
+    const listChanged = [
+      ToolListChangedNotificationSchema,
+      PromptListChangedNotificationSchema,
+      ResourceListChangedNotificationSchema,
+    ] as const;
+    for (const schema of listChanged) {
+      client.setNotificationHandler(schema, (n: { method: string }) =>
+        events.listChanges.push(n.method),
+      );
+    }
+  }
   options.setup?.(client);
+  return client;
+}
+
+export async function connectV1(
+  url: string,
+  options: V1ConnectOptions = {},
+): Promise<V1Connection> {
+  const recorder = options.recorder ?? new HttpRecorder();
+  const client = createV1Client(options);
   const transport = new V1Transport(new URL(url), {
     fetch: recorder.fetch,
     ...(options.reconnectionOptions ? { reconnectionOptions: options.reconnectionOptions } : {}),
   });
+  options.tap?.attach(transport);
   await client.connect(transport);
   return { client, transport, recorder };
 }
