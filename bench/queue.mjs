@@ -134,7 +134,9 @@ async function waitReady(url, child, name) {
 /** The gateway (ENTRY) or a worker (WORKER_ENTRY), ready when its /health/ready says so. */
 async function startPortico(name, entry, portVariable, env) {
   const port = await freePort();
-  const { child } = await startCommand(process.execPath, [entry], {
+  // BENCH_NODE_ARGS: extra Node flags for Portico's processes (e.g. --cpu-prof).
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const { child } = await startCommand(process.execPath, [...nodeArgs, entry], {
     name,
     cwd: ROOT,
     port,
@@ -408,7 +410,7 @@ export async function runQueueBench(config) {
     printQueue(variants, checks, { ...config, inFlight, jobOptions: job.options });
     return { variants, checks, jobOptions: job.options };
   } finally {
-    await Promise.all(Object.values(procs).map(({ child }) => stop(child)));
+    await Promise.all(Object.values(procs).map(({ child }) => stop(child, 15_000)));
     await deleteKeys(redis, run).catch((err) => console.error(`bench: keys left: ${err.message}`));
     redis.disconnect();
     rmSync(dir, { recursive: true, force: true });
