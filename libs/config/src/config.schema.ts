@@ -62,6 +62,12 @@ export const CONFIG_SCHEMA = {
     EVENT_STORE_MAX_EVENTS: { type: 'integer', minimum: 0, default: 1000 },
     CLIENT_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 60000 },
     REQUEST_STATE_TTL_MS: { type: 'integer', minimum: 1000, default: 600000 },
+    /** How long a task (a tools/call answered with a handle) and its result are kept. */
+    TASK_TTL_MS: { type: 'integer', minimum: 1000, maximum: 2592000000, default: 3600000 },
+    /** The longest TTL a 2025-11-25 client may ask for a task (requests above are lowered). */
+    TASK_MAX_TTL_MS: { type: 'integer', minimum: 1000, maximum: 2592000000, default: 86400000 },
+    /** The polling interval suggested to clients for tasks. */
+    TASK_POLL_INTERVAL_MS: { type: 'integer', minimum: 10, maximum: 3600000, default: 1000 },
     /** Key material for sealing requestState and cursors; every node of a cluster needs the same. */
     PORTICO_SECRET: { type: 'string', minLength: 32 },
     PAGE_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },

@@ -35,6 +35,12 @@ export interface PorticoConfig {
     eventStoreMaxEvents: number;
     clientRequestTimeoutMs: number;
     requestStateTtlMs: number;
+    /** How long a task and its result are kept (from its creation). */
+    taskTtlMs: number;
+    /** The longest TTL a 2025-era client may ask for a task. */
+    taskMaxTtlMs: number;
+    /** The polling interval suggested to task clients. */
+    taskPollIntervalMs: number;
     pageSize: number;
     secret: Buffer;
     /** True when the secret was generated at boot (single node only). */
@@ -202,6 +208,9 @@ export function loadConfig(
       eventStoreMaxEvents: v.EVENT_STORE_MAX_EVENTS,
       clientRequestTimeoutMs: v.CLIENT_REQUEST_TIMEOUT_MS,
       requestStateTtlMs: v.REQUEST_STATE_TTL_MS,
+      taskTtlMs: v.TASK_TTL_MS,
+      taskMaxTtlMs: Math.max(v.TASK_MAX_TTL_MS, v.TASK_TTL_MS),
+      taskPollIntervalMs: v.TASK_POLL_INTERVAL_MS,
       pageSize: v.PAGE_SIZE,
       secret: secretText ? Buffer.from(secretText, 'utf8') : randomBytes(32),
       secretGenerated: !secretText,

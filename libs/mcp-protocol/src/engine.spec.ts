@@ -2,7 +2,7 @@ import { Cancellation } from './cancellation';
 import { ErrorCode, META, MODERN_PROTOCOL_VERSION } from './constants';
 import { StaticCatalog, uriTemplateMatcher } from './catalog';
 import type { RequestContext } from './context';
-import { McpEngine } from './engine';
+import { McpEngine, type RequestIo } from './engine';
 import {
   classify,
   JsonObject,
@@ -12,6 +12,7 @@ import {
   McpError,
 } from './jsonrpc';
 import type { LegacySession } from './session';
+import { beforeTask, MemoryTaskStore, TASKS_EXTENSION, type TaskStore } from './tasks';
 
 const SECRET = 'unit-test-secret-unit-test-secret';
 
@@ -952,6 +953,597 @@ describe(McpEngine.name, () => {
     expect(McpError.methodNotFound('x').toJson()).toEqual({
       code: -32601,
       message: 'Method not found: x',
+    });
+  });
+});
+
+describe(`${McpEngine.name} tasks`, () => {
+  const TASK_CAPS: JsonObject = { extensions: { [TASKS_EXTENSION]: {} }, elicitation: {} };
+
+  /** A tool call's hold: the handler waits until released (or cancelled). */
+  class Gate {
+    private release!: () => void;
+    readonly opened = new Promise<void>((resolve) => (this.release = resolve));
+    aborted = false;
+    started = false;
+    open(): void {
+      this.release();
+    }
+  }
+
+  function taskCatalog(gate: Gate) {
+    return new StaticCatalog({
+      tools: [
+        {
+          definition: {
+            name: 'work',
+            description: 'Waits for the gate',
+            inputSchema: { type: 'object' },
+            execution: { taskSupport: 'optional' },
+          },
+          call: async (_args, ctx) => {
+            gate.started = true;
+            await new Promise<void>((resolve, reject) => {
+              ctx.signal.addEventListener('abort', () => {
+                gate.aborted = true;
+                reject(new Error('aborted'));
+              });
+              void gate.opened.then(resolve);
+            });
+            return { content: [{ type: 'text', text: 'worked' }] };
+          },
+        },
+        {
+          definition: {
+            name: 'must',
+            description: 'Only as a task',
+            inputSchema: { type: 'object' },
+            execution: { taskSupport: 'required' },
+          },
+          call: () => ({ content: [{ type: 'text', text: 'done' }] }),
+        },
+        {
+          definition: {
+            name: 'plain',
+            description: 'Never a task',
+            inputSchema: { type: 'object' },
+          },
+          call: () => ({ content: [{ type: 'text', text: 'plain' }] }),
+        },
+        {
+          definition: {
+            name: 'broken',
+            description: 'A protocol error',
+            inputSchema: { type: 'object' },
+            execution: { taskSupport: 'optional' },
+          },
+          call: () => {
+            throw new McpError(ErrorCode.InternalError, 'broke');
+          },
+        },
+        {
+          definition: {
+            name: 'oops',
+            description: 'A tool error',
+            inputSchema: { type: 'object' },
+            execution: { taskSupport: 'optional' },
+          },
+          call: () => ({ isError: true, content: [{ type: 'text', text: 'nope' }] }),
+        },
+        {
+          definition: {
+            name: 'pair',
+            description: 'Two questions at once',
+            inputSchema: { type: 'object' },
+            execution: { taskSupport: 'optional' },
+          },
+          call: async (_args, ctx) => {
+            const ask = (key: string) =>
+              ctx.elicit(
+                { message: key, requestedSchema: { type: 'object', properties: {} } },
+                { key },
+              );
+            const [a, b] = await Promise.all([ask('a'), ask('b')]);
+            return { content: [{ type: 'text', text: `${a.action}+${b.action}` }] };
+          },
+        },
+        {
+          definition: {
+            name: 'gated',
+            description: 'Asks before it is a task',
+            inputSchema: { type: 'object' },
+            execution: { taskSupport: 'required' },
+          },
+          call: async (_args, ctx) => {
+            const answer = await beforeTask(ctx, () =>
+              ctx.elicit(
+                { message: 'name?', requestedSchema: { type: 'object', properties: {} } },
+                { key: 'name' },
+              ),
+            );
+            return { content: [{ type: 'text', text: `hi ${String(answer.content?.name)}` }] };
+          },
+        },
+      ],
+    });
+  }
+
+  function node(gate = new Gate(), store: TaskStore = new MemoryTaskStore()) {
+    const engine = new McpEngine({
+      serverInfo: { name: 'portico-spec', version: '0.0.0' },
+      catalog: taskCatalog(gate),
+      secret: SECRET,
+      taskStore: store,
+      taskTtlMs: 60_000,
+      taskPollIntervalMs: 250,
+    });
+    return { engine, gate };
+  }
+
+  const alice = { principal: { id: 'key:alice', tenant: 't1' } };
+  const bob = { principal: { id: 'key:bob', tenant: 't1' } };
+
+  async function call(
+    engine: McpEngine,
+    method: string,
+    params: JsonObject,
+    who: { principal?: { id: string; tenant?: string } } = alice,
+    caps: JsonObject = TASK_CAPS,
+  ) {
+    return engine.handleModern(modern(1, method, params, caps), { ...sink(), ...who });
+  }
+
+  async function untilStatus(
+    engine: McpEngine,
+    taskId: string,
+    wanted: (task: JsonObject) => boolean,
+  ): Promise<JsonObject> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const task = result(await call(engine, 'tasks/get', { taskId }));
+      if (wanted(task)) {
+        return task;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`task ${taskId} stayed ${JSON.stringify(task)}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  describe('2026-07-28 (the io.modelcontextprotocol/tasks extension)', () => {
+    it('advertises the extension on server/discover, not the 2025 tasks capability', async () => {
+      const { engine } = node();
+      const caps = result(await call(engine, 'server/discover', {})).capabilities as JsonObject;
+      expect(caps.extensions).toEqual({ [TASKS_EXTENSION]: {} });
+      expect(caps.tasks).toBeUndefined();
+    });
+
+    it('answers a task-supporting call with a flat handle that tasks/get resolves at once', async () => {
+      const { engine, gate } = node();
+      const created = result(await call(engine, 'tools/call', { name: 'work' }));
+      expect(created).toMatchObject({
+        resultType: 'task',
+        status: 'working',
+        ttlMs: 60_000,
+        pollIntervalMs: 250,
+      });
+      expect(created.task).toBeUndefined();
+      expect(created.requestState).toBeUndefined();
+      expect(typeof created.taskId).toBe('string');
+      expect(Date.parse(created.createdAt as string)).not.toBeNaN();
+      const working = result(await call(engine, 'tasks/get', { taskId: created.taskId }));
+      expect(working).toMatchObject({ resultType: 'complete', status: 'working' });
+      expect(working.result).toBeUndefined();
+      gate.open();
+      const done = await untilStatus(
+        engine,
+        created.taskId as string,
+        (t) => t.status !== 'working',
+      );
+      expect(done.status).toBe('completed');
+      expect(done.result).toEqual({
+        resultType: 'complete',
+        content: [{ type: 'text', text: 'worked' }],
+      });
+    });
+
+    it('runs the call synchronously for a client without the extension, or a tool without task support', async () => {
+      const { engine, gate } = node();
+      gate.open();
+      const sync = result(await call(engine, 'tools/call', { name: 'work' }, alice, {}));
+      expect(sync).toMatchObject({ resultType: 'complete', content: [{ text: 'worked' }] });
+      const plain = result(await call(engine, 'tools/call', { name: 'plain', task: { ttl: 1 } }));
+      expect(plain).toMatchObject({ resultType: 'complete', content: [{ text: 'plain' }] });
+    });
+
+    it('refuses a task-only tool and the task methods to a client without the extension (-32021)', async () => {
+      const { engine } = node();
+      const refused = error(await call(engine, 'tools/call', { name: 'must' }, alice, {}));
+      expect(refused).toMatchObject({
+        code: ErrorCode.MissingClientCapability,
+        data: { requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } },
+      });
+      for (const method of ['tasks/get', 'tasks/update', 'tasks/cancel']) {
+        const e = error(await call(engine, method, { taskId: 'x', inputResponses: {} }, alice, {}));
+        expect(e.code).toBe(ErrorCode.MissingClientCapability);
+      }
+    });
+
+    it('keeps tasks/result and tasks/list removed (-32601)', async () => {
+      const { engine } = node();
+      for (const method of ['tasks/result', 'tasks/list']) {
+        expect(error(await call(engine, method, { taskId: 'x' })).code).toBe(
+          ErrorCode.MethodNotFound,
+        );
+      }
+    });
+
+    it('reports a tool error as completed with isError, a protocol error as failed with the error', async () => {
+      const { engine } = node();
+      const oops = result(await call(engine, 'tools/call', { name: 'oops' }));
+      const completed = await untilStatus(
+        engine,
+        oops.taskId as string,
+        (t) => t.status !== 'working',
+      );
+      expect(completed).toMatchObject({ status: 'completed', result: { isError: true } });
+      const broken = result(await call(engine, 'tools/call', { name: 'broken' }));
+      const failed = await untilStatus(
+        engine,
+        broken.taskId as string,
+        (t) => t.status !== 'working',
+      );
+      expect(failed).toMatchObject({
+        status: 'failed',
+        error: { code: ErrorCode.InternalError, message: 'broke' },
+      });
+      expect(failed.result).toBeUndefined();
+    });
+
+    it('cancels the running handler through its signal; cancelling again is acknowledged the same', async () => {
+      const { engine, gate } = node();
+      const created = result(await call(engine, 'tools/call', { name: 'work' }));
+      const ack = result(await call(engine, 'tasks/cancel', { taskId: created.taskId }));
+      expect(ack).toEqual({ resultType: 'complete', _meta: expect.any(Object) });
+      await untilStatus(engine, created.taskId as string, () => gate.aborted);
+      const after = result(await call(engine, 'tasks/get', { taskId: created.taskId }));
+      expect(after.status).toBe('cancelled');
+      const again = result(await call(engine, 'tasks/cancel', { taskId: created.taskId }));
+      expect(again.resultType).toBe('complete');
+    });
+
+    it('does not stop a task when the request that created it goes away', async () => {
+      const { engine, gate } = node();
+      const cancellation = new Cancellation();
+      const created = result(
+        await engine.handleModern(modern(1, 'tools/call', { name: 'work' }, TASK_CAPS), {
+          ...sink(),
+          ...alice,
+          cancellation,
+        }),
+      );
+      cancellation.cancel();
+      gate.open();
+      const done = await untilStatus(
+        engine,
+        created.taskId as string,
+        (t) => t.status !== 'working',
+      );
+      expect(done.status).toBe('completed');
+      expect(gate.aborted).toBe(false);
+    });
+
+    it('shows a task to its own principal only: anyone else gets "not found", never the data', async () => {
+      const { engine, gate } = node();
+      const created = result(await call(engine, 'tools/call', { name: 'work' }));
+      for (const method of ['tasks/get', 'tasks/update', 'tasks/cancel']) {
+        const e = error(
+          await call(engine, method, { taskId: created.taskId, inputResponses: {} }, bob),
+        );
+        expect(e.code).toBe(ErrorCode.InvalidParams);
+        expect(JSON.stringify(e)).not.toContain('working');
+      }
+      const otherTenant = { principal: { id: 'key:alice', tenant: 't2' } };
+      expect(
+        error(await call(engine, 'tasks/get', { taskId: created.taskId }, otherTenant)).code,
+      ).toBe(ErrorCode.InvalidParams);
+      expect(gate.aborted).toBe(false);
+      expect(error(await call(engine, 'tasks/get', { taskId: 'no-such-task' })).code).toBe(
+        ErrorCode.InvalidParams,
+      );
+      gate.open();
+    });
+
+    it('surfaces input requests on tasks/get and resumes with tasks/update, key by key', async () => {
+      const { engine } = node();
+      const created = result(await call(engine, 'tools/call', { name: 'pair' }));
+      const taskId = created.taskId as string;
+      const asking = await untilStatus(
+        engine,
+        taskId,
+        (t) => Object.keys((t.inputRequests as JsonObject | undefined) ?? {}).length === 2,
+      );
+      expect(asking.status).toBe('input_required');
+      expect(asking.inputRequests).toMatchObject({
+        a: { method: 'elicitation/create', params: { message: 'a' } },
+        b: { method: 'elicitation/create' },
+      });
+      const ack = result(
+        await call(engine, 'tasks/update', {
+          taskId,
+          inputResponses: { a: { action: 'accept', content: {} }, unknown: { x: 1 } },
+        }),
+      );
+      expect(ack).toEqual({ resultType: 'complete', _meta: expect.any(Object) });
+      const half = result(await call(engine, 'tasks/get', { taskId }));
+      expect(half.status).toBe('input_required');
+      expect(Object.keys(half.inputRequests as JsonObject)).toEqual(['b']);
+      await call(engine, 'tasks/update', {
+        taskId,
+        inputResponses: { b: { action: 'decline' } },
+      });
+      const done = await untilStatus(engine, taskId, (t) => t.status === 'completed');
+      expect(done.result).toMatchObject({ content: [{ text: 'accept+decline' }] });
+    });
+
+    it('gathers beforeTask input with input_required rounds, then answers with the task', async () => {
+      const { engine } = node();
+      const first = result(await call(engine, 'tools/call', { name: 'gated' }));
+      expect(first.resultType).toBe('input_required');
+      expect(first.taskId).toBeUndefined();
+      expect(Object.keys(first.inputRequests as JsonObject)).toEqual(['name']);
+      const second = result(
+        await call(engine, 'tools/call', {
+          name: 'gated',
+          inputResponses: { name: { action: 'accept', content: { name: 'Ada' } } },
+          requestState: first.requestState,
+        }),
+      );
+      expect(second.resultType).toBe('task');
+      expect(second.requestState).toBeUndefined();
+      expect(second.inputRequests).toBeUndefined();
+      const done = await untilStatus(
+        engine,
+        second.taskId as string,
+        (t) => t.status === 'completed',
+      );
+      expect(done.result).toMatchObject({ content: [{ text: 'hi Ada' }] });
+    });
+
+    it('lets any node sharing the store poll, answer and cancel a task another node runs', async () => {
+      const store = new MemoryTaskStore();
+      const a = node(new Gate(), store);
+      const b = node(new Gate(), store);
+      const created = result(await call(a.engine, 'tools/call', { name: 'work' }));
+      const taskId = created.taskId as string;
+      expect(result(await call(b.engine, 'tasks/get', { taskId })).status).toBe('working');
+      await call(b.engine, 'tasks/cancel', { taskId });
+      await untilStatus(b.engine, taskId, () => a.gate.aborted);
+      expect(result(await call(b.engine, 'tasks/get', { taskId })).status).toBe('cancelled');
+
+      const pair = result(await call(a.engine, 'tools/call', { name: 'pair' }));
+      const pairId = pair.taskId as string;
+      await untilStatus(b.engine, pairId, (t) => t.status === 'input_required');
+      await call(b.engine, 'tasks/update', {
+        taskId: pairId,
+        inputResponses: { a: { action: 'accept' }, b: { action: 'accept' } },
+      });
+      const done = await untilStatus(b.engine, pairId, (t) => t.status === 'completed');
+      expect(done.result).toMatchObject({ content: [{ text: 'accept+accept' }] });
+    });
+
+    it('pushes notifications/tasks on a listen stream for the caller’s own tasks', async () => {
+      const { engine, gate } = node();
+      const created = result(await call(engine, 'tools/call', { name: 'work' }));
+      const out = sink();
+      const cancellation = new Cancellation();
+      const listening = engine.handleModern(
+        modern(
+          7,
+          'subscriptions/listen',
+          { notifications: { taskIds: [created.taskId, 'someone-elses'] } },
+          TASK_CAPS,
+        ),
+        { ...out, ...alice, cancellation },
+      );
+      await untilStatus(engine, created.taskId as string, () => out.sent.length > 0);
+      expect(out.sent[0]).toMatchObject({
+        method: 'notifications/subscriptions/acknowledged',
+        params: { notifications: { taskIds: [created.taskId] } },
+      });
+      gate.open();
+      await untilStatus(engine, created.taskId as string, () =>
+        out.sent.some((m) => 'method' in m && m.method === 'notifications/tasks'),
+      );
+      const pushed = out.sent.find((m) => 'method' in m && m.method === 'notifications/tasks');
+      expect(pushed).toMatchObject({
+        params: {
+          taskId: created.taskId,
+          status: 'completed',
+          result: { content: [{ text: 'worked' }] },
+          _meta: { [META.subscriptionId]: 7 },
+        },
+      });
+      cancellation.cancel();
+      await expect(listening).resolves.toBeUndefined();
+
+      const refused = error(
+        await call(
+          engine,
+          'subscriptions/listen',
+          { notifications: { taskIds: ['x'] } },
+          alice,
+          {},
+        ),
+      );
+      expect(refused.code).toBe(ErrorCode.MissingClientCapability);
+    });
+
+    it('checks Mcp-Name against params.taskId on the task methods', async () => {
+      const { engine } = node();
+      const request = modern(1, 'tasks/get', { taskId: 'abc' }, TASK_CAPS);
+      const headers = (name?: string) => (h: string) => (h === 'mcp-name' ? name : undefined);
+      expect(await engine.checkParamHeaders(request, headers('abc'))).toBeUndefined();
+      expect((await engine.checkParamHeaders(request, headers('other')))?.code).toBe(
+        ErrorCode.HeaderMismatch,
+      );
+      expect((await engine.checkParamHeaders(request, headers()))?.code).toBe(
+        ErrorCode.HeaderMismatch,
+      );
+    });
+
+    it('fails the tasks still running when the node shuts down', async () => {
+      const store = new MemoryTaskStore();
+      // Node a's own handle on the shared store: closing it leaves the store to node b.
+      const handle = Object.assign(Object.create(store) as TaskStore, {
+        close: () => Promise.resolve(),
+      });
+      const a = node(new Gate(), handle);
+      const b = node(new Gate(), store);
+      const created = result(await call(a.engine, 'tools/call', { name: 'work' }));
+      await a.engine.closeTasks(0);
+      expect(a.gate.aborted).toBe(true);
+      const task = result(await call(b.engine, 'tasks/get', { taskId: created.taskId }));
+      expect(task).toMatchObject({ status: 'failed', error: { code: ErrorCode.InternalError } });
+    });
+  });
+
+  describe('2025-11-25 (experimental tasks)', () => {
+    function open(version = '2025-11-25', principal = alice.principal) {
+      const { engine, gate } = node();
+      const { session, result: init } = engine.initialize(
+        {
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: {
+            protocolVersion: version,
+            capabilities: { elicitation: {} },
+            clientInfo: { name: 'c', version: '1' },
+          },
+        },
+        `session-${version}`,
+        principal,
+      );
+      session.initialized = true;
+      let id = 1;
+      const send = (method: string, params: JsonObject = {}, out: RequestIo = sink()) =>
+        engine.handleSession(session, classify({ jsonrpc: '2.0', id: id++, method, params }), out);
+      return { engine, gate, session, init, send };
+    }
+
+    it('declares the tasks capability from 2025-11-25 on, and only there', () => {
+      expect(open().init.capabilities).toMatchObject({
+        tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } },
+      });
+      expect((open('2025-06-18').init.capabilities as JsonObject).tasks).toBeUndefined();
+    });
+
+    it('runs a call with params.task as a task: handle, tasks/get, tasks/list, tasks/result', async () => {
+      const { send, gate } = open();
+      const created = result(await send('tools/call', { name: 'work', task: { ttl: 5000 } }));
+      const task = created.task as JsonObject;
+      expect(task).toMatchObject({ status: 'working', ttl: 5000, pollInterval: 250 });
+      expect(result(await send('tasks/get', { taskId: task.taskId }))).toMatchObject({
+        taskId: task.taskId,
+        status: 'working',
+      });
+      const listed = result(await send('tasks/list'));
+      expect((listed.tasks as JsonObject[]).map((t) => t.taskId)).toEqual([task.taskId]);
+      const outcome = send('tasks/result', { taskId: task.taskId });
+      gate.open();
+      expect(result(await outcome)).toEqual({
+        content: [{ type: 'text', text: 'worked' }],
+        _meta: { [META.relatedTask]: { taskId: task.taskId } },
+      });
+    });
+
+    it('refuses a task-only tool without params.task, and params.task for a tool without task support (-32601)', async () => {
+      const { send } = open();
+      expect(error(await send('tools/call', { name: 'must' })).code).toBe(ErrorCode.MethodNotFound);
+      expect(error(await send('tools/call', { name: 'plain', task: {} })).code).toBe(
+        ErrorCode.MethodNotFound,
+      );
+    });
+
+    it('counts a tool error as failed but returns the result from tasks/result', async () => {
+      const { send } = open();
+      const created = result(await send('tools/call', { name: 'oops', task: {} }));
+      const taskId = (created.task as JsonObject).taskId;
+      const outcome = result(await send('tasks/result', { taskId }));
+      expect(outcome.isError).toBe(true);
+      expect(result(await send('tasks/get', { taskId })).status).toBe('failed');
+    });
+
+    it('relays input requests on the tasks/result stream, tagged with the task', async () => {
+      const { session, send } = open();
+      const created = result(await send('tools/call', { name: 'pair', task: {} }));
+      const taskId = (created.task as JsonObject).taskId;
+      const out = {
+        sent: [] as JsonRpcMessage[],
+        send(message: JsonRpcMessage) {
+          this.sent.push(message);
+          const request = message as JsonRpcRequest;
+          session.resolveResponse({
+            jsonrpc: '2.0',
+            id: request.id,
+            result: { action: 'accept', content: {} },
+          });
+        },
+      };
+      const outcome = result(await send('tasks/result', { taskId }, { outbound: out }));
+      expect(outcome.content).toEqual([{ type: 'text', text: 'accept+accept' }]);
+      expect(out.sent).toHaveLength(2);
+      for (const message of out.sent) {
+        expect(message).toMatchObject({
+          method: 'elicitation/create',
+          params: { _meta: { [META.relatedTask]: { taskId } } },
+        });
+      }
+    });
+
+    it('cancels a live task and refuses to cancel a terminal one (-32602)', async () => {
+      const { send, gate } = open();
+      const created = result(await send('tools/call', { name: 'work', task: {} }));
+      const taskId = (created.task as JsonObject).taskId;
+      const cancelled = result(await send('tasks/cancel', { taskId }));
+      expect(cancelled).toMatchObject({ taskId, status: 'cancelled' });
+      expect(error(await send('tasks/cancel', { taskId })).code).toBe(ErrorCode.InvalidParams);
+      const deadline = Date.now() + 10_000;
+      while (!gate.aborted && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(gate.aborted).toBe(true);
+    });
+
+    it('keeps a session’s tasks from other principals', async () => {
+      const { engine, send } = open();
+      const created = result(await send('tools/call', { name: 'oops', task: {} }));
+      const taskId = (created.task as JsonObject).taskId;
+      const { session: other } = engine.initialize(
+        {
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-11-25',
+            capabilities: {},
+            clientInfo: { name: 'c', version: '1' },
+          },
+        },
+        'session-bob',
+        bob.principal,
+      );
+      other.initialized = true;
+      const e = error(
+        await engine.handleSession(
+          other,
+          classify({ jsonrpc: '2.0', id: 1, method: 'tasks/get', params: { taskId } }),
+          sink(),
+        ),
+      );
+      expect(e.code).toBe(ErrorCode.InvalidParams);
     });
   });
 });

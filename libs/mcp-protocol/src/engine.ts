@@ -34,7 +34,7 @@ import {
   resultResponse,
   toErrorObject,
 } from './jsonrpc';
-import { checkParamHeaders } from './http-headers';
+import { checkParamHeaders, decodeHeaderValue } from './http-headers';
 import { Paginator } from './pagination';
 import {
   MemoryNonceStore,
@@ -45,6 +45,22 @@ import {
 } from './request-state';
 import { SchemaValidator } from './schema-validator';
 import { LegacySession } from './session';
+import {
+  MemoryTaskStore,
+  TASKS_EXTENSION,
+  TaskManager,
+  isTerminalStatus,
+  legacyCreateTaskResult,
+  legacyTask,
+  legacyTaskResult,
+  modernCreateTaskResult,
+  modernDetailedTask,
+  taskContext,
+  type PrepareInit,
+  type TaskCaller,
+  type TaskRecord,
+  type TaskStore,
+} from './tasks';
 import type {
   CallToolResult,
   ClientCapabilities,
@@ -67,6 +83,17 @@ export interface EngineOptions {
   /** `ttlMs` advertised on list and read results (2026-07-28). */
   listTtlMs?: number;
   nonceStore?: NonceStore;
+  /**
+   * Where tasks live (default: this process's memory; a cluster needs a shared store). The
+   * engine closes it in `closeTasks`.
+   */
+  taskStore?: TaskStore;
+  /** How long a task and its result are kept (default one hour). */
+  taskTtlMs?: number;
+  /** The longest TTL a 2025-era client may ask for a task (default one day). */
+  taskMaxTtlMs?: number;
+  /** The polling interval suggested for tasks (default one second). */
+  taskPollIntervalMs?: number;
   /** Wraps the handling of every request, both eras, every transport (tracing hooks in here). */
   observer?: RequestObserver;
 }
@@ -169,6 +196,20 @@ const LIST_METHODS = new Set([
 /** Methods a 2025-era session accepts before `notifications/initialized`. */
 const PRE_INITIALIZED = new Set(['ping', 'logging/setLevel']);
 
+/** The task methods of the tasks extension (2026-07-28); their `Mcp-Name` is the task id. */
+const MODERN_TASK_METHODS = new Set(['tasks/get', 'tasks/update', 'tasks/cancel']);
+
+/** The experimental task methods of 2025-11-25. */
+const LEGACY_TASK_METHODS = new Set(['tasks/get', 'tasks/result', 'tasks/list', 'tasks/cancel']);
+
+/** The first 2025-era revision with (experimental) tasks. */
+const TASKS_LEGACY_VERSION = '2025-11-25';
+
+const LEGACY_TASK_CAPABILITY = { list: {}, cancel: {}, requests: { tools: { call: {} } } };
+
+/** Results that are task handles, which the result decoration must leave alone. */
+const CREATED_TASKS = new WeakSet<JsonObject>();
+
 export class McpEngine {
   readonly capabilities: ServerCapabilities = {
     tools: { listChanged: true },
@@ -188,6 +229,8 @@ export class McpEngine {
   private readonly listTtlMs: number;
   private readonly listeners = new Set<() => void>();
   private closing = false;
+  /** Tool calls running as tasks, and the task methods of both eras. */
+  private readonly tasks: TaskManager;
 
   constructor(private readonly options: EngineOptions) {
     this.catalog = options.catalog;
@@ -200,6 +243,12 @@ export class McpEngine {
     this.clientRequestTimeoutMs = options.clientRequestTimeoutMs ?? 60_000;
     this.stateTtlMs = options.requestStateTtlMs ?? 10 * 60_000;
     this.listTtlMs = options.listTtlMs ?? 0;
+    this.tasks = new TaskManager({
+      store: options.taskStore ?? new MemoryTaskStore(),
+      ttlMs: options.taskTtlMs,
+      maxTtlMs: options.taskMaxTtlMs,
+      pollIntervalMs: options.taskPollIntervalMs,
+    });
   }
 
   get serverInfo(): Implementation {
@@ -222,6 +271,14 @@ export class McpEngine {
     for (const listener of [...this.listeners]) {
       listener();
     }
+  }
+
+  /**
+   * Stops running tasks: gives them up to `graceMs` to finish, then marks them failed, so their
+   * clients stop polling work no node is doing; then closes the task store.
+   */
+  closeTasks(graceMs = 0): Promise<void> {
+    return this.tasks.close(graceMs);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -332,6 +389,9 @@ export class McpEngine {
     header: (lowerCaseName: string) => string | undefined,
     principal?: Principal,
   ): Promise<McpError | undefined> {
+    if (MODERN_TASK_METHODS.has(request.method)) {
+      return checkTaskNameHeader(request, header);
+    }
     if (request.method !== 'tools/call' || typeof request.params?.name !== 'string') {
       return undefined;
     }
@@ -365,14 +425,17 @@ export class McpEngine {
     if (method === 'server/discover') {
       return this.decorateModern(method, {
         supportedVersions: SUPPORTED_PROTOCOL_VERSIONS,
-        capabilities: this.capabilities,
+        capabilities: this.modernCapabilities(),
         ...(this.options.instructions ? { instructions: this.options.instructions } : {}),
         ttlMs: this.listTtlMs,
         cacheScope: 'private',
       });
     }
     if (method === 'subscriptions/listen') {
-      return this.listen(request, io, cancellation);
+      return this.listen(request, io, cancellation, envelope);
+    }
+    if (MODERN_TASK_METHODS.has(method)) {
+      return this.modernTaskMethod(method, params, envelope, io.principal);
     }
     if (!MODERN_METHODS.has(method)) {
       throw McpError.methodNotFound(method);
@@ -424,7 +487,10 @@ export class McpEngine {
     });
     let result: JsonObject;
     try {
-      result = await this.execute(method, params, ctx);
+      result =
+        method === 'tools/call'
+          ? await this.callToolModern(params, ctx, envelope, cancellation, broker)
+          : await this.execute(method, params, ctx);
     } catch (err) {
       if (err !== INPUT_REQUIRED && broker.pending.length === 0) {
         throw err;
@@ -434,7 +500,121 @@ export class McpEngine {
     if (broker.pending.length > 0) {
       return this.inputRequired(broker, method, target, params, io.principal);
     }
+    if (CREATED_TASKS.has(result)) {
+      return result;
+    }
     return this.decorateModern(method, result);
+  }
+
+  /** tasks/get, tasks/update and tasks/cancel (2026-07-28), for clients with the extension. */
+  private async modernTaskMethod(
+    method: string,
+    params: JsonObject,
+    envelope: ModernEnvelope,
+    principal: Principal | undefined,
+  ): Promise<JsonObject> {
+    if (!declaresTasks(envelope.clientCapabilities)) {
+      throw missingTasksExtension();
+    }
+    const caller: TaskCaller = { principal };
+    switch (method) {
+      case 'tasks/get':
+        return this.decorateModern(
+          method,
+          modernDetailedTask(await this.tasks.get(params.taskId, caller)),
+        );
+      case 'tasks/update':
+        // An acknowledgement only: the task's new state shows on the next tasks/get.
+        await this.tasks.update(params.taskId, caller, params.inputResponses);
+        return this.decorateModern(method, {});
+      default:
+        // Cancelling a terminal task is acknowledged the same way (idempotent).
+        await this.tasks.cancel(params.taskId, caller);
+        return this.decorateModern(method, {});
+    }
+  }
+
+  /**
+   * tools/call (2026-07-28): a task when the tool supports tasks and the request declares the
+   * extension (the server decides; clients send no hint), synchronous otherwise.
+   */
+  private async callToolModern(
+    params: JsonObject,
+    ctx: HandlerContext,
+    envelope: ModernEnvelope,
+    cancellation: Cancellation,
+    broker: ReplayBroker,
+  ): Promise<JsonObject> {
+    const call = await this.prepareToolCall(params, {
+      principal: ctx.principal,
+      trace: ctx.trace,
+    });
+    if ('result' in call) {
+      return call.result;
+    }
+    const support = call.tool.definition.execution?.taskSupport;
+    if (support !== 'optional' && support !== 'required') {
+      return this.invokeTool(call.tool, call.args, ctx);
+    }
+    if (!declaresTasks(envelope.clientCapabilities)) {
+      if (support === 'required') {
+        throw missingTasksExtension();
+      }
+      return this.invokeTool(call.tool, call.args, ctx);
+    }
+    return this.runAsTask(call, ctx, {
+      era: 'modern',
+      deferrable: true,
+      preTask: broker,
+      requestCancellation: cancellation,
+      caller: { principal: ctx.principal },
+    });
+  }
+
+  /**
+   * Starts a tool call that may become a task and answers with the task handle as soon as the
+   * task exists; the call runs on detached from the request. A handler that gathers input
+   * first (`beforeTask`) is answered like any call until it is ready, and may even finish
+   * before that (then its result is the answer).
+   */
+  private async runAsTask(
+    call: PreparedToolCall,
+    ctx: HandlerContext,
+    init: PrepareInit,
+  ): Promise<JsonObject> {
+    const launch = this.tasks.prepare(init);
+    const work = this.invokeTool(call.tool, call.args, taskContext(ctx, launch));
+    if (launch.decide()) {
+      const first = await Promise.race([
+        work.then(
+          (result) => ({ result }),
+          (error: unknown) => ({ error }),
+        ),
+        launch.begun.then(() => undefined),
+      ]);
+      if (first !== undefined && !launch.isTask) {
+        launch.abandon();
+        if ('error' in first) {
+          throw first.error;
+        }
+        return first.result;
+      }
+    }
+    let task: TaskRecord;
+    try {
+      task = await launch.begin();
+    } catch (err) {
+      work.catch(() => undefined);
+      launch.abandon(err);
+      throw err;
+    }
+    this.tasks.track(launch, work);
+    const created =
+      init.era === 'modern'
+        ? { ...modernCreateTaskResult(task), _meta: this.serverInfoMeta }
+        : legacyCreateTaskResult(task);
+    CREATED_TASKS.add(created);
+    return created;
   }
 
   private async openState(
@@ -519,12 +699,21 @@ export class McpEngine {
     request: JsonRpcRequest,
     io: RequestIo,
     cancellation: Cancellation,
+    envelope: ModernEnvelope,
+    ownedTaskIds?: string[],
   ): Promise<JsonObject | undefined> {
     const filter = request.params?.notifications;
     if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
       throw McpError.invalidParams('subscriptions/listen requires params.notifications');
     }
     const f = filter as JsonObject;
+    if (f.taskIds !== undefined && ownedTaskIds === undefined) {
+      // Task ids need an ownership check first; everything else is subscribed synchronously.
+      return this.listenedTasks(f.taskIds, envelope, io.principal).then((owned) =>
+        this.listen(request, io, cancellation, envelope, owned),
+      );
+    }
+    const taskIds = ownedTaskIds ?? [];
     const uris = Array.isArray(f.resourceSubscriptions)
       ? f.resourceSubscriptions.filter((u): u is string => typeof u === 'string')
       : [];
@@ -540,6 +729,9 @@ export class McpEngine {
     }
     if (uris.length > 0) {
       agreed.resourceSubscriptions = uris;
+    }
+    if (taskIds.length > 0) {
+      agreed.taskIds = taskIds;
     }
     const subscriptionId = request.id;
     const tag = { [META.subscriptionId]: subscriptionId };
@@ -576,8 +768,18 @@ export class McpEngine {
         }
       };
       const unwatch = this.catalog.watch(onEvent, { principal: io.principal });
+      const unwatchTasks = taskIds.map((taskId) =>
+        this.tasks.watch(taskId, (signal) => {
+          if (signal.type === 'changed') {
+            void this.pushTaskStatus(taskId, io.principal, send);
+          }
+        }),
+      );
       const finish = (graceful: boolean): void => {
         unwatch();
+        for (const unwatchTask of unwatchTasks) {
+          unwatchTask();
+        }
         this.listeners.delete(onClose);
         undoCancel();
         resolve(
@@ -594,6 +796,47 @@ export class McpEngine {
       undoCancel = cancellation.onCancel(() => finish(false));
       this.listeners.add(onClose);
     });
+  }
+
+  /**
+   * The task ids a `subscriptions/listen` may follow: the caller's own (others are left out of
+   * the acknowledgement, like unknown ones). Asking without the tasks extension is -32021.
+   */
+  private async listenedTasks(
+    requested: unknown,
+    envelope: ModernEnvelope,
+    principal: Principal | undefined,
+  ): Promise<string[]> {
+    if (requested === undefined) {
+      return [];
+    }
+    if (!Array.isArray(requested) || !requested.every((id) => typeof id === 'string')) {
+      throw McpError.invalidParams('notifications.taskIds must be an array of task ids');
+    }
+    if (requested.length > 0 && !declaresTasks(envelope.clientCapabilities)) {
+      throw missingTasksExtension();
+    }
+    const owned = await Promise.all(
+      requested.map((taskId: string) =>
+        this.tasks.get(taskId, { principal }).then(
+          () => taskId,
+          () => undefined,
+        ),
+      ),
+    );
+    return [...new Set(owned.filter((taskId) => taskId !== undefined))];
+  }
+
+  /** `notifications/tasks` on a listen stream: the task as tasks/get would show it now. */
+  private async pushTaskStatus(
+    taskId: string,
+    principal: Principal | undefined,
+    send: (method: string, params: JsonObject) => void,
+  ): Promise<void> {
+    const task = await this.tasks.get(taskId, { principal }).catch(() => undefined);
+    if (task) {
+      send('notifications/tasks', modernDetailedTask(task));
+    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -642,11 +885,22 @@ export class McpEngine {
   }
 
   private legacyCapabilities(version: string): ServerCapabilities {
+    if (VERSION_AT_LEAST(version, TASKS_LEGACY_VERSION)) {
+      return { ...this.capabilities, tasks: LEGACY_TASK_CAPABILITY };
+    }
     if (VERSION_AT_LEAST(version, '2025-03-26')) {
       return this.capabilities;
     }
     const { completions: _omit, ...rest } = this.capabilities;
     return rest;
+  }
+
+  /** 2026-07-28 advertises tasks as an extension, never as the 2025-era `tasks` capability. */
+  private modernCapabilities(): ServerCapabilities {
+    return {
+      ...this.capabilities,
+      extensions: { ...this.capabilities.extensions, [TASKS_EXTENSION]: {} },
+    };
   }
 
   /**
@@ -788,6 +1042,10 @@ export class McpEngine {
         return {};
       }
     }
+    const tasksOn = VERSION_AT_LEAST(session.protocolVersion, TASKS_LEGACY_VERSION);
+    if (tasksOn && LEGACY_TASK_METHODS.has(method)) {
+      return this.legacyTaskMethod(session, method, params, io, cancellation);
+    }
     if (!LEGACY_METHODS.has(method)) {
       throw McpError.methodNotFound(method);
     }
@@ -829,10 +1087,143 @@ export class McpEngine {
         },
       },
     });
-    const result = await this.execute(method, params, ctx);
+    const result =
+      method === 'tools/call' && tasksOn
+        ? await this.callToolLegacy(session, params, ctx, cancellation)
+        : await this.execute(method, params, ctx);
     return VERSION_AT_LEAST(session.protocolVersion, '2025-06-18')
       ? result
       : stripNewerFields(method, result);
+  }
+
+  /**
+   * tools/call on a 2025-11-25 session: a task when the request carries `task` (and the tool
+   * allows it); a tool that requires a task refuses plain calls (-32601).
+   */
+  private async callToolLegacy(
+    session: LegacySession,
+    params: JsonObject,
+    ctx: HandlerContext,
+    cancellation: Cancellation,
+  ): Promise<JsonObject> {
+    const call = await this.prepareToolCall(params, {
+      principal: ctx.principal,
+      trace: ctx.trace,
+    });
+    if ('result' in call) {
+      return call.result;
+    }
+    const name = call.tool.definition.name;
+    const support = call.tool.definition.execution?.taskSupport;
+    const task = params.task;
+    if (task === undefined) {
+      if (support === 'required') {
+        throw new McpError(
+          ErrorCode.MethodNotFound,
+          `Tool ${name} must be called as a task (params.task)`,
+        );
+      }
+      return this.invokeTool(call.tool, call.args, ctx);
+    }
+    if (typeof task !== 'object' || task === null || Array.isArray(task)) {
+      throw McpError.invalidParams('task must be an object');
+    }
+    if (support !== 'optional' && support !== 'required') {
+      throw new McpError(ErrorCode.MethodNotFound, `Tool ${name} does not support tasks`);
+    }
+    const ttl = (task as JsonObject).ttl;
+    if (ttl !== undefined && ttl !== null && (typeof ttl !== 'number' || !(ttl >= 0))) {
+      throw McpError.invalidParams('task.ttl must be a non-negative number of milliseconds');
+    }
+    return this.runAsTask(call, ctx, {
+      era: 'legacy',
+      deferrable: false,
+      preTask: NO_INPUT,
+      requestCancellation: cancellation,
+      caller: { principal: session.principal, sessionId: session.id },
+      requestedTtlMs: typeof ttl === 'number' ? ttl : undefined,
+    });
+  }
+
+  /** tasks/get, tasks/result, tasks/list and tasks/cancel (2025-11-25). */
+  private async legacyTaskMethod(
+    session: LegacySession,
+    method: string,
+    params: JsonObject,
+    io: RequestIo,
+    cancellation: Cancellation,
+  ): Promise<JsonObject> {
+    const caller: TaskCaller = { principal: session.principal, sessionId: session.id };
+    switch (method) {
+      case 'tasks/get':
+        return legacyTask(await this.tasks.get(params.taskId, caller));
+      case 'tasks/list': {
+        const page = this.paginator.page(await this.tasks.list(caller), 'tasks', params.cursor);
+        return withCursor({ tasks: page.items.map(legacyTask) }, page.nextCursor);
+      }
+      case 'tasks/cancel': {
+        const task = await this.tasks.get(params.taskId, caller);
+        if (isTerminalStatus(task.status)) {
+          throw McpError.invalidParams(
+            `Cannot cancel task: already in terminal status '${task.status}'`,
+          );
+        }
+        return legacyTask(await this.tasks.cancel(task.taskId, caller));
+      }
+      default:
+        return this.legacyTaskOutcome(session, params.taskId, caller, io, cancellation);
+    }
+  }
+
+  /**
+   * tasks/result (2025-11-25): waits for the task to end and answers with its outcome. While
+   * the task needs input, its requests go to the client as ordinary server-to-client requests
+   * on this request's stream (tagged with the task), and the answers go to the task through the
+   * store, wherever it runs.
+   */
+  private async legacyTaskOutcome(
+    session: LegacySession,
+    taskId: unknown,
+    caller: TaskCaller,
+    io: RequestIo,
+    cancellation: Cancellation,
+  ): Promise<JsonObject> {
+    const relayed = new Set<string>();
+    for (;;) {
+      const task = await this.tasks.get(taskId, caller);
+      if (isTerminalStatus(task.status)) {
+        return legacyTaskResult(task);
+      }
+      for (const [key, input] of Object.entries(task.inputRequests)) {
+        if (relayed.has(key)) {
+          continue;
+        }
+        relayed.add(key);
+        const meta = input.params._meta;
+        const params: JsonObject = {
+          ...input.params,
+          _meta: {
+            ...(typeof meta === 'object' && meta !== null ? meta : {}),
+            [META.relatedTask]: { taskId: task.taskId },
+          },
+        };
+        void session
+          .request(
+            input.method,
+            params,
+            (message) => io.outbound.send(message),
+            cancellation,
+            this.clientRequestTimeoutMs,
+          )
+          .then((answer) => this.tasks.update(task.taskId, caller, { [key]: answer }))
+          // Unanswered input stays outstanding: the next tasks/result asks again.
+          .catch(() => undefined);
+      }
+      await this.tasks.waitForChange(task.taskId, cancellation);
+      if (cancellation.cancelled) {
+        throw cancellation.reason;
+      }
+    }
   }
 
   /** Wires a session to catalog change events; returns the unsubscribe function. */
@@ -918,6 +1309,15 @@ export class McpEngine {
     ctx: HandlerContext,
     scope: CatalogScope,
   ): Promise<JsonObject> {
+    const call = await this.prepareToolCall(params, scope);
+    return 'result' in call ? call.result : this.invokeTool(call.tool, call.args, ctx);
+  }
+
+  /** The tool and its checked arguments, or the tool-error result for invalid arguments. */
+  private async prepareToolCall(
+    params: JsonObject,
+    scope: CatalogScope,
+  ): Promise<PreparedToolCall | { result: JsonObject }> {
     const name = params.name;
     if (typeof name !== 'string') {
       throw McpError.invalidParams('tools/call requires a tool name');
@@ -932,11 +1332,25 @@ export class McpEngine {
     }
     const input = this.validator.check(tool.definition.inputSchema, args);
     if (!input.valid) {
-      return toolError(`Invalid arguments for tool ${name}: ${input.message ?? 'invalid'}`);
+      return {
+        result: toolError(`Invalid arguments for tool ${name}: ${input.message ?? 'invalid'}`),
+      };
     }
+    return { tool, args: args as JsonObject };
+  }
+
+  /**
+   * Runs the handler. It is called synchronously, before this returns its promise: a handler's
+   * first synchronous steps (`beforeTask`) are seen by the caller at once.
+   */
+  private async invokeTool(
+    tool: ToolHandler,
+    args: JsonObject,
+    ctx: HandlerContext,
+  ): Promise<JsonObject> {
     let result: CallToolResult;
     try {
-      result = await tool.call(args as JsonObject, ctx);
+      result = await tool.call(args, ctx);
     } catch (err) {
       if (err === INPUT_REQUIRED || err instanceof McpError || ctx.cancelled) {
         throw err;
@@ -1097,6 +1511,49 @@ const SHARED_METHODS = [
 ];
 const MODERN_METHODS = new Set(SHARED_METHODS);
 const LEGACY_METHODS = new Set(SHARED_METHODS);
+
+interface PreparedToolCall {
+  readonly tool: ToolHandler;
+  readonly args: JsonObject;
+}
+
+/** Input for a 2025-era task is asked through the task itself, never before it exists. */
+const NO_INPUT: InputBroker = {
+  request: () =>
+    Promise.reject(new McpError(ErrorCode.InternalError, 'No client input before the task')),
+};
+
+function declaresTasks(caps: ClientCapabilities): boolean {
+  const extensions = caps.extensions;
+  const declared =
+    typeof extensions === 'object' && extensions !== null ? extensions[TASKS_EXTENSION] : undefined;
+  return typeof declared === 'object' && declared !== null;
+}
+
+/** -32021 naming the tasks extension as the missing client capability. */
+function missingTasksExtension(): McpError {
+  return new McpError(
+    ErrorCode.MissingClientCapability,
+    `Missing required client capability: extension ${TASKS_EXTENSION}`,
+    { requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } },
+  );
+}
+
+/** tasks/get, tasks/update and tasks/cancel carry the task id in Mcp-Name (2026-07-28). */
+function checkTaskNameHeader(
+  request: JsonRpcRequest,
+  header: (lowerCaseName: string) => string | undefined,
+): McpError | undefined {
+  const raw = header('mcp-name');
+  if (raw === undefined) {
+    return new McpError(ErrorCode.HeaderMismatch, 'Mcp-Name header is required');
+  }
+  const taskId = request.params?.taskId;
+  if (typeof taskId === 'string' && decodeHeaderValue(raw) !== taskId) {
+    return new McpError(ErrorCode.HeaderMismatch, 'Mcp-Name header does not match params.taskId');
+  }
+  return undefined;
+}
 
 /** A client-supplied value in an error message: strings as they are, anything else by type. */
 function describe(value: unknown): string {

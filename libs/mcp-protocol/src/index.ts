@@ -11,3 +11,4 @@ export * from './engine';
 export * from './http-headers';
 export * from './cancellation';
 export * from './connection';
+export * from './tasks';

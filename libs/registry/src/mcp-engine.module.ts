@@ -1,7 +1,8 @@
 import { Module, OnModuleDestroy } from '@nestjs/common';
-import { ConfigService, PORTICO_VERSION } from '@portico/config';
-import { CatalogProvider, McpEngine } from '@portico/mcp-protocol';
+import { ConfigService, PORTICO_VERSION, type PorticoConfig } from '@portico/config';
+import { CatalogProvider, McpEngine, MemoryTaskStore, type TaskStore } from '@portico/mcp-protocol';
 import { McpRequestTracer } from '@portico/observability';
+import { RedisTaskStore } from '@portico/session';
 import { CATALOG_PROVIDER } from './catalog.module';
 
 export const SERVER_INFO = {
@@ -29,6 +30,10 @@ export const SERVER_INFO = {
           pageSize: mcp.pageSize,
           clientRequestTimeoutMs: mcp.clientRequestTimeoutMs,
           requestStateTtlMs: mcp.requestStateTtlMs,
+          taskStore: taskStoreFor(config.values),
+          taskTtlMs: mcp.taskTtlMs,
+          taskMaxTtlMs: mcp.taskMaxTtlMs,
+          taskPollIntervalMs: mcp.taskPollIntervalMs,
           // A span per request when tracing is on; no per-request hook at all when it is off.
           observer: tracer?.enabled ? tracer : undefined,
         });
@@ -38,10 +43,28 @@ export const SERVER_INFO = {
   exports: [McpEngine],
 })
 export class McpEngineModule implements OnModuleDestroy {
-  constructor(private readonly engine: McpEngine) {}
+  constructor(
+    private readonly engine: McpEngine,
+    private readonly config: ConfigService,
+  ) {}
 
-  /** Ends open subscription streams gracefully before transports close. */
-  onModuleDestroy(): void {
+  /**
+   * Ends open subscription streams gracefully before transports close; gives tasks running on
+   * this node the shutdown grace to finish (then they are marked failed) and closes the task
+   * store.
+   */
+  async onModuleDestroy(): Promise<void> {
     this.engine.close();
+    await this.engine.closeTasks(this.config.values.shutdownGraceMs);
   }
+}
+
+/**
+ * Tasks must be visible to every node that may receive a client's next request: with Redis
+ * configured (a cluster, or a queue), they live there; otherwise in this process.
+ */
+function taskStoreFor(config: PorticoConfig): TaskStore {
+  return config.redis
+    ? new RedisTaskStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix })
+    : new MemoryTaskStore();
 }

@@ -2,3 +2,4 @@ export * from './session.ports';
 export * from './memory-session.store';
 export * from './memory-event.store';
 export * from './memory-message.bus';
+export * from './redis-task-store';

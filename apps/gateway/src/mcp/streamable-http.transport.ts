@@ -836,6 +836,11 @@ const MODERN_HTTP_METHODS = new Set([
   'prompts/list',
   'prompts/get',
   'completion/complete',
+  // The tasks extension (io.modelcontextprotocol/tasks); the engine refuses them to a request
+  // that did not declare it.
+  'tasks/get',
+  'tasks/update',
+  'tasks/cancel',
 ]);
 
 interface LegacyStreamOptions {
