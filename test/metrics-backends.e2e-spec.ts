@@ -492,9 +492,9 @@ describe('queue and worker series of the embedded worker', () => {
       const done = await callTool(jobs.url, jobs.key, 'test_simple_text');
       expect(done.result.content[0].text).toBe('This is a simple text response for testing.');
     }
-    // Client input cannot reach a queued tool: the job fails.
-    const failed = await callTool(jobs.url, jobs.key, 'test_sampling', { prompt: 'hi' });
-    expect(failed.error.message).toContain('not available to queued tools');
+    // A tool that throws a JSON-RPC error fails its job.
+    const failed = await callTool(jobs.url, jobs.key, 'protocol_error_job');
+    expect(failed.error.message).toContain('The job broke down');
     const late = await callTool(rushed.url, rushed.key, 'test_tool_with_progress');
     expect(late.error.message).toMatch(/deadline/i);
 
@@ -637,8 +637,8 @@ describe('a separate worker process serves its own /metrics', () => {
       const done = await callTool(remote.url, remote.key, 'test_simple_text');
       expect(done.result.content[0].text).toBe('This is a simple text response for testing.');
     }
-    const failed = await callTool(remote.url, remote.key, 'test_sampling', { prompt: 'hi' });
-    expect(failed.error.message).toContain('not available to queued tools');
+    const failed = await callTool(remote.url, remote.key, 'protocol_error_job');
+    expect(failed.error.message).toContain('The job broke down');
 
     const samples = await eventually(
       () => scrape(workerUrl, METRICS_TOKEN),

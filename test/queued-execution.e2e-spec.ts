@@ -21,6 +21,7 @@ async function call(
   name: string,
   args: Record<string, unknown> = {},
   progressToken?: string,
+  extra: { capabilities?: Json; params?: Json } = {},
 ): Promise<{ status: number; text: string }> {
   const res = await fetch(`${gateway.mcpUrl}/${slug}`, {
     method: 'POST',
@@ -41,9 +42,10 @@ async function call(
         arguments: args,
         _meta: {
           'io.modelcontextprotocol/protocolVersion': MODERN,
-          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/clientCapabilities': extra.capabilities ?? {},
           ...(progressToken ? { progressToken } : {}),
         },
+        ...extra.params,
       },
     }),
   });
@@ -118,6 +120,39 @@ describe('tool calls through the BullMQ queue', () => {
       { type: 'text', text: 'This is a simple text response for testing.' },
     ]);
     expect((await queue.getJobCounts('completed')).completed).toBe(before + 1);
+  });
+
+  it('asks the client for what a queued tool needs (input_required), and finishes on the retry', async () => {
+    const completed = async () => (await queue.getJobCounts('completed')).completed ?? 0;
+    const before = await completed();
+    const capabilities = { elicitation: { form: {} } };
+    const tool = 'test_input_required_result_elicitation';
+    const first = messages(
+      (await call(front, 'queued', apiKey, tool, {}, undefined, { capabilities })).text,
+    )[0];
+    expect(first.result).toMatchObject({
+      resultType: 'input_required',
+      inputRequests: { user_name: { method: 'elicitation/create' } },
+    });
+    expect(typeof first.result.requestState).toBe('string');
+    // The run that asked ended as a job. The retry runs the tool without answers first (the
+    // worker cannot see the client's), its question is answered from the retry's
+    // inputResponses at the gateway, and a third run gets the answer.
+    const retry = messages(
+      (
+        await call(front, 'queued', apiKey, tool, {}, undefined, {
+          capabilities,
+          params: {
+            requestState: first.result.requestState,
+            inputResponses: {
+              user_name: { action: 'accept', content: { name: 'Ada' } },
+            },
+          },
+        })
+      ).text,
+    )[0];
+    expect(retry.result.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
+    expect(await completed()).toBe(before + 3);
   });
 
   it('relays the worker’s progress notifications to the caller', async () => {

@@ -15,8 +15,14 @@ import {
   WorkerJobOutcome,
 } from '@portico/observability';
 import {
+  type CreateMessageResult,
+  type ElicitResult,
   ErrorCode,
+  type InputMethod,
+  type InputOptions,
   isLogLevel,
+  type JsonObject,
+  type ListRootsResult,
   McpError,
   RequestContext,
   ToolHandler,
@@ -25,6 +31,9 @@ import type { RetrySettings } from './execution-settings';
 import { TenantJobSlots } from './tenant-job-slots';
 import { ToolJobError } from './tool-job.errors';
 import {
+  type JobInput,
+  type JobInputRequest,
+  needsInput,
   tenantOfToolJob,
   TOOL_CALL_CANCEL_CHANNEL,
   TOOL_CALL_JOB,
@@ -437,7 +446,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
     );
     return this.measured(job, resolve, tracing.under(span, parent)).then(
       (result) => {
-        if (result.isError) {
+        if (!needsInput(result) && result.isError) {
           failSpan(span, 'tool_error', 'tool_error');
         }
         span.end();
@@ -513,9 +522,18 @@ export class ToolCallQueue implements OnApplicationShutdown {
       timedOut = true;
       controller.abort();
     }, remaining);
+    // A question no replayed answer covers stops the run: the gateway asks the client.
+    const inputs = new InputReplay(data.inputs, () => controller.abort());
     try {
-      return await handler.call(data.arguments, workerContext(job, controller.signal, trace));
+      const result = await handler.call(
+        data.arguments,
+        workerContext(job, controller.signal, trace, inputs),
+      );
+      return inputs.pending.length > 0 ? { inputRequired: inputs.pending } : result;
     } catch (err) {
+      if (inputs.pending.length > 0) {
+        return { inputRequired: inputs.pending };
+      }
       // Checked first: a handler may answer its abort with an McpError of its own.
       if (controller.signal.aborted) {
         throw timedOut
@@ -811,23 +829,57 @@ function toMcpError(err: unknown, data: ToolJobData): McpError {
 }
 
 /** The RequestContext a queued call runs with: progress and logs travel as job progress. */
+/**
+ * Client input for a run on a worker: the answers earlier runs of the call collected, replayed
+ * in order. Questions beyond them are recorded as `pending` (all those asked together) and
+ * stop the run: the gateway asks the client and queues the call again (ToolJobData.inputs).
+ */
+class InputReplay {
+  readonly pending: JobInputRequest[] = [];
+  private next = 0;
+
+  constructor(
+    private readonly answers: readonly JobInput[] = [],
+    private readonly stop: () => void,
+  ) {}
+
+  ask(method: InputMethod, params: JsonObject, options?: InputOptions): Promise<JsonObject> {
+    const answer = this.pending.length === 0 ? this.answers[this.next++] : undefined;
+    if (answer?.method === method) {
+      return Promise.resolve(answer.result);
+    }
+    if (answer) {
+      // The tool asks differently than in the run the answers came from.
+      return Promise.reject(
+        new McpError(
+          ErrorCode.InternalError,
+          `The tool asked for ${method} where its earlier run asked for ${answer.method}`,
+        ),
+      );
+    }
+    this.pending.push({ method, params, ...(options?.key !== undefined && { key: options.key }) });
+    if (this.pending.length === 1) {
+      // Stopped after the current turn: questions asked together (Promise.all) still register.
+      queueMicrotask(this.stop);
+    }
+    return Promise.reject(new McpError(ErrorCode.InternalError, 'Waiting for client input'));
+  }
+}
+
 function workerContext(
   job: Job<ToolJobData, ToolJobResult>,
   signal: AbortSignal,
   trace: unknown,
+  inputs: InputReplay,
 ): RequestContext {
   const data = job.data;
-  const unsupported = (): Promise<never> =>
-    Promise.reject(
-      new McpError(ErrorCode.InternalError, 'Client input is not available to queued tools yet'),
-    );
   let last = Number.NEGATIVE_INFINITY;
   return {
-    era: 'modern',
+    era: data.era ?? 'modern',
     protocolVersion: data.protocolVersion,
     requestId: data.requestId,
     method: 'tools/call',
-    clientCapabilities: {},
+    clientCapabilities: data.clientCapabilities ?? {},
     principal: {
       id: data.principal.id,
       tenant: data.principal.tenant,
@@ -847,8 +899,19 @@ function workerContext(
       const update: ToolJobProgress = { kind: 'log', level, data: payload, logger };
       await job.updateProgress(update);
     },
-    elicit: unsupported,
-    createMessage: unsupported,
-    listRoots: unsupported,
+    elicit: (params, options) =>
+      inputs.ask(
+        'elicitation/create',
+        params,
+        options,
+      ) as Promise<unknown> as Promise<ElicitResult>,
+    createMessage: (params, options) =>
+      inputs.ask(
+        'sampling/createMessage',
+        params,
+        options,
+      ) as Promise<unknown> as Promise<CreateMessageResult>,
+    listRoots: (options) =>
+      inputs.ask('roots/list', {}, options) as Promise<unknown> as Promise<ListRootsResult>,
   };
 }

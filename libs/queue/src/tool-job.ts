@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { CallToolResult, JsonObject } from '@portico/mcp-protocol';
+import type {
+  CallToolResult,
+  ClientCapabilities,
+  Era,
+  InputMethod,
+  JsonObject,
+} from '@portico/mcp-protocol';
 
 /** The one queue tool calls go through, and its one job name (handled in exactly one place). */
 export const TOOL_CALL_QUEUE = 'tool-calls';
@@ -33,6 +39,9 @@ export interface ToolJobData {
   /** The client's request id and era, for logs and the handler's context. */
   readonly requestId: string | number;
   readonly protocolVersion: string;
+  readonly era?: Era;
+  /** What the client can answer (elicitation, sampling, roots), as the tool may check. */
+  readonly clientCapabilities?: ClientCapabilities;
   /** Epoch ms after which the call is failed rather than finished unobserved. */
   readonly deadline: number;
   /** The call's budget (deadline minus enqueue time), renewed when an operator retries it. */
@@ -54,9 +63,44 @@ export interface ToolJobData {
   readonly wantsProgress: boolean;
   /** W3C trace context (traceparent, tracestate) of the dispatch, when tracing is on. */
   readonly trace?: Readonly<Record<string, string>>;
+  /**
+   * The client's answers to what earlier runs of this call asked (elicitation, sampling,
+   * roots), in the order they were asked: the run replays them, and a question beyond them ends
+   * the run with `inputRequired` (see JobInputRequest).
+   */
+  readonly inputs?: readonly JobInput[];
 }
 
-export type ToolJobResult = CallToolResult;
+/** One answer of the client, replayed to the tool when it asks again. */
+export interface JobInput {
+  readonly method: InputMethod;
+  readonly result: JsonObject;
+}
+
+/**
+ * A question of a run that no answer covered. The worker cannot reach the client: the run ends
+ * with its questions (those asked together, e.g. in a Promise.all), the gateway asks the client (mid-call request in the 2025 era, an
+ * `input_required` result in 2026-07-28, a task's input_required status) and queues the call
+ * again with the answer added: the tool runs again from the start, as a 2026-07-28 handler
+ * does on the client's retry.
+ */
+export interface JobInputRequest {
+  readonly method: InputMethod;
+  readonly params: JsonObject;
+  readonly key?: string;
+}
+
+/** A run's outcome: the tool's result, or the client input it needs first. */
+export type ToolJobResult = CallToolResult | InputRequiredJobResult;
+
+export interface InputRequiredJobResult {
+  readonly inputRequired: readonly JobInputRequest[];
+}
+
+/** Whether a job's result asks for client input rather than being the tool's result. */
+export function needsInput(result: ToolJobResult): result is InputRequiredJobResult {
+  return 'inputRequired' in result && Array.isArray(result.inputRequired);
+}
 
 /** Progress and log messages a running job reports, relayed to the client by the gateway. */
 export type ToolJobProgress =

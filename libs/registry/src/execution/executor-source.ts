@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import {
   CallToolResult,
+  type CreateMessageRequestParams,
+  type ElicitRequestParams,
+  type InputMethod,
   CatalogListener,
   CatalogScope,
   ErrorCode,
@@ -11,7 +14,7 @@ import {
   ToolHandler,
 } from '@portico/mcp-protocol';
 import type { TenantLimits } from '@portico/persistence';
-import { jobPriority, type ToolCallQueue } from '@portico/queue';
+import { type JobInput, jobPriority, needsInput, type ToolCallQueue } from '@portico/queue';
 import type { BackendSource } from '../upstream/backend-source';
 import type { ExecutionPlan } from './execution-plan';
 
@@ -102,39 +105,87 @@ export class ExecutorSource implements BackendSource {
     const tool = handler.definition.name;
     return {
       definition: handler.definition,
-      call: (args, ctx) => {
+      call: async (args, ctx) => {
         // Decided per call: list_changed may have brought new annotations.
         const execution = this.plan.forTool(handler);
         const timeoutMs = execution.timeoutMs ?? DEFAULT_QUEUED_TIMEOUT_MS;
         const { maxConcurrentJobs, queuePriority } = this.target.limits ?? {};
-        return queue.dispatch(
-          {
-            tenantId: this.target.tenantId,
-            backend: this.target.backend,
-            tool,
-            arguments: args,
-            principal: {
-              id: ctx.principal?.id ?? 'anonymous',
-              tenant: ctx.principal?.tenant,
-              scopes: [...(ctx.principal?.scopes ?? [])],
+        const key = callKey(this.target.tenantId, ctx);
+        const inputs: JobInput[] = [];
+        // Each round runs the tool on a worker with the answers so far; a question beyond them
+        // is put to the client here (its context knows how, in either era, and in a task) and
+        // the call goes back on the queue with the answer.
+        for (let round = 0; ; round++) {
+          const result = await queue.dispatch(
+            {
+              tenantId: this.target.tenantId,
+              backend: this.target.backend,
+              tool,
+              arguments: args,
+              principal: {
+                id: ctx.principal?.id ?? 'anonymous',
+                tenant: ctx.principal?.tenant,
+                scopes: [...(ctx.principal?.scopes ?? [])],
+              },
+              requestId: ctx.requestId,
+              protocolVersion: ctx.protocolVersion,
+              era: ctx.era,
+              clientCapabilities: ctx.clientCapabilities,
+              deadline: Date.now() + timeoutMs,
+              timeoutMs,
+              idempotent: execution.idempotent,
+              ...(maxConcurrentJobs && { maxConcurrentJobs }),
+              wantsProgress: true,
+              ...(inputs.length > 0 && { inputs: [...inputs] }),
             },
-            requestId: ctx.requestId,
-            protocolVersion: ctx.protocolVersion,
-            deadline: Date.now() + timeoutMs,
-            timeoutMs,
-            idempotent: execution.idempotent,
-            ...(maxConcurrentJobs && { maxConcurrentJobs }),
-            wantsProgress: true,
-          },
-          ctx,
-          {
-            callKey: callKey(this.target.tenantId, ctx),
-            retry: execution.retry,
-            priority: jobPriority(execution, queuePriority),
-          },
-        );
+            ctx,
+            {
+              callKey: round === 0 ? key : `${key}#input-${round}`,
+              retry: execution.retry,
+              priority: jobPriority(execution, queuePriority),
+            },
+          );
+          if (!needsInput(result)) {
+            return result;
+          }
+          if (round >= MAX_INPUT_ROUNDS) {
+            throw new McpError(
+              ErrorCode.InternalError,
+              `${tool} asked for client input more than ${MAX_INPUT_ROUNDS} times`,
+            );
+          }
+          // Asked together, as the tool did: a 2026-07-28 client gets them in one input_required.
+          const asked = result.inputRequired;
+          const answers = await Promise.all(
+            asked.map(({ method, params, key: inputKey }) =>
+              askClient(ctx, method, params, inputKey),
+            ),
+          );
+          asked.forEach(({ method }, i) => inputs.push({ method, result: answers[i] }));
+        }
       },
     };
+  }
+}
+
+/** The most questions one queued call may put to its client (each costs a run of the tool). */
+export const MAX_INPUT_ROUNDS = 16;
+
+/** Puts a queued tool's question to the client, through the call's own context. */
+async function askClient(
+  ctx: RequestContext,
+  method: InputMethod,
+  params: JsonObject,
+  key: string | undefined,
+): Promise<JsonObject> {
+  const options = key === undefined ? undefined : { key };
+  switch (method) {
+    case 'elicitation/create':
+      return await ctx.elicit(params as unknown as ElicitRequestParams, options);
+    case 'sampling/createMessage':
+      return await ctx.createMessage(params as unknown as CreateMessageRequestParams, options);
+    case 'roots/list':
+      return await ctx.listRoots(options);
   }
 }
 
