@@ -498,6 +498,42 @@ describe('anonymous endpoints without a fixture catalog', () => {
     expect((JSON.parse(refused.body) as Json).error.code).toBe(-32600);
   });
 
+  it("checks a tenant tool's Mcp-Param headers against that tenant's tool (-32020)", async () => {
+    const { apiKey } = await seedTenant(gateway.app, { slug: 'headers' });
+    const post = (region: string) =>
+      fetch(`${gateway.mcpUrl}/headers`, {
+        method: 'POST',
+        headers: {
+          ...bearer(apiKey),
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'tools/call',
+          'mcp-name': 'test_custom_header',
+          'mcp-param-region': region,
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: {
+            name: 'test_custom_header',
+            arguments: { region: 'eu-west-1' },
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+              'io.modelcontextprotocol/clientCapabilities': {},
+            },
+          },
+        }),
+      });
+    const mismatched = await post('us-east-1');
+    expect(mismatched.status).toBe(400);
+    expect(((await mismatched.json()) as Json).error.code).toBe(-32020);
+    const matching = await post('eu-west-1');
+    expect(matching.status).toBe(200);
+    expect(((await matching.json()) as Json).result.content[0].text).toBe('Region: eu-west-1');
+  });
+
   it('still serves tenants over both transports', async () => {
     const stream = await RawSse.open(`${gateway.mcpUrl}/solo/sse`, bearer(key));
     try {

@@ -522,8 +522,11 @@ export class StreamableHttpTransport {
     if (!MODERN_HTTP_METHODS.has(message.method)) {
       throw new HttpRejection(404, McpError.methodNotFound(message.method).toJson(), message.id);
     }
-    const paramError = await this.engine.checkParamHeaders(message, (name) =>
-      headerValue(request.headers[name]),
+    // Against the caller's catalog: a tenant tool's declared headers, not a namesake's.
+    const paramError = await this.engine.checkParamHeaders(
+      message,
+      (name) => headerValue(request.headers[name]),
+      caller.principal,
     );
     if (paramError) {
       throw new HttpRejection(400, paramError.toJson(), message.id);
