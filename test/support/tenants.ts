@@ -72,3 +72,29 @@ export async function createApiKey(
   });
   return { id: entity.id, secret };
 }
+
+/** A virtual server of a tenant, made straight through the services (no admin API). */
+export async function createVirtualServer(
+  app: NestFastifyApplication,
+  tenant: TenantEntity,
+  server: {
+    name: string;
+    title?: string;
+    tools?: string[];
+    prompts?: string[];
+    resources?: string[];
+    resourceTemplates?: string[];
+  },
+): Promise<void> {
+  const tenants = app.get(TenantService);
+  await tenants.servers(tenant.id).insert({
+    name: server.name,
+    title: server.title ?? null,
+    description: null,
+    tools: server.tools ?? [],
+    prompts: server.prompts ?? [],
+    resources: server.resources ?? [],
+    resourceTemplates: server.resourceTemplates ?? [],
+  });
+  await tenants.changed(tenant);
+}

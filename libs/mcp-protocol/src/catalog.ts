@@ -26,6 +26,11 @@ export interface Principal {
 
 export interface CatalogScope {
   readonly principal?: Principal;
+  /**
+   * The virtual server (a named subset of the tenant's catalog) the request came through;
+   * absent on the tenant's own endpoint. Providers without virtual servers ignore it.
+   */
+  readonly server?: string;
   /** The caller's trace context (RequestContext.trace), for spans of lookups that do work. */
   readonly trace?: unknown;
 }

@@ -8,7 +8,9 @@ import { BackendEntity } from './entities/backend.entity';
 import { RoleBindingEntity } from './entities/role-binding.entity';
 import { TenantEntity } from './entities/tenant.entity';
 import { ToolPolicyEntity } from './entities/tool-policy.entity';
+import { VirtualServerEntity } from './entities/virtual-server.entity';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-initial-schema';
+import { VirtualServers1765000000000 } from './migrations/1765000000000-virtual-servers';
 
 export const ENTITIES = [
   TenantEntity,
@@ -17,10 +19,11 @@ export const ENTITIES = [
   ApiKeyEntity,
   RoleBindingEntity,
   AuditEventEntity,
+  VirtualServerEntity,
 ];
 
 /** Listed explicitly (no globs): the same list in the gateway, the CLI and the tests. */
-export const MIGRATIONS = [InitialSchema1764000000000];
+export const MIGRATIONS = [InitialSchema1764000000000, VirtualServers1765000000000];
 
 /** TypeORM options for the configured database: PostgreSQL when DATABASE_URL is set, else SQLite. */
 export function dataSourceOptions(database: PorticoConfig['database']): DataSourceOptions {

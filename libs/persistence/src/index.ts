@@ -6,6 +6,7 @@ export * from './entities/backend.entity';
 export * from './entities/role-binding.entity';
 export * from './entities/tenant.entity';
 export * from './entities/tool-policy.entity';
+export * from './entities/virtual-server.entity';
 export * from './master-keys';
 export * from './persistence.module';
 export * from './tenant-scoped.repository';

@@ -15,6 +15,7 @@ const TABLES = [
   'api_keys',
   'role_bindings',
   'audit_events',
+  'virtual_servers',
 ];
 
 async function open(env: Record<string, string>, extra: Record<string, string> = {}) {
@@ -145,13 +146,17 @@ describe.each(DATABASE_KINDS)('persistence on %s', (kind: DatabaseKind) => {
         await other.destroy();
         const fresh = await testDatabaseEnv('postgres');
         const { dataSource: ds } = await open(fresh.env);
-        await ds.undoLastMigration();
+        for (let i = 0; i < MIGRATIONS.length; i++) {
+          await ds.undoLastMigration();
+        }
         expect(await tableNames(ds)).toEqual([]);
         await ds.destroy();
         await fresh.cleanup();
         return;
       }
-      await other.undoLastMigration();
+      for (let i = 0; i < MIGRATIONS.length; i++) {
+        await other.undoLastMigration();
+      }
       expect(await tableNames(other)).toEqual([]);
     } finally {
       if (other.isInitialized) {

@@ -12,3 +12,4 @@ export * from './admin/admin-docs';
 export * from './admin/dto/problem-details.dto';
 export * from './admin/admin-prefix';
 export * from './quota/quota.service';
+export * from './virtual-server/virtual-server-exposure';

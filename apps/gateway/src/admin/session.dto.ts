@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { serverOfPrincipal } from '@portico/registry';
 import type { LiveSession } from '../mcp/session-registry.service';
 
 export class SessionClientDto {
@@ -23,6 +24,11 @@ export class SessionDto {
   @ApiPropertyOptional({ description: 'The principal the session is bound to' })
   principal?: string;
 
+  @ApiPropertyOptional({
+    description: 'The virtual server the session was opened on (absent: the tenant endpoint)',
+  })
+  server?: string;
+
   @ApiProperty()
   initialized!: boolean;
 
@@ -44,6 +50,7 @@ export class SessionDto {
         ? { name: session.clientInfo.name, version: session.clientInfo.version }
         : undefined,
       principal: session.principal?.id,
+      server: serverOfPrincipal(session.principal),
       initialized: session.initialized,
       openStreams: live.streams.size + (live.standalone ? 1 : 0),
       createdAt: new Date(session.createdAt),

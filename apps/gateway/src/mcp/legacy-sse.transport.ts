@@ -17,15 +17,19 @@ interface LegacyStream {
   /** The tenant and principal that opened the stream (none on the anonymous endpoint). */
   tenantId?: string;
   principalId?: string;
+  /** The virtual server it was opened on (none on the tenant's own endpoint). */
+  server?: string;
 }
 
 /**
  * The HTTP+SSE transport of protocol 2024-11-05, for clients that predate Streamable HTTP:
  * GET `{path}/{tenant}/sse` opens a stream whose first event (`endpoint`) names the URI to
  * POST messages to (`{path}/{tenant}/messages?sessionId=…`); every answer travels back on the
- * stream as a `message` event. The stream is one McpConnection, so it serves either era like
- * stdio and WebSocket do. Both requests are authenticated like Streamable HTTP (McpAccess), and
- * a POST must come from the principal that opened the stream: a session id is not a credential.
+ * stream as a `message` event. A virtual server has the same pair below its own endpoint
+ * (`{path}/{tenant}/{server}/sse`, `…/{server}/messages`). The stream is one McpConnection, so
+ * it serves either era like stdio and WebSocket do. Both requests are authenticated like
+ * Streamable HTTP (McpAccess), and a POST must come from the principal that opened the stream,
+ * on the same endpoint: a session id is not a credential.
  * `{path}/sse` and `{path}/messages` are the anonymous development endpoint, served only while
  * a fixture catalog is configured.
  */
@@ -73,8 +77,9 @@ export class LegacySseTransport implements OnModuleDestroy {
           status === 413 ? `Request body exceeds ${bodyLimit} bytes` : 'Invalid HTTP request',
         );
       });
-      // The anonymous development endpoint, and every tenant's (`sse`/`messages` are reserved slugs).
-      for (const base of [path, `${path}/:tenant`]) {
+      // The anonymous development endpoint, every tenant's and every virtual server's (`sse`
+      // and `messages` are reserved slugs and server names).
+      for (const base of [path, `${path}/:tenant`, `${path}/:tenant/:server`]) {
         scope.get(`${base}/sse`, (request, reply) =>
           this.guarded(request, reply, (caller) => this.open(request, reply, path, caller)),
         );
@@ -209,17 +214,22 @@ export class LegacySseTransport implements OnModuleDestroy {
       writer,
       tenantId: caller.tenant?.id,
       principalId: caller.principal?.id,
+      server: caller.server?.name,
     });
-    const base = caller.tenant ? `${path}/${caller.tenant.slug}` : path;
+    const tenantBase = caller.tenant ? `${path}/${caller.tenant.slug}` : path;
+    const base = caller.server ? `${tenantBase}/${caller.server.name}` : tenantBase;
     writer.named('endpoint', `${base}/messages?sessionId=${sessionId}`);
   }
 
   private message(request: FastifyRequest, reply: FastifyReply, caller: McpCaller): void {
     const sessionId = (request.query as { sessionId?: unknown }).sessionId;
     const found = typeof sessionId === 'string' ? this.streams.get(sessionId) : undefined;
-    // Another tenant's or principal's stream is "unknown", exactly like a bad id.
+    // Another tenant's, principal's or endpoint's stream is "unknown", exactly like a bad id.
     const stream =
-      found && found.tenantId === caller.tenant?.id && found.principalId === caller.principal?.id
+      found &&
+      found.tenantId === caller.tenant?.id &&
+      found.principalId === caller.principal?.id &&
+      found.server === caller.server?.name
         ? found
         : undefined;
     if (!stream) {

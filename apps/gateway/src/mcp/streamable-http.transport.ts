@@ -45,6 +45,7 @@ import { SessionStream } from './session-stream';
 import { SseWriter } from './sse-writer';
 import { ConnectionLimiter } from './connection-limiter';
 import { isPoolTimeout } from '@portico/persistence';
+import { serverOfPrincipal } from '@portico/registry';
 import { QuotaExceededError, QuotaService } from '@portico/tenancy';
 import { HttpGuard } from './http-guard';
 import { chargeRequest, quotaError } from './request-charge';
@@ -158,24 +159,35 @@ export class StreamableHttpTransport {
         this.logger.error(error);
         return this.send(reply, reject(500, ErrorCode.InternalError, 'Internal error'));
       });
-      // RFC 9728 protected resource metadata for each tenant endpoint: public, cacheable.
-      scope.get(`/.well-known/oauth-protected-resource${path}/:tenant`, async (request, reply) => {
+      // RFC 9728 protected resource metadata for each tenant endpoint and each virtual
+      // server's: public, cacheable.
+      const metadata = async (request: FastifyRequest, reply: FastifyReply) => {
         const slug = this.access.slugOf(request) ?? '';
-        const metadata = await this.access.protectedResourceMetadata(request, slug);
-        if (!metadata) {
+        const server = this.access.serverOf(request);
+        const found = await this.access.protectedResourceMetadata(request, slug, server);
+        if (!found) {
           return reply
             .code(404)
             .type('application/json')
-            .send(JSON.stringify({ error: 'not_found', error_description: 'Unknown tenant' }));
+            .send(
+              JSON.stringify({
+                error: 'not_found',
+                error_description: server === undefined ? 'Unknown tenant' : 'Unknown server',
+              }),
+            );
         }
         return reply
           .header('access-control-allow-origin', '*')
           .header('cache-control', 'public, max-age=300')
           .type('application/json')
-          .send(JSON.stringify(metadata));
-      });
-      // The anonymous development endpoint at `path`, and every tenant's at `path/{tenant}`.
-      for (const route of [path, `${path}/:tenant`]) {
+          .send(JSON.stringify(found));
+      };
+      scope.get(`/.well-known/oauth-protected-resource${path}/:tenant`, metadata);
+      scope.get(`/.well-known/oauth-protected-resource${path}/:tenant/:server`, metadata);
+      // The anonymous development endpoint at `path`, every tenant's at `path/{tenant}`, and
+      // every virtual server's at `path/{tenant}/{server}` (`sse` and `messages` there belong
+      // to the legacy HTTP+SSE transport, hence reserved server names).
+      for (const route of [path, `${path}/:tenant`, `${path}/:tenant/:server`]) {
         scope.post(route, (request, reply) =>
           this.guarded(request, reply, (caller) => this.post(request, reply, caller)),
         );
@@ -235,6 +247,7 @@ export class StreamableHttpTransport {
             tool: typeof tool === 'string' ? tool.slice(0, 128) : undefined,
             sessionId: headerValue(request.headers[SESSION_HEADER])?.slice(0, 8),
             tenant: observed.caller?.tenant?.slug,
+            server: observed.caller?.server?.name,
             principal: observed.caller?.principal?.id,
             traceId: span?.spanContext().traceId,
             durationMs: Math.round(durationMs * 100) / 100,
@@ -816,9 +829,17 @@ function quotaRejection(err: QuotaExceededError, id: string | number | null = nu
   });
 }
 
-/** A session belongs to the principal that initialized it (anonymous ones to nobody). */
+/**
+ * A session belongs to the principal that initialized it (anonymous ones to nobody), through
+ * the endpoint it was opened on: a session of a virtual server is unknown on the tenant's
+ * endpoint and on every other server, and the tenant's sessions are unknown on its servers.
+ */
 function ownedBy(live: LiveSession, caller: McpCaller): boolean {
-  return (live.session.principal?.id ?? '') === (caller.principal?.id ?? '');
+  const principal = live.session.principal;
+  return (
+    (principal?.id ?? '') === (caller.principal?.id ?? '') &&
+    serverOfPrincipal(principal) === caller.server?.name
+  );
 }
 
 /** Methods whose handling changes saved session state. */

@@ -12,6 +12,7 @@ import type {
 import { withTrace } from '@portico/mcp-protocol';
 import { type Attributes, SpanKind } from '@opentelemetry/api';
 import { failSpan, SpanAttr, type Tracing } from '@portico/observability';
+import { serverOfPrincipal } from './server-principal';
 
 /** A tenant's override for one tool (from the tool_policies table or portico.yaml). */
 export interface ToolPolicy {
@@ -28,6 +29,8 @@ export interface ToolCallRecord {
   readonly tool: string;
   /** The backend that served it (undefined outside a tenant catalog). */
   readonly backend?: string;
+  /** The virtual server the call came through (undefined on the tenant's own endpoint). */
+  readonly server?: string;
   readonly principalId: string;
   readonly requestId: string | number;
   readonly outcome: 'success' | 'error';
@@ -118,10 +121,13 @@ export class GovernedCatalog implements CatalogProvider {
     );
   }
 
-  requiredScopes(): string[] {
+  /** Every scope some tool requires; with `exposed`, only the tools it accepts count. */
+  requiredScopes(exposed?: (tool: string) => boolean): string[] {
     const all = new Set<string>();
-    for (const entry of this.tools.values()) {
-      entry.required.forEach((s) => all.add(s));
+    for (const [name, entry] of this.tools) {
+      if (!exposed || exposed(name)) {
+        entry.required.forEach((s) => all.add(s));
+      }
     }
     return [...all].sort();
   }
@@ -253,6 +259,7 @@ export function observeTool(handler: ToolHandler, hooks: CallHooks, backend?: st
         onCall?.({
           tool,
           backend,
+          server: serverOfPrincipal(ctx.principal),
           principalId: ctx.principal?.id ?? 'anonymous',
           requestId: ctx.requestId,
           outcome,

@@ -21,8 +21,14 @@ import {
   type GatewayMetrics,
   type Tracing,
 } from '@portico/observability';
-import type { BackendEntity, TenantEntity } from '@portico/persistence';
-import { AuditService, QuotaExceededError, QuotaService, TenantService } from '@portico/tenancy';
+import type { BackendEntity, TenantEntity, VirtualServerEntity } from '@portico/persistence';
+import {
+  AuditService,
+  CompiledExposure,
+  QuotaExceededError,
+  QuotaService,
+  TenantService,
+} from '@portico/tenancy';
 import { createConformanceCatalog, echoTool } from '@portico/testing';
 import {
   CallHooks,
@@ -33,16 +39,76 @@ import {
   ToolCallRecord,
   ToolPolicy,
 } from './governed-catalog';
+import { ServerCatalogView } from './server-catalog-view';
+import { serverOfScope } from './server-principal';
 import type { BackendSource } from '../upstream/backend-source';
 import { UpstreamSourceFactory } from '../upstream/upstream-source.factory';
 import { ExecutionPlan } from '../execution/execution-plan';
 import { ExecutorSource } from '../execution/executor-source';
 import type { ToolCallQueue, ToolJobData } from '@portico/queue';
 
+export {
+  bindToServer,
+  serverOfPrincipal,
+  serverOfScope,
+  type ServerBoundPrincipal,
+} from './server-principal';
+export { ServerCatalogView } from './server-catalog-view';
+
+/**
+ * One tenant's catalog as built, with a view per virtual server: the servers' definitions are
+ * read with the catalog and replaced with it, so a view never outlives the catalog it filters.
+ */
+class TenantCatalog {
+  private none?: ServerCatalogView;
+
+  constructor(
+    readonly catalog: GovernedCatalog,
+    private readonly views: ReadonlyMap<string, ServerCatalogView>,
+  ) {}
+
+  static of(catalog: GovernedCatalog, servers: readonly VirtualServerEntity[]): TenantCatalog {
+    return new TenantCatalog(
+      catalog,
+      new Map(
+        servers.map((server) => [
+          server.name,
+          new ServerCatalogView(catalog, new CompiledExposure(server)),
+        ]),
+      ),
+    );
+  }
+
+  /** What `server` sees; a server this catalog does not know (deleted since) sees nothing. */
+  view(server: string): ServerCatalogView {
+    return (
+      this.views.get(server) ??
+      (this.none ??= new ServerCatalogView(this.catalog, CompiledExposure.NONE))
+    );
+  }
+
+  provider(server: string | undefined): CatalogProvider {
+    return server === undefined ? this.catalog : this.view(server);
+  }
+
+  access(name: string, scope: CatalogScope): ToolAccess {
+    const server = serverOfScope(scope);
+    return server === undefined
+      ? this.catalog.access(name, scope)
+      : this.view(server).access(name, scope);
+  }
+
+  requiredScopes(server: string | undefined): string[] {
+    return server === undefined
+      ? this.catalog.requiredScopes()
+      : this.view(server).requiredScopes();
+  }
+}
+
 interface Entry {
-  catalog: Promise<GovernedCatalog>;
+  built: Promise<TenantCatalog>;
   /** Set once built: the hot path then answers without a promise. */
-  ready?: GovernedCatalog;
+  ready?: TenantCatalog;
   readonly listeners: Set<CatalogListener>;
   unwatch?: () => void;
 }
@@ -56,8 +122,10 @@ const CHANGE_EVENTS: CatalogEvent[] = [
 /**
  * The CatalogProvider the engine sees: it routes every call to the catalog of the caller's
  * tenant (principal.tenant), built from the tenant's backends and tool policies, cached per
- * node and rebuilt when the tenant changes; connected clients then get list_changed. A caller
- * without a tenant sees the anonymous development catalog (or nothing).
+ * node and rebuilt when the tenant changes; connected clients then get list_changed. A call
+ * through a virtual server (the scope's or the principal's `server`) sees that server's view
+ * of the same catalog. A caller without a tenant sees the anonymous development catalog (or
+ * nothing).
  */
 @Injectable()
 export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
@@ -128,6 +196,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
             principal: call.principalId,
             tool: call.tool,
             backend: call.backend,
+            server: call.server,
             outcome: call.outcome,
             rpcId: call.requestId,
             traceId: call.traceId,
@@ -145,7 +214,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         outcome: call.outcome,
         durationMs: call.durationMs,
         requestId: String(call.requestId),
-        details: call.error ? { error: call.error.slice(0, 500) } : null,
+        details: callDetails(call),
       });
     };
   }
@@ -155,7 +224,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     const closing: Promise<void>[] = [];
     for (const entry of this.entries.values()) {
       entry.unwatch?.();
-      closing.push(entry.catalog.then((catalog) => catalog.close()).catch(() => undefined));
+      closing.push(entry.built.then((built) => built.catalog.close()).catch(() => undefined));
     }
     this.entries.clear();
     await Promise.all(closing);
@@ -172,12 +241,15 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     const entry = this.entry(tenant, scope.trace);
     return entry.ready
       ? entry.ready.access(name, scope)
-      : entry.catalog.then((catalog) => catalog.access(name, scope));
+      : entry.built.then((built) => built.access(name, scope));
   }
 
-  /** Every scope some tool of the tenant requires (advertised in resource metadata). */
-  async scopesOf(tenantId: string): Promise<string[]> {
-    return (await this.catalogOf(tenantId)).requiredScopes();
+  /**
+   * Every scope some tool of the tenant requires, or with `server` some tool of that virtual
+   * server (advertised in resource metadata and challenges).
+   */
+  async scopesOf(tenantId: string, server?: string): Promise<string[]> {
+    return (await this.entry(tenantId).built).requiredScopes(server);
   }
 
   listTools(scope: CatalogScope) {
@@ -241,9 +313,38 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     if (tenant === undefined) {
       return this.anonymous.watch(listener, scope);
     }
+    const server = serverOfScope(scope);
+    const forward = server === undefined ? listener : this.serverListener(tenant, server, listener);
     const entry = this.entry(tenant);
-    entry.listeners.add(listener);
-    return () => entry.listeners.delete(listener);
+    entry.listeners.add(forward);
+    // A rebuild moves listeners to the tenant's next entry: remove it from wherever it is now.
+    return () => {
+      entry.listeners.delete(forward);
+      this.entries.get(tenant)?.listeners.delete(forward);
+    };
+  }
+
+  /**
+   * A virtual server's client hears of every list change (a spurious list_changed only costs a
+   * re-list), but of resource updates only for URIs the server exposes.
+   */
+  private serverListener(tenant: string, server: string, listener: CatalogListener) {
+    return (event: CatalogEvent): void => {
+      if (event.type !== 'resource-updated') {
+        listener(event);
+        return;
+      }
+      const view = this.entries.get(tenant)?.ready?.view(server);
+      const exposed = view?.exposesResource(event.uri) ?? false;
+      if (exposed instanceof Promise) {
+        exposed.then(
+          (yes) => yes && listener(event),
+          () => undefined,
+        );
+      } else if (exposed) {
+        listener(event);
+      }
+    };
   }
 
   /** Calls `fn` on the caller's catalog: synchronously once it is built, else after the build. */
@@ -261,11 +362,10 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       return this.anonymous;
     }
     const entry = this.entry(tenant, scope.trace);
-    return entry.ready ?? entry.catalog;
-  }
-
-  private catalogOf(tenantId: string): Promise<GovernedCatalog> {
-    return this.entry(tenantId).catalog;
+    const server = serverOfScope(scope);
+    return entry.ready
+      ? entry.ready.provider(server)
+      : entry.built.then((built) => built.provider(server));
   }
 
   /** The tenant's entry; building it is traced as a child of `trace` (the first caller's). */
@@ -275,7 +375,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       const listeners = new Set<CatalogListener>();
       // Building connects the tenant's backends and reads their lists: traced when on, as a
       // child of the request that needed it.
-      const catalog = this.tracing?.parent(trace)
+      const built = this.tracing?.parent(trace)
         ? this.tracing.span(
             'portico.catalog.build',
             { kind: SpanKind.INTERNAL, attributes: { [SpanAttr.tenant]: tenantId } },
@@ -283,11 +383,11 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
             () => this.build(tenantId, listeners),
           )
         : this.build(tenantId, listeners);
-      const created: Entry = { listeners, catalog };
-      created.catalog.then(
-        (catalog) => {
-          created.ready = catalog;
-          created.unwatch = catalog.watch((event) => listeners.forEach((l) => l(event)));
+      const created: Entry = { listeners, built };
+      created.built.then(
+        (ready) => {
+          created.ready = ready;
+          created.unwatch = ready.catalog.watch((event) => listeners.forEach((l) => l(event)));
         },
         () => this.entries.delete(tenantId),
       );
@@ -305,8 +405,8 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     this.entries.delete(tenant.id);
     entry.unwatch?.();
     // The old catalog's upstream connections go once nobody can reach it any more.
-    entry.catalog.then(
-      (catalog) => catalog.close(),
+    entry.built.then(
+      (built) => built.catalog.close(),
       () => undefined,
     );
     if (entry.listeners.size === 0) {
@@ -317,19 +417,17 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     for (const listener of entry.listeners) {
       next.listeners.add(listener);
     }
-    next.catalog.then(
+    next.built.then(
       () => CHANGE_EVENTS.forEach((event) => next.listeners.forEach((l) => l(event))),
       (err: unknown) => this.logger.error(`Catalog of tenant ${tenant.slug}: ${String(err)}`),
     );
   }
 
-  private async build(
-    tenantId: string,
-    _listeners: Set<CatalogListener>,
-  ): Promise<GovernedCatalog> {
+  private async build(tenantId: string, _listeners: Set<CatalogListener>): Promise<TenantCatalog> {
     const tenant = await this.tenants.byId(tenantId);
     const backends = await this.tenants.backends(tenantId).find({}, { order: { name: 'ASC' } });
     const policies = await this.tenants.policies(tenantId).find();
+    const servers = await this.tenants.servers(tenantId).find();
     const sources: NamedSource[] = [];
     const direct = new Map<string, BackendSource>();
     this.direct.set(tenantId, direct);
@@ -369,7 +467,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       ),
     );
     await catalog.load();
-    return catalog;
+    return TenantCatalog.of(catalog, servers);
   }
 
   /** Concurrent tools/call slots of the tenant; over the limit, a JSON-RPC error with a retry hint. */
@@ -393,7 +491,7 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
    * again). Policies and scopes were enforced where the call was accepted.
    */
   async resolveJob(job: ToolJobData): Promise<ToolHandler | undefined> {
-    await this.entry(job.tenantId).catalog;
+    await this.entry(job.tenantId).built;
     const source = this.direct.get(job.tenantId)?.get(job.backend);
     return source?.getTool(job.tool, {
       principal: {
@@ -449,6 +547,21 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       credentials: () => this.tenants.openCredentials(backend),
     });
   }
+}
+
+/** The audit details of a tool call: its error, and the virtual server it came through. */
+function callDetails(call: ToolCallRecord): Record<string, unknown> | null {
+  if (!call.error && call.server === undefined) {
+    return null;
+  }
+  const details: Record<string, unknown> = {};
+  if (call.error) {
+    details.error = call.error.slice(0, 500);
+  }
+  if (call.server !== undefined) {
+    details.server = call.server;
+  }
+  return details;
 }
 
 /**

@@ -13,7 +13,9 @@ export const ADMIN_DOCS_PATH = 'admin/docs';
 export function setupAdminApi(app: INestApplication, modules: Type<unknown>[]): void {
   const config = new DocumentBuilder()
     .setTitle('Portico admin API')
-    .setDescription('Tenants, backends, tool policies, API keys, role bindings, sessions, audit')
+    .setDescription(
+      'Tenants, backends, tool policies, virtual servers, API keys, role bindings, sessions, audit',
+    )
     .setVersion('1')
     .addBearerAuth({
       type: 'http',

@@ -9,6 +9,7 @@ import { ProblemDetailsFilter } from './problem-details.filter';
 import { RoleBindingsController } from './role-bindings.controller';
 import { TenantsController } from './tenants.controller';
 import { ToolPoliciesController } from './tool-policies.controller';
+import { VirtualServersController } from './virtual-servers.controller';
 
 /**
  * The admin API under /admin/v1. Services come from the global TenancyModule and AuthModule;
@@ -19,6 +20,7 @@ import { ToolPoliciesController } from './tool-policies.controller';
     TenantsController,
     BackendsController,
     ToolPoliciesController,
+    VirtualServersController,
     ApiKeysController,
     PlatformApiKeysController,
     RoleBindingsController,

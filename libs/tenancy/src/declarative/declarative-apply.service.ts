@@ -7,6 +7,7 @@ import type {
   TenantEntity,
   TenantScopedRepository,
   ToolPolicyEntity,
+  VirtualServerEntity,
 } from '@portico/persistence';
 import type { FindOptionsWhere } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -22,7 +23,8 @@ export interface ApplyReport {
 
 /**
  * Makes the database match a validated portico.yaml. For each declared tenant the file is the
- * source of truth for its settings, backends and tool policies (extra ones are removed), and
+ * source of truth for its settings, backends, tool policies and virtual servers (extra ones
+ * are removed), and
  * for the keys and role bindings it declares (marked `declared`; keys and bindings made through
  * the admin API are left alone). Tenants the file does not mention are untouched. Applying the
  * same file twice changes nothing the second time.
@@ -93,6 +95,7 @@ export class DeclarativeApplyService {
 
     changed = (await this.syncBackends(tenant, declared, report, at)) || changed;
     changed = (await this.syncPolicies(tenant, declared, report, at)) || changed;
+    changed = (await this.syncServers(tenant, declared, report, at)) || changed;
     await this.syncApiKeys(tenant, declared, report, at);
     if (await this.syncRoleBindings(tenant, declared, report, at)) {
       this.auth.forgetBindings(tenant.id);
@@ -158,6 +161,43 @@ export class DeclarativeApplyService {
       change: values,
       report,
       label: (tool) => at('policy', tool),
+    });
+  }
+
+  private async syncServers(
+    tenant: TenantEntity,
+    declared: DeclaredTenant,
+    report: ApplyReport,
+    at: (kind: string, name: string) => string,
+  ): Promise<boolean> {
+    const values = (server: DeclaredTenant['servers'][number]): Partial<VirtualServerEntity> => ({
+      title: server.title ?? null,
+      description: server.description ?? null,
+      tools: server.tools,
+      prompts: server.prompts,
+      resources: server.resources,
+      resourceTemplates: server.resourceTemplates,
+    });
+    return syncByKey({
+      repo: this.tenants.servers(tenant.id),
+      declared: declared.servers,
+      keyOf: (row) => row.name,
+      declaredKey: (server) => server.name,
+      same: (row, server) => {
+        const wanted = values(server);
+        return (
+          row.title === wanted.title &&
+          row.description === wanted.description &&
+          sameJson(row.tools, wanted.tools) &&
+          sameJson(row.prompts, wanted.prompts) &&
+          sameJson(row.resources, wanted.resources) &&
+          sameJson(row.resourceTemplates, wanted.resourceTemplates)
+        );
+      },
+      create: (server) => ({ name: server.name, ...values(server) }),
+      change: values,
+      report,
+      label: (name) => at('server', name),
     });
   }
 

@@ -13,6 +13,10 @@ import {
   RESERVED_SLUGS as TENANT_RESERVED_SLUGS,
   SLUG_PATTERN as TENANT_SLUG_PATTERN,
 } from '../tenant/tenant.service';
+import {
+  MAX_EXPOSURE_ENTRIES,
+  SERVER_NAME_PATTERN as SERVER_NAME_REGEXP,
+} from '../virtual-server/virtual-server-exposure';
 
 /** Environment variable names accepted in secret references. */
 export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
@@ -25,6 +29,9 @@ export const SECRET_REF_STRING_PATTERN = '^\\$\\{env:[A-Za-z_][A-Za-z0-9_]*\\}$'
 
 /** Tenant slugs become URL path segments (`/mcp/{slug}`), hence lowercase and no edge hyphens. */
 export const SLUG_PATTERN = TENANT_SLUG_PATTERN.source;
+
+/** Virtual server names: the last segment of `/mcp/{slug}/{name}`, with the slug rules. */
+export const SERVER_NAME_PATTERN = SERVER_NAME_REGEXP.source;
 
 /** Names of backends and API keys. */
 export const NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
@@ -244,6 +251,33 @@ const ROLE_BINDING = {
   },
 } as const;
 
+/*
+ * One of a virtual server's lists. Entries are checked in declarative-config.ts with the admin
+ * API's rules (exact names or `*` globs, per kind), so both report the same problems.
+ */
+const EXPOSURE_LIST = {
+  type: 'array',
+  items: { type: 'string' },
+  maxItems: MAX_EXPOSURE_ENTRIES,
+  default: [],
+} as const;
+
+const SERVER = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    // Reserved names are checked semantically, with a message naming the reason.
+    name: { type: 'string', pattern: SERVER_NAME_PATTERN },
+    title: { type: 'string', minLength: 1, maxLength: 200 },
+    description: { type: 'string', minLength: 1, maxLength: 4096 },
+    tools: EXPOSURE_LIST,
+    prompts: EXPOSURE_LIST,
+    resources: EXPOSURE_LIST,
+    resourceTemplates: EXPOSURE_LIST,
+  },
+} as const;
+
 const TENANT = {
   type: 'object',
   additionalProperties: false,
@@ -281,6 +315,7 @@ const TENANT = {
     policies: { type: 'array', items: POLICY, default: [] },
     apiKeys: { type: 'array', items: API_KEY, default: [] },
     roleBindings: { type: 'array', items: ROLE_BINDING, default: [] },
+    servers: { type: 'array', items: SERVER, default: [] },
   },
 } as const;
 

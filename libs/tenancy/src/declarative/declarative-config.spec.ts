@@ -63,6 +63,15 @@ tenants:
     roleBindings:
       - subject: alice
         role: tenant-admin
+    servers:
+      - name: crm
+        title: CRM tools
+        description: What the sales assistant needs
+        tools: [crm_*, simple_text]
+        prompts: [test_simple_prompt]
+        resources: ["test://static-*"]
+        resourceTemplates: ["test://template/{id}/data"]
+      - name: nothing
   - slug: other
     name: Other tenant
     auth:
@@ -127,6 +136,18 @@ const FULL_CONFIG: DeclarativeConfig = {
         },
       ],
       roleBindings: [{ subject: 'alice', role: 'tenant-admin' }],
+      servers: [
+        {
+          name: 'crm',
+          title: 'CRM tools',
+          description: 'What the sales assistant needs',
+          tools: ['crm_*', 'simple_text'],
+          prompts: ['test_simple_prompt'],
+          resources: ['test://static-*'],
+          resourceTemplates: ['test://template/{id}/data'],
+        },
+        { name: 'nothing', tools: [], prompts: [], resources: [], resourceTemplates: [] },
+      ],
     },
     {
       slug: 'other',
@@ -146,6 +167,7 @@ const FULL_CONFIG: DeclarativeConfig = {
       policies: [],
       apiKeys: [],
       roleBindings: [],
+      servers: [],
     },
   ],
 };
@@ -232,6 +254,7 @@ describe(parseDeclarativeConfig.name, () => {
           policies: [],
           apiKeys: [],
           roleBindings: [],
+          servers: [],
         },
       ]);
     });
@@ -768,6 +791,68 @@ tenants:
           message:
             'duplicate role binding "alice tenant-admin", first declared at tenants[0].roleBindings[0]',
         },
+      ]);
+    });
+
+    it.each(['sse', 'messages'])('rejects the reserved server name %s', (name) => {
+      expect(problemsOf(parseJson([baseTenant({ servers: [{ name }] })]))).toStrictEqual([
+        {
+          path: 'tenants[0].servers[0].name',
+          message: `"${name}" is reserved by the gateway's routes under /mcp/{tenant}`,
+        },
+      ]);
+    });
+
+    it('checks virtual servers: names, duplicates and every bad entry by its path', () => {
+      const problems = problemsOf(
+        parseJson([
+          baseTenant({
+            servers: [
+              { name: 'crm', tools: ['crm_*', 'bad name', 'crm_*'], prompts: ['ok'] },
+              { name: 'crm', resources: ['has space'], resourceTemplates: [''] },
+              { name: 'Upper', tools: 'crm_*', extra: true },
+            ],
+          }),
+        ]),
+      );
+      expect(problems).toStrictEqual([
+        { path: 'tenants[0].servers[2].extra', message: 'is not a known property' },
+        { path: 'tenants[0].servers[2].name', message: expect.stringMatching(/^must be 1 to 48/) },
+        { path: 'tenants[0].servers[2].tools', message: 'must be an array' },
+        {
+          path: 'tenants[0].servers[0].tools[1]',
+          message:
+            'must be a tool name (1 to 128 of A-Z a-z 0-9 _ . - /), optionally with * wildcards',
+        },
+        {
+          path: 'tenants[0].servers[0].tools[2]',
+          message: 'duplicates tools[0] ("crm_*")',
+        },
+        {
+          path: 'tenants[0].servers[1].name',
+          message: 'duplicate server name "crm", first declared at tenants[0].servers[0].name',
+        },
+        {
+          path: 'tenants[0].servers[1].resources[0]',
+          message: expect.stringMatching(/^must be a URI \(1 to 2048 characters/),
+        },
+        {
+          path: 'tenants[0].servers[1].resourceTemplates[0]',
+          message: expect.stringMatching(/^must be a URI template \(1 to 2048 characters/),
+        },
+      ]);
+    });
+
+    it('allows the same server name in different tenants', () => {
+      const config = configOf(
+        parseJson([
+          baseTenant({ servers: [{ name: 'crm', tools: ['*'] }] }),
+          baseTenant({ slug: 'other', apiKeys: [], servers: [{ name: 'crm' }] }),
+        ]),
+      );
+      expect(config.tenants.map((t) => t.servers.map((s) => s.name))).toStrictEqual([
+        ['crm'],
+        ['crm'],
       ]);
     });
 

@@ -30,6 +30,11 @@ import {
   SLUG_PATTERN,
   TOOL_NAME_PATTERN,
 } from './declarative-config.schema';
+import {
+  EXPOSURE_KINDS,
+  exposureListProblems,
+  RESERVED_SERVER_NAMES,
+} from '../virtual-server/virtual-server-exposure';
 
 /** How the file refers to a secret: `{ env: NAME }`, or the string `${env:NAME}`. */
 export type SecretRef = { env: string };
@@ -106,6 +111,20 @@ export interface DeclaredRoleBinding {
   role: DeclaredRole;
 }
 
+/** A virtual server: a named subset of the tenant's catalog at `/mcp/{slug}/{name}`. */
+export interface DeclaredServer {
+  name: string;
+  title?: string;
+  description?: string;
+  /** Exposed tool names (after policies rename them), exact or `*` globs. */
+  tools: string[];
+  prompts: string[];
+  /** Resource URIs, exact or `*` globs. */
+  resources: string[];
+  /** Resource templates by their URI template, exact or `*` globs. */
+  resourceTemplates: string[];
+}
+
 export interface DeclaredTenant {
   slug: string;
   name: string;
@@ -116,6 +135,7 @@ export interface DeclaredTenant {
   policies: DeclaredPolicy[];
   apiKeys: DeclaredApiKey[];
   roleBindings: DeclaredRoleBinding[];
+  servers: DeclaredServer[];
 }
 
 /** A validated `portico.yaml`, defaults applied and secret references resolved. */
@@ -618,6 +638,32 @@ function checkSemantics(
       }
     });
 
+    const serverNames = new Map<string, string>();
+    items(field(tenant, 'servers')).forEach((server, s) => {
+      const st = `${at}.servers[${s}]`;
+      const name = str(field(server, 'name'));
+      if (name !== undefined) {
+        if (RESERVED_SERVER_NAMES.includes(name)) {
+          problems.add(
+            `${st}.name`,
+            `${JSON.stringify(name)} is reserved by the gateway's routes under /mcp/{tenant}`,
+          );
+        }
+        checkUnique(serverNames, name, `${st}.name`, problems, 'server name');
+      }
+      for (const kind of EXPOSURE_KINDS) {
+        const list = field(server, kind);
+        // The list's own shape and size are the schema's to report; its entries are ours.
+        if (Array.isArray(list)) {
+          for (const problem of exposureListProblems(kind, list)) {
+            if (problem.path !== kind) {
+              problems.add(`${st}.${problem.path}`, problem.message);
+            }
+          }
+        }
+      }
+    });
+
     const bindings = new Map<string, string>();
     items(field(tenant, 'roleBindings')).forEach((binding, r) => {
       const subject = str(field(binding, 'subject'));
@@ -714,6 +760,15 @@ function build(raw: RawConfig, secrets: Secrets): DeclarativeConfig {
         roleBindings: tenant.roleBindings.map((binding) => ({
           subject: binding.subject,
           role: binding.role,
+        })),
+        servers: tenant.servers.map((server) => ({
+          name: server.name,
+          ...optional('title', server.title),
+          ...optional('description', server.description),
+          tools: [...server.tools],
+          prompts: [...server.prompts],
+          resources: [...server.resources],
+          resourceTemplates: [...server.resourceTemplates],
         })),
       };
       if (tenant.auth !== undefined) {

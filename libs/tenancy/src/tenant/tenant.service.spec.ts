@@ -9,6 +9,7 @@ import {
   RoleBindingEntity,
   TenantEntity,
   ToolPolicyEntity,
+  VirtualServerEntity,
 } from '@portico/persistence';
 import { DATABASE_KINDS, DatabaseKind, testDatabaseEnv } from '@portico/testing';
 import { assertSlug, TenantInputError, TenantService } from './tenant.service';
@@ -39,6 +40,7 @@ describe.each(DATABASE_KINDS)(`${TenantService.name} on %s`, (kind: DatabaseKind
       dataSource.getRepository(BackendEntity),
       dataSource.getRepository(ToolPolicyEntity),
       dataSource.getRepository(RoleBindingEntity),
+      dataSource.getRepository(VirtualServerEntity),
       new CredentialCipher([{ id: 'k1', key: randomBytes(32) }]),
     );
   });
@@ -93,6 +95,7 @@ describe.each(DATABASE_KINDS)(`${TenantService.name} on %s`, (kind: DatabaseKind
       dataSource.getRepository(BackendEntity),
       dataSource.getRepository(ToolPolicyEntity),
       dataSource.getRepository(RoleBindingEntity),
+      dataSource.getRepository(VirtualServerEntity),
       new CredentialCipher([{ id: 'k1', key: randomBytes(32) }]),
     );
     const created = await writer.create({ slug: slug(), name: 'Before' });
@@ -119,6 +122,56 @@ describe.each(DATABASE_KINDS)(`${TenantService.name} on %s`, (kind: DatabaseKind
 
     await sut.remove(created);
     await expect(sut.bySlug(created.slug)).resolves.toBeNull();
+  });
+
+  const serverRow = (name: string) => ({
+    name,
+    title: null,
+    description: null,
+    tools: ['crm_*'],
+    prompts: [],
+    resources: [],
+    resourceTemplates: [],
+  });
+
+  it('finds a virtual server by name once per tenant revision, then synchronously', async () => {
+    const tenant = await sut.create({ slug: slug(), name: 'Acme' });
+    await sut.servers(tenant.id).insert(serverRow('crm'));
+    await sut.changed(tenant);
+
+    const first = sut.serverNamed(tenant, 'crm');
+    expect(first).toBeInstanceOf(Promise);
+    const crm = await first;
+    expect(crm).toMatchObject({ name: 'crm', tools: ['crm_*'], tenantId: tenant.id });
+    expect(sut.serverNamed(tenant, 'crm')).toBe(crm);
+    expect(sut.serverNamed(tenant, 'other')).toBeNull();
+
+    // A change of the tenant (a new server) is seen at its next revision.
+    await sut.servers(tenant.id).insert(serverRow('other'));
+    await sut.changed(tenant);
+    const reread = sut.serverNamed(tenant, 'other');
+    expect(reread).toBeInstanceOf(Promise);
+    expect(await reread).toMatchObject({ name: 'other' });
+  });
+
+  it('answers names no server can have without a query', async () => {
+    const tenant = await sut.create({ slug: slug(), name: 'Acme' });
+    for (const name of ['sse', 'messages', 'Upper', '-dash', '', 'a/b']) {
+      expect(sut.serverNamed(tenant, name)).toBeNull();
+    }
+  });
+
+  it("removes a tenant's virtual servers with it, and keeps names unique per tenant", async () => {
+    const a = await sut.create({ slug: slug(), name: 'A' });
+    const b = await sut.create({ slug: slug(), name: 'B' });
+    await sut.servers(a.id).insert(serverRow('crm'));
+    await sut.servers(b.id).insert(serverRow('crm'));
+    await expect(sut.servers(a.id).insert(serverRow('crm'))).rejects.toThrow(/unique|duplicate/i);
+
+    await sut.remove(a);
+
+    expect(await sut.servers(a.id).count()).toBe(0);
+    expect(await sut.servers(b.id).count()).toBe(1);
   });
 });
 

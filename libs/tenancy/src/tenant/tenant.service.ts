@@ -13,7 +13,9 @@ import {
   TenantScopedRepository,
   TenantStatus,
   ToolPolicyEntity,
+  VirtualServerEntity,
 } from '@portico/persistence';
+import { serverNameProblem } from '../virtual-server/virtual-server-exposure';
 
 /**
  * Slugs that would collide with routes under the MCP path, or with the `tenant` label the
@@ -49,6 +51,12 @@ export interface TenantInput {
 
 type ChangeListener = (tenant: TenantEntity) => void;
 
+/** A tenant's virtual servers by name, as read at one revision of the tenant. */
+interface ServerTable {
+  readonly revision: number;
+  readonly byName: ReadonlyMap<string, VirtualServerEntity>;
+}
+
 /**
  * Tenants and everything they own. Reads on the request path hit a per-node cache; every write
  * bumps the tenant's revision, which invalidates catalogs and JWT settings derived from it.
@@ -60,6 +68,11 @@ export class TenantService {
   /** Bumped by every local change: a read that started before one must not fill the cache. */
   private changes = 0;
   private readonly listeners = new Set<ChangeListener>();
+  private readonly serverTables = new Map<string, ServerTable>();
+  private readonly serverLoads = new Map<
+    string,
+    { revision: number; table: Promise<ServerTable> }
+  >();
 
   constructor(
     @InjectRepository(TenantEntity) private readonly tenants: Repository<TenantEntity>,
@@ -67,6 +80,8 @@ export class TenantService {
     @InjectRepository(ToolPolicyEntity) private readonly policyRows: Repository<ToolPolicyEntity>,
     @InjectRepository(RoleBindingEntity)
     private readonly bindingRows: Repository<RoleBindingEntity>,
+    @InjectRepository(VirtualServerEntity)
+    private readonly serverRows: Repository<VirtualServerEntity>,
     readonly cipher: CredentialCipher,
   ) {}
 
@@ -165,8 +180,11 @@ export class TenantService {
   }
 
   async remove(tenant: TenantEntity): Promise<void> {
+    // Its backends, policies, bindings, keys and virtual servers go with it (foreign keys).
     await this.tenants.delete({ id: tenant.id });
     this.forget(tenant.slug);
+    this.serverTables.delete(tenant.id);
+    this.serverLoads.delete(tenant.id);
     tenant.status = 'suspended';
     this.emit(tenant);
   }
@@ -197,6 +215,56 @@ export class TenantService {
 
   roleBindings(tenantId: string): TenantScopedRepository<RoleBindingEntity> {
     return new TenantScopedRepository(this.bindingRows, tenantId);
+  }
+
+  servers(tenantId: string): TenantScopedRepository<VirtualServerEntity> {
+    return new TenantScopedRepository(this.serverRows, tenantId);
+  }
+
+  /**
+   * The tenant's virtual server called `name`, or null: the request path's lookup, read once
+   * per revision of the tenant (every change of a server bumps it) and then answered
+   * synchronously. A name that cannot be a server's is null without a query.
+   */
+  serverNamed(tenant: TenantEntity, name: string): MaybePromise<VirtualServerEntity | null> {
+    if (serverNameProblem(name) !== undefined) {
+      return null;
+    }
+    const table = this.serverTables.get(tenant.id);
+    // A table read at a later revision than this (briefly cached) copy of the tenant is newer.
+    if (table && table.revision >= tenant.revision) {
+      return table.byName.get(name) ?? null;
+    }
+    return this.serverTable(tenant).then((loaded) => loaded.byName.get(name) ?? null);
+  }
+
+  private serverTable(tenant: TenantEntity): Promise<ServerTable> {
+    const { id, revision } = tenant;
+    const loading = this.serverLoads.get(id);
+    if (loading && loading.revision === revision) {
+      return loading.table;
+    }
+    const table = this.serverRows.find({ where: { tenantId: id } }).then((rows): ServerTable => {
+      const loaded = { revision, byName: new Map(rows.map((row) => [row.name, row])) };
+      const current = this.serverTables.get(id);
+      // A slower read of an older revision must not replace a newer table.
+      if (!current || current.revision <= revision) {
+        if (this.serverTables.size > 10_000) {
+          this.serverTables.clear();
+        }
+        this.serverTables.set(id, loaded);
+      }
+      return loaded;
+    });
+    const entry = { revision, table };
+    this.serverLoads.set(id, entry);
+    const done = () => {
+      if (this.serverLoads.get(id) === entry) {
+        this.serverLoads.delete(id);
+      }
+    };
+    table.then(done, done);
+    return table;
   }
 
   /** Seals a backend's credentials, bound to the tenant and backend name. */

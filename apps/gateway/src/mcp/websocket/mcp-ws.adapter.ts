@@ -14,9 +14,9 @@ type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) 
  * (decorator metadata is static), Nest's `{event, data}` message routing is switched off
  * because every frame is a JSON-RPC message that the MCP gateway reads itself, and upgrades are
  * routed and authenticated here rather than by Nest's exact-path matching: `{path}` (the
- * anonymous development endpoint) and `{path}/{tenant}` are admitted by the gateway before the
- * handshake completes, so a refusal is a plain HTTP response (401 with WWW-Authenticate, 403,
- * 404) instead of a socket that opens and closes.
+ * anonymous development endpoint), `{path}/{tenant}` and `{path}/{tenant}/{server}` (a virtual
+ * server) are admitted by the gateway before the handshake completes, so a refusal is a plain
+ * HTTP response (401 with WWW-Authenticate, 403, 404) instead of a socket that opens and closes.
  */
 export class McpWsAdapter extends WsAdapter {
   private readonly listeners: { server: HttpServer; listener: UpgradeListener }[] = [];

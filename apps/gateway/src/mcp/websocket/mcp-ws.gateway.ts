@@ -58,7 +58,8 @@ function refusal(
  * the connection). Liveness by ping/pong; a reader too slow to keep up is disconnected instead
  * of growing the send buffer without bound.
  *
- * Tenants are served at `ws://host{path}/{tenant}`, with the access rules of Streamable HTTP:
+ * Tenants are served at `ws://host{path}/{tenant}` and their virtual servers at
+ * `ws://host{path}/{tenant}/{server}`, with the access rules of Streamable HTTP:
  * the upgrade request is authenticated (Authorization: Bearer, or X-API-Key) before the
  * handshake completes, and refused with a plain HTTP 401 (WWW-Authenticate), 403 or 404. Browsers
  * cannot set those headers on a WebSocket: this is a server-to-server transport. `{path}` itself
@@ -98,23 +99,25 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
   }
 
   /**
-   * Decides an upgrade request before the handshake: `{path}` (anonymous, when enabled) or
-   * `{path}/{tenant}` with credentials the tenant accepts. Undefined admits it.
+   * Decides an upgrade request before the handshake: `{path}` (anonymous, when enabled),
+   * `{path}/{tenant}` or `{path}/{tenant}/{server}` with credentials the tenant accepts.
+   * Undefined admits it.
    */
   async admit(request: IncomingMessage): Promise<UpgradeRefusal | undefined> {
     const base = this.config.values.mcp.path;
     const pathname = (request.url ?? '/').split('?')[0];
     let slug: string | undefined;
+    let server: string | undefined;
     if (pathname !== base) {
       const rest = pathname.startsWith(`${base}/`) ? pathname.slice(base.length + 1) : '';
-      try {
-        slug = decodeURIComponent(rest);
-      } catch {
-        slug = '';
-      }
-      if (slug === '' || rest.includes('/')) {
+      const segments = rest.split('/').map(decodeSegment);
+      if (
+        segments.length > 2 ||
+        segments.some((segment) => segment === undefined || segment === '')
+      ) {
         return refusal(404, { code: ErrorCode.InvalidRequest, message: 'Not found' });
       }
+      [slug, server] = segments as string[];
     } else if (!this.anonymousEnabled) {
       return refusal(404, {
         code: ErrorCode.InvalidRequest,
@@ -122,7 +125,7 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       });
     }
     try {
-      const target = this.access.upgradeTargetOf(request, slug);
+      const target = this.access.upgradeTargetOf(request, slug, server);
       const caller = await this.access.resolveTarget(target);
       this.admitted.set(request, { caller, target });
       return undefined;
@@ -304,6 +307,15 @@ export class McpWebSocketGateway implements OnGatewayConnection<WebSocket>, OnMo
       this.alive.delete(socket);
       socket.ping();
     }
+  }
+}
+
+/** A decoded path segment; undefined when its escapes are malformed. */
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
   }
 }
 
