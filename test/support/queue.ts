@@ -189,3 +189,63 @@ export async function deleteRedisKeys(prefix: string): Promise<void> {
     await redis.quit();
   }
 }
+
+/** What the `hold` tool of test/support/queue-upstream.mjs saw for one key. */
+export interface HoldRecord {
+  /** Calls that reached the tool. */
+  readonly started: number;
+  /** Calls whose request was aborted while the tool ran. */
+  readonly aborted: number;
+  /** Calls that ran to their end or were released. */
+  readonly finished: number;
+}
+
+export interface QueueUpstream {
+  /** Its MCP endpoint, for an `mcp-http` backend. */
+  readonly url: string;
+  /** What `hold` recorded for `key` (all zero while no call of it arrived). */
+  hold(key: string): Promise<HoldRecord>;
+  /** Lets the running `hold` calls of `key` finish now; resolves to how many there were. */
+  release(key: string): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const QUEUE_UPSTREAM = join(ROOT, 'test', 'support', 'queue-upstream.mjs');
+
+/**
+ * Starts test/support/queue-upstream.mjs on a free port: `steps` (progress) and `hold` (runs
+ * until released or aborted, recording both), for following queued calls to the upstream.
+ */
+export async function startQueueUpstream(): Promise<QueueUpstream> {
+  const child = spawn(process.execPath, [QUEUE_UPSTREAM, '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const port = await within(
+    new Promise<number>((resolve, reject) => {
+      lines.on('line', (line) => {
+        const match = /^READY (\d+)$/.exec(line);
+        if (match) {
+          resolve(Number(match[1]));
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`queue upstream exited with ${code}`)));
+    }),
+    10_000,
+    'queue upstream start',
+  );
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    url: `${base}/mcp`,
+    hold: async (key) => {
+      const res = await fetch(`${base}/stats`);
+      const { holds } = (await res.json()) as { holds: Record<string, HoldRecord> };
+      return holds[key] ?? { started: 0, aborted: 0, finished: 0 };
+    },
+    release: async (key) => {
+      const res = await fetch(`${base}/release/${encodeURIComponent(key)}`, { method: 'POST' });
+      return ((await res.json()) as { released: number }).released;
+    },
+    stop: () => stopProcess(child),
+  };
+}

@@ -134,6 +134,10 @@ export class ToolCallQueue implements OnApplicationShutdown {
   private leaseMs = DEFAULT_LOCK_MS;
   /** Progress listeners of the calls this node is waiting on, by job id. */
   private readonly watchers = new Map<string, (progress: ToolJobProgress) => void>();
+  /** The calls this node is waiting on, by job id: settled by the queue's events. */
+  private readonly waiters = new Map<string, JobWaiter>();
+  /** Set once the event reader exists and knows where in the event stream to start. */
+  private eventsReady?: Promise<QueueEvents>;
   /** Abort controllers of the jobs this node is running, by job id. */
   private readonly running = new Map<string, AbortController>();
   /** Wait, run and outcome series of this node's worker, once it consumes. */
@@ -182,26 +186,76 @@ export class ToolCallQueue implements OnApplicationShutdown {
         connection: producer,
         prefix: this.prefix,
       });
-      // Each call waiting for its job listens for the queue closing: one listener per call in
-      // flight, far more than Node's default warning threshold under load.
+      // BullMQ's own waits listen for the queue closing, one listener each (admin operations).
       this.queue.setMaxListeners(0);
     }
     return this.queue;
   }
 
-  private producer(): { queue: Queue<ToolJobData, ToolJobResult>; events: QueueEvents } {
+  /**
+   * The queue and its event reader. The reader starts at the stream's last event as of now
+   * (not at whatever is last when its first read happens), so no event of a job added after
+   * this resolves can be missed. One listener per event type settles the waiting calls: the
+   * progress of a job always reaches its caller before its result, as the stream orders them.
+   */
+  private producer(): Promise<QueueEvents> {
+    this.eventsReady ??= this.openEvents().catch((err: unknown) => {
+      this.eventsReady = undefined;
+      throw err;
+    });
+    return this.eventsReady;
+  }
+
+  private async openEvents(): Promise<QueueEvents> {
     const queue = this.jobsQueue();
-    if (!this.events) {
-      this.events = new QueueEvents(TOOL_CALL_QUEUE, {
-        connection: this.connection(),
-        prefix: this.prefix,
-      });
-      this.events.on('progress', ({ jobId, data }) => {
-        this.watchers.get(jobId)?.(data as ToolJobProgress);
-      });
-      this.publisher = this.connection();
+    // Connected first: the producer's connection queues nothing while it is down.
+    await queue.waitUntilReady();
+    const [last] = await this.producerClient!.xrevrange(queue.keys.events, '+', '-', 'COUNT', 1);
+    const events = new QueueEvents(TOOL_CALL_QUEUE, {
+      connection: this.connection(),
+      prefix: this.prefix,
+      lastEventId: last?.[0] ?? '0-0',
+    });
+    this.events = events;
+    events.on('progress', ({ jobId, data }) => {
+      this.watchers.get(jobId)?.(data as ToolJobProgress);
+    });
+    events.on('completed', (args: { jobId: string; returnvalue: unknown }) => {
+      this.waiters.get(args.jobId)?.settle(args.returnvalue as ToolJobResult);
+    });
+    events.on('failed', ({ jobId, failedReason }) => {
+      this.waiters.get(jobId)?.fail(new Error(failedReason));
+    });
+    events.on('removed', ({ jobId }) => {
+      this.waiters.get(jobId)?.fail(new JobStopped('cancelled', 'Cancelled'));
+    });
+    // A repeated delivery of a call whose job exists: it may have finished already.
+    events.on('duplicated', ({ jobId }) => {
+      if (this.waiters.has(jobId)) {
+        void this.settleFinished(jobId);
+      }
+    });
+    this.publisher = this.connection();
+    await events.waitUntilReady();
+    return events;
+  }
+
+  /** Settles the wait for a job that may already have finished (no event will come). */
+  private async settleFinished(jobId: string): Promise<void> {
+    try {
+      const job = await this.queue?.getJob(jobId);
+      const waiter = this.waiters.get(jobId);
+      if (!job || !waiter) {
+        return;
+      }
+      if (job.finishedOn && job.failedReason && (await job.isFailed())) {
+        waiter.fail(new Error(job.failedReason));
+      } else if (job.finishedOn && (await job.isCompleted())) {
+        waiter.settle(job.returnvalue);
+      }
+    } catch (err) {
+      this.logger.warn(`Could not read job ${jobId}: ${String(err)}`);
     }
-    return { queue, events: this.events };
   }
 
   /** The queue's job counts by state (for metrics); rejects while Redis is unreachable. */
@@ -259,24 +313,27 @@ export class ToolCallQueue implements OnApplicationShutdown {
     options: DispatchOptions,
     span?: Span,
   ): Promise<ToolJobResult> {
-    const { queue, events } = this.producer();
     const ready = await within(
-      events.waitUntilReady().then(() => true),
+      this.producer().then(() => true),
       Math.max(1, data.deadline - Date.now()),
     );
     if (ready !== true) {
       throw new McpError(ErrorCode.InternalError, `The tool queue is unavailable (Redis)`);
     }
+    const queue = this.jobsQueue();
     const jobId = toolJobId(data.tenantId, options.callKey);
     span?.setAttribute(SpanAttr.messageId, jobId);
     if (data.wantsProgress) {
       this.watchers.set(jobId, (p) => void relay(ctx, p));
     }
+    // Waiting before the job exists: its events cannot come before anyone listens.
+    const waiter = new JobWaiter(Math.max(1, data.deadline - Date.now()));
+    this.waiters.set(jobId, waiter);
     const onAbort = () => void this.cancel(jobId);
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     try {
       const retry = data.idempotent ? options.retry : undefined;
-      const job = await queue.add(TOOL_CALL_JOB, data, {
+      await queue.add(TOOL_CALL_JOB, data, {
         jobId,
         ...(options.priority !== undefined && { priority: options.priority }),
         attempts: retry?.attempts ?? 1,
@@ -285,15 +342,18 @@ export class ToolCallQueue implements OnApplicationShutdown {
         // Failed jobs stay for inspection (and retry or discard through the admin API).
         removeOnFail: { age: FAILED_JOB_RETENTION_S },
       });
-      const ttl = Math.max(1, data.deadline - Date.now());
       try {
-        return await job.waitUntilFinished(events, ttl);
+        return await waiter.result;
       } catch (err) {
         throw toMcpError(err, data);
       }
     } finally {
+      waiter.dispose();
       ctx.signal.removeEventListener('abort', onAbort);
       this.watchers.delete(jobId);
+      if (this.waiters.get(jobId) === waiter) {
+        this.waiters.delete(jobId);
+      }
     }
   }
 
@@ -304,6 +364,8 @@ export class ToolCallQueue implements OnApplicationShutdown {
       const state = await job?.getState();
       if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized')) {
         await job.remove();
+        // It will never finish: the call stops waiting now (its caller has gone).
+        this.waiters.get(jobId)?.fail(new JobStopped('cancelled', 'Cancelled'));
         return;
       }
       await this.publisher?.publish(`${this.prefix}:${TOOL_CALL_CANCEL_CHANNEL}`, jobId);
@@ -687,6 +749,9 @@ export class ToolCallQueue implements OnApplicationShutdown {
    */
   async onApplicationShutdown(): Promise<void> {
     this.stopping = true;
+    for (const waiter of this.waiters.values()) {
+      waiter.fail(new Error('The gateway is shutting down'));
+    }
     const closes: [QueueBase | undefined, number][] = [
       [this.worker, this.graceMs],
       [this.events, 1000],
@@ -708,6 +773,32 @@ export class ToolCallQueue implements OnApplicationShutdown {
     for (const client of this.clients) {
       client.disconnect();
     }
+  }
+}
+
+/**
+ * One call waiting for its job: settled by the job's completed or failed event (or a removal,
+ * or shutdown), or failed when its deadline passes first.
+ */
+class JobWaiter {
+  readonly result: Promise<ToolJobResult>;
+  settle!: (result: ToolJobResult) => void;
+  fail!: (err: Error) => void;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(ttlMs: number) {
+    this.result = new Promise<ToolJobResult>((resolve, reject) => {
+      this.settle = resolve;
+      this.fail = reject;
+    });
+    this.timer = setTimeout(
+      () => this.fail(new Error(`Job wait timed out: no result after ${ttlMs} ms`)),
+      ttlMs,
+    );
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
   }
 }
 
@@ -828,7 +919,6 @@ function toMcpError(err: unknown, data: ToolJobData): McpError {
   );
 }
 
-/** The RequestContext a queued call runs with: progress and logs travel as job progress. */
 /**
  * Client input for a run on a worker: the answers earlier runs of the call collected, replayed
  * in order. Questions beyond them are recorded as `pending` (all those asked together) and
@@ -866,6 +956,7 @@ class InputReplay {
   }
 }
 
+/** The RequestContext a queued call runs with: progress and logs travel as job progress. */
 function workerContext(
   job: Job<ToolJobData, ToolJobResult>,
   signal: AbortSignal,
