@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { TenantService } from '@portico/tenancy';
 import { RunningGateway, startGateway } from './support/gateway';
-import { closeAll, rejectionOf, within } from './support/sdk';
+import { closeAll, connectV1, HttpRecorder, rejectionOf, within } from './support/sdk';
 import { seedTenant } from './support/tenants';
 
 const FIXTURE = join(
@@ -94,7 +94,7 @@ let gateway: RunningGateway;
 let upstream: Upstream;
 let endpoint: string;
 let apiKey: string;
-const clients: Client[] = [];
+const clients: { close(): Promise<void> }[] = [];
 
 async function connect(
   mode: 'auto' | 'legacy',
@@ -204,6 +204,26 @@ describe('an mcp-http upstream behind the gateway', () => {
     expect(prompt.messages).toEqual([
       { role: 'user', content: { type: 'text', text: 'Hello, Ada!' } },
     ]);
+  });
+
+  it("answers an upstream's resource-not-found in the code of the client's era", async () => {
+    // SDK v2 reports either code as -32602 (its ResourceNotFoundError): read the wire with v1.
+    const modern = await connect('auto');
+    const missing = await rejectionOf(modern.readResource({ uri: 'fixture://missing/7' }));
+    expect(missing.code).toBe(-32602);
+    expect(missing.data).toEqual(expect.objectContaining({ uri: 'fixture://missing/7' }));
+    const recorder = new HttpRecorder((url, init) => {
+      const headers = new Headers(init?.headers);
+      headers.set('authorization', `Bearer ${apiKey}`);
+      return fetch(url, { ...init, headers });
+    });
+    const { client: legacy } = await connectV1(endpoint, { recorder });
+    clients.push(legacy);
+    // A session closed before its standalone stream is open would leave that stream open.
+    await recorder.waitFor((e) => e.httpMethod === 'GET' && e.status === 200);
+    const old = await rejectionOf(legacy.readResource({ uri: 'fixture://missing/8' }));
+    expect(old.code).toBe(-32002);
+    expect(old.data).toEqual(expect.objectContaining({ uri: 'fixture://missing/8' }));
   });
 
   it('cancels the upstream call when the client abandons its request', async () => {

@@ -14,8 +14,15 @@
 // `tracked` sleeps `ms` like `slow` and records, per `group` argument, under `tracked`: how many
 // of its calls run now and at most at once (`running`, `maxRunning`), and the `label` argument
 // of each call in the order they started (`started`).
+// The resource template fixture://missing/{id} answers every read with resource-not-found.
 import { createServer } from 'node:http';
-import { McpServer, createMcpHandler, fromJsonSchema } from '@modelcontextprotocol/server';
+import {
+  McpServer,
+  ResourceNotFoundError,
+  ResourceTemplate,
+  createMcpHandler,
+  fromJsonSchema,
+} from '@modelcontextprotocol/server';
 
 const HOST = '127.0.0.1';
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
@@ -152,6 +159,16 @@ const handler = createMcpHandler((ctx) => {
     async (uri) => ({
       contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'Hello, upstream!' }],
     }),
+  );
+  // Every read of fixture://missing/{id} is a resource-not-found error (-32602 with data.uri
+  // to a 2026-07-28 client, -32002 to a 2025-era one).
+  server.registerResource(
+    'missing',
+    new ResourceTemplate('fixture://missing/{id}', { list: undefined }),
+    { mimeType: 'text/plain', description: 'Never found' },
+    async (uri) => {
+      throw new ResourceNotFoundError(uri.href);
+    },
   );
   server.registerPrompt(
     'greet',

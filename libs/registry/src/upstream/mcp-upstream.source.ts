@@ -1,11 +1,20 @@
 import { Logger } from '@nestjs/common';
-import { Client, ProtocolError, type ListChangedOptions } from '@modelcontextprotocol/client';
+import {
+  Client,
+  ProtocolError,
+  type ClientCapabilities as SdkClientCapabilities,
+  type ListChangedOptions,
+  type RequestOptions,
+} from '@modelcontextprotocol/client';
 import {
   CallToolResult,
   CatalogEvent,
   CatalogListener,
+  CompleteResult,
+  CompletionRequest,
   ErrorCode,
   GetPromptResult,
+  isLogLevel,
   JsonObject,
   McpError,
   PromptHandler,
@@ -24,6 +33,7 @@ import type { BackendMetrics, GatewayMetrics, Tracing } from '@portico/observabi
 import type { BackendContext, BackendSource } from './backend-source';
 import { TargetRefusedError } from './target-guard';
 import { NameMap } from './upstream-names';
+import { answerInputRequests, askClient, inputCapabilities, RelayedCalls } from './upstream-relay';
 import {
   policyRefusal,
   refusedByPolicy,
@@ -35,9 +45,23 @@ import { traceUpstream } from './upstream-tracing';
 import type { UpstreamConnector } from './upstream-transports';
 
 const CLIENT_INFO = { name: 'portico-gateway', version: '0.1.0' };
+/**
+ * What the pooled client declares: an upstream may ask for any input, and each request is
+ * passed to the client whose call it belongs to, which may refuse it (-32021). A 2026-07-28
+ * upstream sees the calling client's own capabilities on every call instead (`_meta`).
+ */
+const CLIENT_CAPABILITIES: SdkClientCapabilities = {
+  sampling: { tools: {} },
+  elicitation: { form: {}, url: {} },
+  roots: {},
+};
 /** Envelope fields of the upstream's own reply that must not leak into ours. */
 const UPSTREAM_ENVELOPE = ['resultType', 'ttlMs', 'cacheScope'];
 const RESERVED_META_PREFIX = 'io.modelcontextprotocol/';
+const META_CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
+const META_LOG_LEVEL = 'io.modelcontextprotocol/logLevel';
+/** input_required rounds one call may take with an upstream before it is given up. */
+const MAX_INPUT_ROUNDS = 10;
 
 type ListKind = 'tools' | 'prompts' | 'resources';
 
@@ -63,7 +87,10 @@ interface Lists {
  * chosen by the SDK's negotiation: server/discover, else initialize), dropped and rebuilt after
  * a transport failure (for stdio: a new child process). Lists are cached and refreshed on
  * the upstream's list_changed notifications; every request goes through the backend's
- * resilience policies and comes back as a result or an McpError.
+ * resilience policies and comes back as a result or an McpError. What the upstream sends
+ * while it serves a call (progress, logs, input requests or input_required rounds) is relayed
+ * to the client that made the call, in that client's era (see exchange() and upstream-relay);
+ * completions are asked of the upstream.
  */
 export class McpUpstreamSource implements BackendSource {
   private readonly logger = new Logger(McpUpstreamSource.name);
@@ -80,6 +107,8 @@ export class McpUpstreamSource implements BackendSource {
     templates: [],
   };
   private client?: Promise<Client>;
+  /** Calls in flight, to which the upstream's logs and input requests are relayed. */
+  private readonly calls = new RelayedCalls();
   /** Whether a client was ever connected: a later connect is a reconnect, so lists are re-read. */
   private connectedOnce = false;
   /** Set by a reconnect: the next successful request re-reads the lists. */
@@ -224,8 +253,12 @@ export class McpUpstreamSource implements BackendSource {
     return next;
   }
 
-  /** Re-reads the lists and tells watchers which of them changed. */
-  private async refresh(): Promise<void> {
+  /**
+   * Re-reads the lists and tells watchers which of them changed. `announced`: the list the
+   * upstream said changed, passed on even when it reads the same (the upstream knows what
+   * changed, e.g. behind the definitions; the client re-reads, which is all it costs).
+   */
+  private async refresh(announced?: ListKind): Promise<void> {
     if (this.closed) {
       return;
     }
@@ -246,13 +279,14 @@ export class McpUpstreamSource implements BackendSource {
     const previous = this.lists;
     this.lists = next;
     const events: CatalogEvent[] = [];
-    if (!sameDefinitions(previous.tools, next.tools)) {
+    if (announced === 'tools' || !sameDefinitions(previous.tools, next.tools)) {
       events.push({ type: 'tools-changed' });
     }
-    if (!sameDefinitions(previous.prompts, next.prompts)) {
+    if (announced === 'prompts' || !sameDefinitions(previous.prompts, next.prompts)) {
       events.push({ type: 'prompts-changed' });
     }
     if (
+      announced === 'resources' ||
       !sameDefinitions(previous.resources, next.resources) ||
       JSON.stringify(previous.templates.map((t) => t.definition)) !==
         JSON.stringify(next.templates.map((t) => t.definition))
@@ -272,17 +306,14 @@ export class McpUpstreamSource implements BackendSource {
     return {
       definition: { ...tool, name: exposed },
       call: (args: JsonObject, ctx: RequestContext) =>
-        this.traced('tools/call', upstreamName, ctx.trace, (meta) =>
-          this.request(
-            this.resilience.call,
-            (client, signal) =>
-              client.callTool(
-                { name: upstreamName, arguments: args, ...(meta && { _meta: meta }) },
-                { signal, timeout: this.sdkTimeout(), onprogress: relayProgress(ctx) },
-              ),
-            ctx.signal,
-          ).then((result) => withoutEnvelope(result) as unknown as CallToolResult),
-        ),
+        this.exchange(
+          'tools/call',
+          upstreamName,
+          { name: upstreamName, arguments: args },
+          ctx,
+          (client, params, options) =>
+            client.callTool(params as Parameters<Client['callTool']>[0], options),
+        ) as Promise<CallToolResult>,
     };
   }
 
@@ -291,17 +322,15 @@ export class McpUpstreamSource implements BackendSource {
     return {
       definition: { ...prompt, name: exposed },
       get: (args: Record<string, string>, ctx: RequestContext) =>
-        this.traced('prompts/get', upstreamName, ctx.trace, (meta) =>
-          this.request(
-            this.resilience.call,
-            (client, signal) =>
-              client.getPrompt(
-                { name: upstreamName, arguments: args, ...(meta && { _meta: meta }) },
-                { signal, timeout: this.sdkTimeout(), onprogress: relayProgress(ctx) },
-              ),
-            ctx.signal,
-          ).then((result) => withoutEnvelope(result) as unknown as GetPromptResult),
-        ),
+        this.exchange(
+          'prompts/get',
+          upstreamName,
+          { name: upstreamName, arguments: args },
+          ctx,
+          (client, params, options) =>
+            client.getPrompt(params as Parameters<Client['getPrompt']>[0], options),
+        ) as Promise<GetPromptResult>,
+      complete: (request) => this.complete({ type: 'ref/prompt', name: upstreamName }, request),
     };
   }
 
@@ -318,26 +347,156 @@ export class McpUpstreamSource implements BackendSource {
       match: uriTemplateMatcher(template.uriTemplate),
       read: (uri: string, _variables: Record<string, string>, ctx: RequestContext) =>
         this.read(uri, ctx),
+      complete: (request) =>
+        this.complete({ type: 'ref/resource', uri: template.uriTemplate }, request),
     };
   }
 
   private read(uri: string, ctx: RequestContext): Promise<ReadResourceResult> {
-    return this.traced('resources/read', uri, ctx.trace, (meta) =>
-      this.request(
-        this.resilience.call,
-        (client, signal) =>
-          client.readResource(
-            { uri, ...(meta && { _meta: meta }) },
-            {
-              signal,
-              timeout: this.sdkTimeout(),
-              cacheMode: 'bypass',
-              onprogress: relayProgress(ctx),
-            },
-          ),
-        ctx.signal,
-      ).then((result) => withoutEnvelope(result) as unknown as ReadResourceResult),
+    return this.exchange('resources/read', uri, { uri }, ctx, (client, params, options) =>
+      client.readResource(params as Parameters<Client['readResource']>[0], {
+        ...options,
+        cacheMode: 'bypass',
+      }),
+    ).then(
+      (result) => result as ReadResourceResult,
+      (err: unknown) => {
+        throw notFoundInEra(err, uri, ctx);
+      },
     );
+  }
+
+  /**
+   * One client request served by the upstream: tools/call, prompts/get or resources/read.
+   * While it runs, the upstream's logs and input requests reach the caller (see
+   * upstream-relay). A 2026-07-28 upstream gets the caller's capabilities and a log level in
+   * `_meta`, and its `input_required` results are answered through the caller's context and
+   * retried with the answers and its requestState, under its own keys. When the caller has
+   * to answer first (a 2026-07-28 client: its context unwinds this handler), the upstream
+   * request is given up and the unwinding carries on to the engine, which asks the client;
+   * the client's retry runs this again from the start with the answers at hand.
+   */
+  private async exchange(
+    method: string,
+    target: string,
+    params: JsonObject,
+    ctx: RequestContext,
+    send: (client: Client, params: JsonObject, options: RequestOptions) => Promise<unknown>,
+  ): Promise<Record<string, unknown>> {
+    const call = this.calls.open(ctx);
+    try {
+      let leg = params;
+      for (let round = 1; ; round++) {
+        const result = (await this.traced(method, target, ctx.trace, (meta) =>
+          this.request(
+            this.resilience.call,
+            (client, signal) =>
+              send(client, withRequestMeta(client, leg, ctx, call.token, meta), {
+                signal,
+                timeout: this.sdkTimeout(),
+                allowInputRequired: true,
+                headers: call.headers,
+              }),
+            call.signal,
+          ),
+        )) as Record<string, unknown>;
+        if (result.resultType !== 'input_required') {
+          return withoutEnvelope(result);
+        }
+        if (round >= MAX_INPUT_ROUNDS) {
+          throw new McpError(
+            ErrorCode.InternalError,
+            `${this.label}: ${method} still required input after ${MAX_INPUT_ROUNDS} rounds`,
+          );
+        }
+        const inputResponses = await answerInputRequests(ctx, result.inputRequests);
+        leg = {
+          ...params,
+          ...(Object.keys(inputResponses).length > 0 && { inputResponses }),
+          ...(typeof result.requestState === 'string' && { requestState: result.requestState }),
+        };
+      }
+    } catch (err) {
+      // The caller's own input round outranks whatever the abandoned request ended with.
+      if (call.unwoundBy) {
+        throw call.unwoundBy.reason;
+      }
+      throw err;
+    } finally {
+      this.calls.close(call);
+    }
+  }
+
+  /** completion/complete, when the upstream offers completions; otherwise no suggestions. */
+  private async complete(
+    ref: JsonObject,
+    request: CompletionRequest,
+  ): Promise<CompleteResult['completion']> {
+    const result = await this.request(this.resilience.call, (client, signal) =>
+      offers(client, 'completions')
+        ? client.complete(
+            {
+              ref,
+              argument: { name: request.argument, value: request.value },
+              ...(Object.keys(request.context).length > 0 && {
+                context: { arguments: { ...request.context } },
+              }),
+            } as Parameters<Client['complete']>[0],
+            { signal, timeout: this.sdkTimeout() },
+          )
+        : Promise.resolve({ completion: { values: [] } }),
+    );
+    const completion = (result as { completion?: CompleteResult['completion'] }).completion;
+    return completion ?? { values: [] };
+  }
+
+  /** An input request of a 2025-era upstream, passed to the call it belongs to. */
+  private async relayInput(method: string, params: unknown): Promise<JsonObject> {
+    const { call, params: asked } = this.calls.route(params);
+    if (!call) {
+      throw new McpError(
+        ErrorCode.InvalidRequest,
+        `${method} can only be answered during a request from the gateway`,
+      );
+    }
+    try {
+      return await askClient(call.ctx, method, asked);
+    } catch (err) {
+      if (err instanceof Error) {
+        // The client refused or failed (a missing capability, a timeout): the upstream hears so.
+        throw err;
+      }
+      call.unwindFor(err);
+      throw new McpError(ErrorCode.RequestCancelled, 'The client is asked first; retry later');
+    }
+  }
+
+  /**
+   * A progress notification of the upstream, passed to the call whose token it carries. The
+   * calls carry their own tokens rather than the SDK's (onprogress): the SDK forgets a
+   * request's token when its response arrives, before it dispatches a notification read just
+   * ahead of that response (one stdio chunk), which would then be lost.
+   */
+  private relayProgress(params: unknown): void {
+    const p = (params ?? {}) as JsonObject;
+    const call = this.calls.get(p.progressToken);
+    if (!call || typeof p.progress !== 'number') {
+      return;
+    }
+    const total = typeof p.total === 'number' ? p.total : undefined;
+    const message = typeof p.message === 'string' ? p.message : undefined;
+    void call.ctx.progress(p.progress, total, message).catch(() => undefined);
+  }
+
+  /** A log message of the upstream, passed to the call it belongs to (else dropped). */
+  private relayLog(params: unknown): void {
+    const { call, params: message } = this.calls.route(params);
+    if (!call || !isLogLevel(message.level)) {
+      this.logger.debug(`${this.label}: a log message of no request in progress was dropped`);
+      return;
+    }
+    const logger = typeof message.logger === 'string' ? message.logger : undefined;
+    void call.ctx.log(message.level, message.data, logger).catch(() => undefined);
   }
 
   /** See `traceUpstream`: a CLIENT span, and the trace context for the request's `_meta`. */
@@ -488,11 +647,14 @@ export class McpUpstreamSource implements BackendSource {
           this.logger.debug(`${this.label}: ${kind} change feed: ${describe(error)}`);
           return;
         }
-        void this.refresh();
+        void this.refresh(kind);
       },
     });
     const client = new Client(CLIENT_INFO, {
+      capabilities: CLIENT_CAPABILITIES,
       versionNegotiation: { mode: 'auto' },
+      // input_required results are answered by the caller, per call (see exchange()).
+      inputRequired: { autoFulfill: false },
       listChanged: {
         tools: onChanged('tools'),
         prompts: onChanged('prompts'),
@@ -500,8 +662,29 @@ export class McpUpstreamSource implements BackendSource {
       },
     });
     client.onerror = (err) => this.logger.debug(`${this.label}: ${describe(err)}`);
+    // The answer is the caller's client's, checked by the SDK against the method's schema.
+    const relay = (request: { method: string; params?: unknown }) =>
+      this.relayInput(request.method, request.params) as Promise<never>;
+    client.setRequestHandler('elicitation/create', relay);
+    client.setRequestHandler('sampling/createMessage', relay);
+    client.setRequestHandler('roots/list', relay);
+    client.setNotificationHandler('notifications/progress', (notification) =>
+      this.relayProgress(notification.params),
+    );
+    client.setNotificationHandler('notifications/message', (notification) =>
+      this.relayLog(notification.params),
+    );
     try {
       await client.connect(transport, { timeout: this.settings.timeoutMs });
+      if (client.getProtocolEra() !== 'modern' && offers(client, 'logging')) {
+        // 2025-era logs are per session: take them all, each call's client filters its own.
+        // An upstream that refuses still serves; it keeps its own level.
+        await client
+          .setLoggingLevel('debug', { timeout: this.settings.timeoutMs })
+          .catch((err: unknown) =>
+            this.logger.debug(`${this.label}: logging/setLevel: ${describe(err)}`),
+          );
+      }
     } catch (err) {
       // A stdio child or socket started before the handshake failed must not outlive it.
       await transport.close().catch(() => undefined);
@@ -545,10 +728,50 @@ export class McpUpstreamSource implements BackendSource {
   }
 }
 
-function relayProgress(
+/**
+ * The params of one upstream request with its `_meta`: the call's progress token, the trace
+ * context, and for a 2026-07-28 upstream the caller's input capabilities (so it asks only for
+ * what the caller can answer) and a log level (the caller's context filters by its own).
+ */
+function withRequestMeta(
+  client: Client,
+  params: JsonObject,
   ctx: RequestContext,
-): (progress: { progress: number; total?: number; message?: string }) => void {
-  return (p) => void ctx.progress(p.progress, p.total, p.message).catch(() => undefined);
+  progressToken: string,
+  trace?: Record<string, string>,
+): JsonObject {
+  const modern = client.getProtocolEra() === 'modern';
+  return {
+    ...params,
+    _meta: {
+      ...trace,
+      progressToken,
+      ...(modern && {
+        [META_CLIENT_CAPABILITIES]: inputCapabilities(ctx.clientCapabilities),
+        [META_LOG_LEVEL]: 'debug',
+      }),
+    },
+  };
+}
+
+/**
+ * An upstream's resource-not-found (-32002, or -32602 naming the URI in `data.uri`: the codes
+ * of the two eras) in the code of the caller's era, with `data.uri`; other errors as they are.
+ */
+function notFoundInEra(err: unknown, uri: string, ctx: RequestContext): unknown {
+  if (!(err instanceof McpError)) {
+    return err;
+  }
+  const data =
+    typeof err.data === 'object' && err.data !== null ? (err.data as Record<string, unknown>) : {};
+  const notFound =
+    err.code === ErrorCode.ResourceNotFound ||
+    (err.code === ErrorCode.InvalidParams && data.uri === uri);
+  if (!notFound) {
+    return err;
+  }
+  const code = ctx.era === 'modern' ? ErrorCode.InvalidParams : ErrorCode.ResourceNotFound;
+  return new McpError(code, err.message, { ...data, uri });
 }
 
 /** The upstream's result without its own protocol envelope (our engine adds ours). */
@@ -588,7 +811,10 @@ function sameDefinitions(
 }
 
 /** Whether the upstream announced `capability` (lists it does not offer are not asked for). */
-function offers(client: Client, capability: 'tools' | 'prompts' | 'resources'): boolean {
+function offers(
+  client: Client,
+  capability: 'tools' | 'prompts' | 'resources' | 'completions' | 'logging',
+): boolean {
   return client.getServerCapabilities()?.[capability] !== undefined;
 }
 

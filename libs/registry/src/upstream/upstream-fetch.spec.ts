@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { upstreamFetch } from './upstream-fetch';
+import { RELAY_HEADER, RELAY_META_KEY } from './upstream-relay';
 
 type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
 
@@ -71,6 +72,31 @@ describe('upstreamFetch', () => {
       rest += new TextDecoder().decode(chunk.value);
     }
     expect(rest).toBe('data: two\n\n');
+  });
+
+  it("keeps a call's relay header to itself and tags the messages of its event stream", async () => {
+    let sentHeaders: string[] = [];
+    handler = (req, _body, res) => {
+      sentHeaders = Object.keys(req.headers);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(
+        'data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":1}}\n\n',
+      );
+      res.end('data: {"jsonrpc":"2.0","id":1,"result":{}}\n\n');
+    };
+    const res = await fetchFn(`${base}/mcp`, {
+      method: 'POST',
+      headers: { [RELAY_HEADER]: '17', accept: 'text/event-stream' },
+      body: '{}',
+    });
+    expect(sentHeaders).toContain('accept');
+    expect(sentHeaders).not.toContain(RELAY_HEADER);
+    const events = (await res.text())
+      .split('\n')
+      .filter((line) => line.startsWith('data:'))
+      .map((line) => JSON.parse(line.slice(5)) as { params?: { _meta?: object } });
+    expect(events[0].params?._meta).toEqual({ [RELAY_META_KEY]: '17' });
+    expect(events[1]).toEqual({ jsonrpc: '2.0', id: 1, result: {} });
   });
 
   it('passes error statuses and empty bodies through', async () => {

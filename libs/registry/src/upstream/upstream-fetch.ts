@@ -1,5 +1,6 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { Agent, request } from 'undici';
+import { RELAY_HEADER, SseRelayTagger } from './upstream-relay';
 
 /** Idle keep-alive connections to an upstream are closed after this long. */
 const KEEP_ALIVE_MS = 30_000;
@@ -15,6 +16,8 @@ const WHOLE_BODY = /^application\/(?:[\w.+-]*\+)?json\b/i;
  * it, anything else (an SSE stream) passed through as a web stream. Redirects are not followed
  * (the SDK decides what to do with a 3xx). One per backend: idle connections close after
  * KEEP_ALIVE_MS and never hold the process open (undici unrefs idle sockets).
+ * A request carrying RELAY_HEADER (a call of McpUpstreamSource) goes out without it, and the
+ * messages of its SSE answer come back tagged with the header's value (see upstream-relay).
  */
 export function upstreamFetch(): typeof fetch {
   const agent = new Agent({ keepAliveTimeout: KEEP_ALIVE_MS });
@@ -24,9 +27,14 @@ export function upstreamFetch(): typeof fetch {
       return fetch(input, init);
     }
     const method = (init?.method ?? 'GET').toUpperCase();
+    const sent = headerRecord(init?.headers);
+    const relayToken = sent?.[RELAY_HEADER];
+    if (relayToken !== undefined) {
+      delete sent?.[RELAY_HEADER];
+    }
     const { statusCode, headers, body } = await request(input, {
       method,
-      headers: headerRecord(init?.headers),
+      headers: sent,
       body: bodyOf(init?.body),
       signal: init?.signal ?? undefined,
       dispatcher: agent,
@@ -47,7 +55,11 @@ export function upstreamFetch(): typeof fetch {
     if (WHOLE_BODY.test(responseHeaders.get('content-type') ?? '')) {
       return new Response(await body.text(), status);
     }
-    return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, status);
+    const stream =
+      relayToken === undefined
+        ? body
+        : pipeline(body, new SseRelayTagger(relayToken), () => undefined);
+    return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, status);
   };
   return fetchFn;
 }

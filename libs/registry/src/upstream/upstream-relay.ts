@@ -1,0 +1,266 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import {
+  ErrorCode,
+  McpError,
+  type ClientCapabilities,
+  type CreateMessageRequestParams,
+  type ElicitRequestParams,
+  type InputMethod,
+  type JsonObject,
+  type RequestContext,
+} from '@portico/mcp-protocol';
+
+/*
+ * What travels back from an upstream to the client request that caused it: log messages and,
+ * from a 2025-era upstream, elicitation, sampling and roots requests. The upstream session is
+ * pooled, so such a message has to be matched to one of the calls in flight on it. Over
+ * Streamable HTTP the message arrived on the response stream of one POST: `upstream-fetch`
+ * tags it with that call's token (RELAY_HEADER on the way out, RELAY_META_KEY on the way in).
+ * Elsewhere (stdio, WebSocket, HTTP+SSE) nothing says which call a message belongs to, so it
+ * goes to the call in flight only when there is exactly one.
+ */
+
+/** Request header naming the call a POST belongs to; upstream-fetch removes it before sending. */
+export const RELAY_HEADER = 'x-portico-upstream-call';
+/** `_meta` key upstream-fetch adds to messages of a tagged POST's stream; removed on relay. */
+export const RELAY_META_KEY = 'dev.portico/upstream-call';
+
+/** How long a call keeps collecting input requests before it unwinds (see `unwindFor`). */
+export const INPUT_BATCH_MS = 25;
+
+/** One client request being served by an upstream request (or several, across MRTR rounds). */
+export class RelayedCall {
+  /** What the client's context threw when asked for input (a 2026-07-28 input round). */
+  unwoundBy?: { reason: unknown };
+  /** Headers of every upstream POST of this call: they tag its response stream. */
+  readonly headers: Record<string, string>;
+  private readonly controller = new AbortController();
+  private readonly onCallerAbort = () => this.controller.abort();
+
+  constructor(
+    readonly token: string,
+    readonly ctx: RequestContext,
+  ) {
+    this.headers = { [RELAY_HEADER]: token };
+    // A listener rather than AbortSignal.any: cheaper, and removed when the call ends.
+    if (ctx.signal.aborted) {
+      this.controller.abort();
+    } else {
+      ctx.signal.addEventListener('abort', this.onCallerAbort, { once: true });
+    }
+  }
+
+  /**
+   * Aborted when the caller goes away, and to give up the upstream request when the client
+   * must supply input first.
+   */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /**
+   * Records that the client must answer an input request first (the modern era's replay
+   * broker unwinds a handler that way), then abandons the upstream request once no further
+   * input request has arrived for INPUT_BATCH_MS: requests an upstream sends together (a
+   * tool awaiting several inputs at once) then form one input round for the client.
+   */
+  unwindFor(reason: unknown): void {
+    this.unwoundBy ??= { reason };
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.controller.abort(), INPUT_BATCH_MS);
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.ctx.signal.removeEventListener('abort', this.onCallerAbort);
+  }
+
+  private timer?: NodeJS.Timeout;
+}
+
+/** The calls in flight on one upstream connection. */
+export class RelayedCalls {
+  private readonly calls = new Map<string, RelayedCall>();
+  private next = 0;
+
+  open(ctx: RequestContext): RelayedCall {
+    const call = new RelayedCall(String(++this.next), ctx);
+    this.calls.set(call.token, call);
+    return call;
+  }
+
+  close(call: RelayedCall): void {
+    call.dispose();
+    this.calls.delete(call.token);
+  }
+
+  /** The call of a token (a relay tag or a progress token). */
+  get(token: unknown): RelayedCall | undefined {
+    return typeof token === 'string' ? this.calls.get(token) : undefined;
+  }
+
+  /**
+   * The call a message from the upstream belongs to, by the tag in its params' `_meta`, else
+   * the only call in flight; and the params without the tag.
+   */
+  route(params: unknown): { call?: RelayedCall; params: JsonObject } {
+    const clean = withoutTag(params);
+    if (clean.token !== undefined) {
+      return { call: this.calls.get(clean.token), params: clean.params };
+    }
+    const only = this.calls.size === 1 ? this.calls.values().next().value : undefined;
+    return { call: only, params: clean.params };
+  }
+}
+
+function withoutTag(params: unknown): { token?: string; params: JsonObject } {
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) {
+    return { params: {} };
+  }
+  const out = params as JsonObject;
+  const meta = out._meta;
+  if (typeof meta !== 'object' || meta === null || !(RELAY_META_KEY in meta)) {
+    return { params: out };
+  }
+  const { [RELAY_META_KEY]: token, ...rest } = meta as JsonObject;
+  const next: JsonObject = { ...out };
+  if (Object.keys(rest).length > 0) {
+    next._meta = rest;
+  } else {
+    delete next._meta;
+  }
+  return { token: typeof token === 'string' ? token : undefined, params: next };
+}
+
+/** The client capabilities an upstream may use to ask for input: the caller's, nothing more. */
+export function inputCapabilities(caps: ClientCapabilities): JsonObject {
+  const out: JsonObject = {};
+  for (const key of ['sampling', 'elicitation', 'roots'] as const) {
+    const value = caps[key];
+    if (value !== undefined) {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** Asks the caller's client for one input through its request context (either era). */
+export function askClient(
+  ctx: RequestContext,
+  method: string,
+  params: JsonObject,
+  key?: string,
+): Promise<JsonObject> {
+  const options = key === undefined ? undefined : { key };
+  switch (method as InputMethod) {
+    case 'elicitation/create':
+      return ctx.elicit(params as unknown as ElicitRequestParams, options);
+    case 'sampling/createMessage':
+      return ctx.createMessage(params as unknown as CreateMessageRequestParams, options);
+    case 'roots/list':
+      return ctx.listRoots(options);
+    default:
+      return Promise.reject(
+        new McpError(ErrorCode.InvalidParams, `Unsupported input request: ${method}`),
+      );
+  }
+}
+
+/**
+ * Answers the `inputRequests` of an upstream's `input_required` result through the caller's
+ * context, under the upstream's keys. All are asked at once, so a 2026-07-28 caller gets them
+ * in one input round of its own.
+ */
+export async function answerInputRequests(
+  ctx: RequestContext,
+  inputRequests: unknown,
+): Promise<JsonObject> {
+  if (typeof inputRequests !== 'object' || inputRequests === null) {
+    return {};
+  }
+  const entries = Object.entries(inputRequests as Record<string, unknown>);
+  const answers = await Promise.all(
+    entries.map(([key, entry]) => {
+      const request = (entry ?? {}) as { method?: unknown; params?: unknown };
+      const params =
+        typeof request.params === 'object' && request.params !== null
+          ? (request.params as JsonObject)
+          : {};
+      return askClient(ctx, String(request.method), params, key);
+    }),
+  );
+  return Object.fromEntries(entries.map(([key], i) => [key, answers[i]]));
+}
+
+/**
+ * Tags the JSON-RPC requests and notifications (progress excepted: the SDK matches those by
+ * token) of an SSE stream with `token` under RELAY_META_KEY, leaving every other byte as it
+ * came. Only `data:` lines holding a whole message are touched.
+ */
+export class SseRelayTagger extends Transform {
+  private readonly decoder = new StringDecoder('utf8');
+  private partial = '';
+
+  constructor(private readonly token: string) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.emit_(this.decoder.write(chunk), false);
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.emit_(this.decoder.end(), true);
+    done();
+  }
+
+  private emit_(text: string, final: boolean): void {
+    const data = this.partial + text;
+    const end = final ? data.length : data.lastIndexOf('\n') + 1;
+    this.partial = data.slice(end);
+    if (end === 0) {
+      return;
+    }
+    const complete = data.slice(0, end);
+    // Responses and keep-alive comments (nearly everything) pass untouched.
+    this.push(
+      complete.includes('"method"')
+        ? complete
+            .split('\n')
+            .map((line) => tagLine(line, this.token))
+            .join('\n')
+        : complete,
+    );
+  }
+}
+
+function tagLine(line: string, token: string): string {
+  const cr = line.endsWith('\r') ? '\r' : '';
+  const body = cr ? line.slice(0, -1) : line;
+  if (!body.startsWith('data:') || !body.includes('"method"')) {
+    return line;
+  }
+  let message: unknown;
+  try {
+    message = JSON.parse(body.slice(5));
+  } catch {
+    return line;
+  }
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+    return line;
+  }
+  const m = message as JsonObject;
+  if (typeof m.method !== 'string' || m.method === 'notifications/progress') {
+    return line;
+  }
+  const params =
+    typeof m.params === 'object' && m.params !== null && !Array.isArray(m.params)
+      ? (m.params as JsonObject)
+      : {};
+  const meta =
+    typeof params._meta === 'object' && params._meta !== null ? (params._meta as JsonObject) : {};
+  m.params = { ...params, _meta: { ...meta, [RELAY_META_KEY]: token } };
+  return `data: ${JSON.stringify(m)}${cr}`;
+}
