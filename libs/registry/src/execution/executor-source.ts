@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
   CallToolResult,
-  type CreateMessageRequestParams,
-  type ElicitRequestParams,
-  type InputMethod,
   CatalogListener,
   CatalogScope,
   ErrorCode,
@@ -16,6 +13,7 @@ import {
 import type { TenantLimits } from '@portico/persistence';
 import { type JobInput, jobPriority, needsInput, type ToolCallQueue } from '@portico/queue';
 import type { BackendSource } from '../upstream/backend-source';
+import { askClient } from '../upstream/upstream-relay';
 import type { ExecutionPlan } from './execution-plan';
 
 /** Default deadline of a queued call when neither the tool nor the backend sets `timeoutMs`. */
@@ -170,24 +168,6 @@ export class ExecutorSource implements BackendSource {
 
 /** The most questions one queued call may put to its client (each costs a run of the tool). */
 export const MAX_INPUT_ROUNDS = 16;
-
-/** Puts a queued tool's question to the client, through the call's own context. */
-async function askClient(
-  ctx: RequestContext,
-  method: InputMethod,
-  params: JsonObject,
-  key: string | undefined,
-): Promise<JsonObject> {
-  const options = key === undefined ? undefined : { key };
-  switch (method) {
-    case 'elicitation/create':
-      return await ctx.elicit(params as unknown as ElicitRequestParams, options);
-    case 'sampling/createMessage':
-      return await ctx.createMessage(params as unknown as CreateMessageRequestParams, options);
-    case 'roots/list':
-      return await ctx.listRoots(options);
-  }
-}
 
 /**
  * An inline tool with its own budget: its context's signal aborts when the budget is spent,

@@ -24,6 +24,7 @@ import type { BackendContext, BackendSource } from '../upstream/backend-source';
 import { assertReachableTarget, TargetRefusedError } from '../upstream/target-guard';
 import { NameMap } from '../upstream/upstream-names';
 import {
+  executeAlone,
   policyRefusal,
   refusedByPolicy,
   UncountedFailure,
@@ -384,7 +385,7 @@ export class OpenApiSource implements BackendSource {
     callerSignal?: AbortSignal,
   ): Promise<T> {
     try {
-      return await policy.execute(async ({ signal: deadline }) => {
+      return await executeAlone(policy, async ({ signal: deadline }) => {
         const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
         const started = performance.now();
         try {

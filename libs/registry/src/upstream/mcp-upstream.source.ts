@@ -35,6 +35,7 @@ import { TargetRefusedError } from './target-guard';
 import { NameMap } from './upstream-names';
 import { answerInputRequests, askClient, inputCapabilities, RelayedCalls } from './upstream-relay';
 import {
+  executeAlone,
   policyRefusal,
   refusedByPolicy,
   UncountedFailure,
@@ -534,7 +535,7 @@ export class McpUpstreamSource implements BackendSource {
   ): Promise<T> {
     let result: T;
     try {
-      result = await policy.execute(async ({ signal: deadline }) => {
+      result = await executeAlone(policy, async ({ signal: deadline }) => {
         const started = performance.now();
         try {
           const value = await this.attempt(fn, deadline, callerSignal);

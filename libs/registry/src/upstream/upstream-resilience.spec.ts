@@ -1,6 +1,7 @@
 import { BrokenCircuitError, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
 import type { BreakerState } from '@portico/observability';
 import {
+  executeAlone,
   refusedByPolicy,
   UncountedFailure,
   UpstreamResilience,
@@ -80,5 +81,30 @@ describe(refusedByPolicy.name, () => {
     [new Error('ECONNREFUSED'), false],
   ])('%p: %p', (err, refused) => {
     expect(refusedByPolicy(err)).toBe(refused);
+  });
+});
+
+describe(executeAlone.name, () => {
+  it('runs many calls at once without piling listeners on one shared signal', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const { call } = new UpstreamResilience({ ...SETTINGS, maxConcurrent: 64 });
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          executeAlone(call, ({ signal }) => {
+            expect(signal.aborted).toBe(false);
+            return new Promise((resolve) => setTimeout(() => resolve(i), 10));
+          }),
+        ),
+      );
+      expect(results).toHaveLength(40);
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

@@ -32,6 +32,19 @@ export class UncountedFailure extends Error {
 
 export type UpstreamPolicy = IPolicy<ICancellationContext>;
 
+/**
+ * Runs `fn` under `policy` with a cancellation signal of its own. Without one, cockatiel hands
+ * every execution the same module-wide never-aborted signal, and the timeout policy adds an
+ * abort listener to it per call in flight: past ten concurrent calls Node prints a
+ * MaxListenersExceededWarning ("possible memory leak"), and each removal walks every listener.
+ */
+export function executeAlone<T>(
+  policy: UpstreamPolicy,
+  fn: (context: ICancellationContext) => PromiseLike<T> | T,
+): Promise<T> {
+  return policy.execute(fn, new AbortController().signal);
+}
+
 /** Why a request never reached, or never came back from, the upstream; undefined: other. */
 export function policyRefusal(err: unknown, timeoutMs: number): string | undefined {
   if (err instanceof BrokenCircuitError) {
