@@ -12,6 +12,7 @@ import { RunningGateway, startGateway } from './support/gateway';
 import { seedTenant } from './support/tenants';
 
 const MODERN = '2026-07-28';
+const SIMPLE_TEXT = 'This is a simple text response for testing.';
 const REDIS = 'redis://127.0.0.1:6379';
 
 async function call(
@@ -153,6 +154,47 @@ describe('tool calls through the BullMQ queue', () => {
     )[0];
     expect(retry.result.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
     expect(await completed()).toBe(before + 3);
+  });
+
+  it('answers a repeated delivery of a finished call (same session, same request id) from its job, without running it again', async () => {
+    const post = (body: Json, session?: string) =>
+      fetch(`${front.mcpUrl}/queued`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${apiKey}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          ...(session && { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' }),
+        },
+        body: JSON.stringify(body),
+      });
+    const opened = await post({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'e2e-repeat', version: '1' },
+      },
+    });
+    const session = opened.headers.get('mcp-session-id')!;
+    expect(session).toBeTruthy();
+    await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, session);
+    const completed = async () => (await queue.getJobCounts('completed')).completed ?? 0;
+    const before = await completed();
+    const request = {
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: { name: 'test_simple_text', arguments: {} },
+    };
+    const first = messages(await (await post(request, session)).text());
+    const again = messages(await (await post(request, session)).text());
+    expect(first.at(-1)?.result.content[0].text).toBe(SIMPLE_TEXT);
+    expect(again.at(-1)?.result).toEqual(first.at(-1)?.result);
+    // One job: the second delivery joined the first's (the job id derives from the call).
+    expect(await completed()).toBe(before + 1);
   });
 
   it('relays the worker’s progress notifications to the caller', async () => {
