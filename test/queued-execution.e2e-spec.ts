@@ -9,64 +9,13 @@ import { TOOL_CALL_QUEUE } from '@portico/queue';
 import { TenantService } from '@portico/tenancy';
 import { testDatabaseEnv } from '@portico/testing';
 import { RunningGateway, startGateway } from './support/gateway';
+import { postToolCall, rpcMessages } from './support/queue';
 import { seedTenant } from './support/tenants';
 
-const MODERN = '2026-07-28';
 const SIMPLE_TEXT = 'This is a simple text response for testing.';
 const REDIS = 'redis://127.0.0.1:6379';
 
-async function call(
-  gateway: RunningGateway,
-  slug: string,
-  key: string,
-  name: string,
-  args: Record<string, unknown> = {},
-  progressToken?: string,
-  extra: { capabilities?: Json; params?: Json } = {},
-): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${gateway.mcpUrl}/${slug}`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${key}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN,
-      'mcp-method': 'tools/call',
-      'mcp-name': name,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: {
-        name,
-        arguments: args,
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': MODERN,
-          'io.modelcontextprotocol/clientCapabilities': extra.capabilities ?? {},
-          ...(progressToken ? { progressToken } : {}),
-        },
-        ...extra.params,
-      },
-    }),
-  });
-  return { status: res.status, text: await res.text() };
-}
-
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- asserted field by field
-
-/** The JSON-RPC messages of a JSON or SSE response body. */
-function messages(text: string): Json[] {
-  if (text.startsWith('{')) {
-    return [JSON.parse(text)];
-  }
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('data: '))
-    .map((line) => line.slice(6))
-    .filter((data) => data.startsWith('{'))
-    .map((data) => JSON.parse(data));
-}
 
 describe('tool calls through the BullMQ queue', () => {
   const prefix = `portico-test-${randomBytes(4).toString('hex')}:`;
@@ -114,9 +63,9 @@ describe('tool calls through the BullMQ queue', () => {
 
   it('returns the same result as an inline call, run by another node', async () => {
     const before = (await queue.getJobCounts('completed')).completed ?? 0;
-    const reply = await call(front, 'queued', apiKey, 'test_simple_text');
+    const reply = await postToolCall(front, 'queued', apiKey, 'test_simple_text');
     expect(reply.status).toBe(200);
-    const [message] = messages(reply.text);
+    const [message] = rpcMessages(reply.text);
     expect(message.result.content).toEqual([
       { type: 'text', text: 'This is a simple text response for testing.' },
     ]);
@@ -128,8 +77,8 @@ describe('tool calls through the BullMQ queue', () => {
     const before = await completed();
     const capabilities = { elicitation: { form: {} } };
     const tool = 'test_input_required_result_elicitation';
-    const first = messages(
-      (await call(front, 'queued', apiKey, tool, {}, undefined, { capabilities })).text,
+    const first = rpcMessages(
+      (await postToolCall(front, 'queued', apiKey, tool, {}, { capabilities })).text,
     )[0];
     expect(first.result).toMatchObject({
       resultType: 'input_required',
@@ -139,17 +88,24 @@ describe('tool calls through the BullMQ queue', () => {
     // The run that asked ended as a job. The retry runs the tool without answers first (the
     // worker cannot see the client's), its question is answered from the retry's
     // inputResponses at the gateway, and a third run gets the answer.
-    const retry = messages(
+    const retry = rpcMessages(
       (
-        await call(front, 'queued', apiKey, tool, {}, undefined, {
-          capabilities,
-          params: {
-            requestState: first.result.requestState,
-            inputResponses: {
-              user_name: { action: 'accept', content: { name: 'Ada' } },
+        await postToolCall(
+          front,
+          'queued',
+          apiKey,
+          tool,
+          {},
+          {
+            capabilities,
+            params: {
+              requestState: first.result.requestState,
+              inputResponses: {
+                user_name: { action: 'accept', content: { name: 'Ada' } },
+              },
             },
           },
-        })
+        )
       ).text,
     )[0];
     expect(retry.result.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
@@ -189,8 +145,8 @@ describe('tool calls through the BullMQ queue', () => {
       method: 'tools/call',
       params: { name: 'test_simple_text', arguments: {} },
     };
-    const first = messages(await (await post(request, session)).text());
-    const again = messages(await (await post(request, session)).text());
+    const first = rpcMessages(await (await post(request, session)).text());
+    const again = rpcMessages(await (await post(request, session)).text());
     expect(first.at(-1)?.result.content[0].text).toBe(SIMPLE_TEXT);
     expect(again.at(-1)?.result).toEqual(first.at(-1)?.result);
     // One job: the second delivery joined the first's (the job id derives from the call).
@@ -198,8 +154,17 @@ describe('tool calls through the BullMQ queue', () => {
   });
 
   it('relays the worker’s progress notifications to the caller', async () => {
-    const reply = await call(front, 'queued', apiKey, 'test_tool_with_progress', {}, 'tok-1');
-    const all = messages(reply.text);
+    const reply = await postToolCall(
+      front,
+      'queued',
+      apiKey,
+      'test_tool_with_progress',
+      {},
+      {
+        progressToken: 'tok-1',
+      },
+    );
+    const all = rpcMessages(reply.text);
     const progress = all.filter((m) => m.method === 'notifications/progress');
     expect(progress.length).toBeGreaterThanOrEqual(2);
     expect(progress.map((m) => m.params.progressToken)).toEqual(progress.map(() => 'tok-1'));
@@ -216,8 +181,8 @@ describe('tool calls through the BullMQ queue', () => {
     });
     await tenants.changed(seeded.tenant);
     const started = Date.now();
-    const reply = await call(front, 'hurried', seeded.apiKey, 'test_tool_with_progress');
-    const last = messages(reply.text).at(-1)!;
+    const reply = await postToolCall(front, 'hurried', seeded.apiKey, 'test_tool_with_progress');
+    const last = rpcMessages(reply.text).at(-1)!;
     expect(last.error?.message ?? '').toMatch(/deadline/i);
     expect(Date.now() - started).toBeLessThan(2000);
     const failed = await queue.getJobs(['failed']);
@@ -230,31 +195,16 @@ describe('tool calls through the BullMQ queue', () => {
 
   it('cancels the running job on the worker when the client goes away', async () => {
     const controller = new AbortController();
-    const pending = fetch(`${front.mcpUrl}/queued`, {
-      method: 'POST',
-      signal: controller.signal,
-      headers: {
-        authorization: `Bearer ${apiKey}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': MODERN,
-        'mcp-method': 'tools/call',
-        'mcp-name': 'test_reconnection',
+    const pending = postToolCall(
+      front,
+      'queued',
+      apiKey,
+      'test_reconnection',
+      {},
+      {
+        signal: controller.signal,
       },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 9,
-        method: 'tools/call',
-        params: {
-          name: 'test_reconnection',
-          arguments: {},
-          _meta: {
-            'io.modelcontextprotocol/protocolVersion': MODERN,
-            'io.modelcontextprotocol/clientCapabilities': {},
-          },
-        },
-      }),
-    }).catch(() => undefined);
+    ).catch(() => undefined);
     // Wait until a worker holds the job, then hang up.
     const deadline = Date.now() + 2000;
     while ((await queue.getJobs(['active'])).length === 0 && Date.now() < deadline) {
@@ -272,8 +222,8 @@ describe('tool calls through the BullMQ queue', () => {
   });
 
   it('turns a tool error into the same JSON-RPC error or isError result as inline', async () => {
-    const reply = await call(front, 'queued', apiKey, 'test_error_handling');
-    const [message] = messages(reply.text);
+    const reply = await postToolCall(front, 'queued', apiKey, 'test_error_handling');
+    const [message] = rpcMessages(reply.text);
     expect(message.result?.isError ?? message.error).toBeTruthy();
   });
 });
@@ -353,8 +303,8 @@ describe('a separate worker process (portico worker)', () => {
   });
 
   it('runs the queued calls the gateway accepts, and reports its health', async () => {
-    const reply = await call(gateway, 'remote', apiKey, 'test_simple_text');
-    expect(messages(reply.text)[0].result.content[0].text).toBe(
+    const reply = await postToolCall(gateway, 'remote', apiKey, 'test_simple_text');
+    expect(rpcMessages(reply.text)[0].result.content[0].text).toBe(
       'This is a simple text response for testing.',
     );
     const live = await fetch(`http://127.0.0.1:${workerPort}/health/live`);
@@ -367,7 +317,7 @@ describe('a separate worker process (portico worker)', () => {
       connection: { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null },
       prefix: `${prefix}bull`,
     });
-    const pending = call(gateway, 'remote', apiKey, 'test_reconnection');
+    const pending = postToolCall(gateway, 'remote', apiKey, 'test_reconnection');
     // Signal only once the worker holds the job.
     const deadline = Date.now() + 3000;
     while ((await queue.getJobs(['active'])).length === 0 && Date.now() < deadline) {
@@ -376,7 +326,7 @@ describe('a separate worker process (portico worker)', () => {
     await queue.close();
     worker.kill('SIGTERM');
     const reply = await pending;
-    expect(messages(reply.text).at(-1)?.result?.content?.[0]?.text).toBe(
+    expect(rpcMessages(reply.text).at(-1)?.result?.content?.[0]?.text).toBe(
       'Reconnection test completed',
     );
     const [code] = (await once(worker, 'exit')) as [number];
@@ -460,7 +410,7 @@ describe('a worker killed mid-job', () => {
       prefix: `${prefix}bull`,
     });
     try {
-      const pending = call(gateway, 'crash', apiKey, 'test_reconnection');
+      const pending = postToolCall(gateway, 'crash', apiKey, 'test_reconnection');
       const deadline = Date.now() + 3000;
       while ((await queue.getJobs(['active'])).length === 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 10));
@@ -470,7 +420,7 @@ describe('a worker killed mid-job', () => {
       await startWorker();
       const started = Date.now();
       const reply = await pending;
-      const last = messages(reply.text).at(-1)!;
+      const last = rpcMessages(reply.text).at(-1)!;
       expect(last.result).toBeUndefined();
       expect(last.error.message).toMatch(/not idempotent, so it was not run again/);
       expect(Date.now() - started).toBeLessThan(10_000);

@@ -108,6 +108,66 @@ export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promis
   clearTimeout(timer);
 }
 
+/** What a 2026-07-28 tools/call may carry besides its name and arguments. */
+export interface ToolCallOptions {
+  readonly signal?: AbortSignal;
+  readonly progressToken?: string;
+  /** The `_meta` clientCapabilities (none by default). */
+  readonly capabilities?: Json;
+  /** More params (e.g. a retry's requestState and inputResponses). */
+  readonly params?: Json;
+}
+
+/** Posts one 2026-07-28 tools/call to the tenant endpoint `slug`; the raw answer. */
+export async function postToolCall(
+  gateway: RunningGateway,
+  slug: string,
+  apiKey: string,
+  name: string,
+  args: Record<string, unknown> = {},
+  options: ToolCallOptions = {},
+): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${gateway.mcpUrl}/${slug}`, {
+    method: 'POST',
+    signal: options.signal,
+    headers: {
+      authorization: `Bearer ${apiKey}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': MODERN,
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: {
+        name,
+        arguments: args,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': MODERN,
+          'io.modelcontextprotocol/clientCapabilities': options.capabilities ?? {},
+          ...(options.progressToken ? { progressToken: options.progressToken } : {}),
+        },
+        ...options.params,
+      },
+    }),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/** The JSON-RPC messages of a JSON or SSE response body. */
+export function rpcMessages(text: string): Json[] {
+  if (text.startsWith('{')) {
+    return [JSON.parse(text)];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('data: {'))
+    .map((line) => JSON.parse(line.slice(6)));
+}
+
 /**
  * One 2026-07-28 tools/call on the tenant endpoint `slug`; resolves to the last JSON-RPC
  * message of the answer (the result or error), or undefined when `signal` aborted it.
@@ -121,39 +181,8 @@ export async function callTool(
   signal?: AbortSignal,
 ): Promise<Json | undefined> {
   try {
-    const res = await fetch(`${gateway.mcpUrl}/${slug}`, {
-      method: 'POST',
-      signal,
-      headers: {
-        authorization: `Bearer ${apiKey}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': MODERN,
-        'mcp-method': 'tools/call',
-        'mcp-name': name,
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'tools/call',
-        params: {
-          name,
-          arguments: args,
-          _meta: {
-            'io.modelcontextprotocol/protocolVersion': MODERN,
-            'io.modelcontextprotocol/clientCapabilities': {},
-          },
-        },
-      }),
-    });
-    const text = await res.text();
-    const messages: Json[] = text.startsWith('{')
-      ? [JSON.parse(text)]
-      : text
-          .split('\n')
-          .filter((line) => line.startsWith('data: {'))
-          .map((line) => JSON.parse(line.slice(6)));
-    return messages.at(-1);
+    const { text } = await postToolCall(gateway, slug, apiKey, name, args, { signal });
+    return rpcMessages(text).at(-1);
   } catch (err) {
     if (signal?.aborted) {
       return undefined;
