@@ -128,6 +128,7 @@ export class McpUpstreamSource implements BackendSource {
     this.metrics = metrics?.backend(context.tenantSlug, context.backend.name);
     const watch = this.resilience.onCircuitChange((state) => this.metrics?.circuit(state));
     this.stopWatchingCircuit = () => watch.dispose();
+    connector.attach?.({ reconnect: () => this.connected().then(() => undefined) });
   }
 
   /**
@@ -187,8 +188,24 @@ export class McpUpstreamSource implements BackendSource {
     return () => this.listeners.delete(listener);
   }
 
+  /** Calls in flight on this backend (tools/call, prompts/get, resources/read). */
+  get inFlight(): number {
+    return this.calls.size;
+  }
+
+  /**
+   * A health probe: `ping` on the pooled client (connecting first if needed), outside the
+   * resilience policies so that a probe neither counts as traffic nor is refused by an open
+   * circuit. Rejects when the upstream does not answer within `timeoutMs`.
+   */
+  async ping(timeoutMs: number): Promise<void> {
+    const client = await this.connected();
+    await client.ping({ timeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.connector.detach?.();
     this.listeners.clear();
     this.stopWatchingCircuit();
     this.metrics?.remove();

@@ -95,6 +95,11 @@ export class RelayedCalls {
     this.calls.delete(call.token);
   }
 
+  /** How many calls are in flight. */
+  get size(): number {
+    return this.calls.size;
+  }
+
   /** The call of a token (a relay tag or a progress token). */
   get(token: unknown): RelayedCall | undefined {
     return typeof token === 'string' ? this.calls.get(token) : undefined;

@@ -42,6 +42,20 @@ export interface UpstreamConnector {
   check(): Promise<void>;
   /** A new transport, not yet started (the SDK client starts it). */
   open(): Promise<Transport>;
+  /**
+   * Called once by the source that uses this connector, with a way to (re)connect it: a
+   * connector that keeps its peer running (an eagerly started stdio child) calls it after a
+   * loss. Absent for connectors that only connect on demand.
+   */
+  attach?(source: ConnectorClient): void;
+  /** Called when the source closes: stops whatever attach() started. */
+  detach?(): void;
+}
+
+/** What a source offers its connector (see UpstreamConnector.attach). */
+export interface ConnectorClient {
+  /** Connects now unless connected or connecting; rejects when the attempt fails. */
+  reconnect(): Promise<void>;
 }
 
 /**
