@@ -40,9 +40,22 @@ export interface ToolHandler {
   call(args: JsonObject, ctx: RequestContext): MaybePromise<CallToolResult>;
 }
 
+/** Ends one claim of interest in a resource (see ResourceHandler.subscribe). Idempotent. */
+export type ResourceRelease = () => void;
+
 export interface ResourceHandler {
   readonly definition: Resource;
   read(ctx: RequestContext): MaybePromise<ReadResourceResult>;
+  /**
+   * A client subscribed to `uri`. A provider that hears of changes only when it asks for them
+   * (an upstream server) starts listening here, and publishes each change as a
+   * `resource-updated` catalog event. Resolves once it listens, or gave up trying (updates then
+   * do not come, the subscription still stands), to the release of this claim. The engine
+   * claims a URI once per subscriber (a 2025-era session, a subscriptions/listen stream) and
+   * releases it when the subscriber unsubscribes or goes away; providers count the claims.
+   * Providers that publish their changes anyway leave it out.
+   */
+  subscribe?(uri: string): MaybePromise<ResourceRelease>;
 }
 
 export interface CompletionRequest {
@@ -61,6 +74,8 @@ export interface ResourceTemplateHandler {
     ctx: RequestContext,
   ): MaybePromise<ReadResourceResult>;
   complete?(request: CompletionRequest): MaybePromise<CompleteResult['completion']>;
+  /** As ResourceHandler.subscribe, for an instance of this template. */
+  subscribe?(uri: string): MaybePromise<ResourceRelease>;
 }
 
 export interface PromptHandler {

@@ -1547,3 +1547,256 @@ describe(`${McpEngine.name} tasks`, () => {
     });
   });
 });
+
+describe(`${McpEngine.name} resource subscriptions`, () => {
+  /** Records what the engine asks of resource providers, in order. */
+  class Provider {
+    readonly log: string[] = [];
+    /** Claims waiting for `settle`; with `gated`, each claim waits. */
+    private readonly gates: (() => void)[] = [];
+
+    constructor(private readonly gated = false) {}
+
+    subscribe = (uri: string): Promise<() => void> => {
+      this.log.push(`+${uri}`);
+      const release = () => void this.log.push(`-${uri}`);
+      if (!this.gated) {
+        return Promise.resolve(release);
+      }
+      return new Promise((resolve) => this.gates.push(() => resolve(release)));
+    };
+
+    settle(): void {
+      this.gates.splice(0).forEach((open) => open());
+    }
+  }
+
+  function setup(provider = new Provider()) {
+    const catalog = new StaticCatalog({
+      resources: [
+        {
+          definition: { uri: 'up://one', name: 'one' },
+          read: () => ({ contents: [] }),
+          subscribe: provider.subscribe,
+        },
+        // Publishes its changes anyway: nothing to claim.
+        { definition: { uri: 'local://two', name: 'two' }, read: () => ({ contents: [] }) },
+      ],
+      resourceTemplates: [
+        {
+          definition: { uriTemplate: 'up://items/{id}', name: 'items' },
+          match: uriTemplateMatcher('up://items/{id}'),
+          read: () => ({ contents: [] }),
+          subscribe: provider.subscribe,
+        },
+      ],
+    });
+    const engine = new McpEngine({
+      serverInfo: { name: 'portico-spec', version: '0.0.0' },
+      catalog,
+      secret: SECRET,
+    });
+    return { engine, catalog, provider };
+  }
+
+  function openSession(engine: McpEngine) {
+    const { session } = engine.initialize(
+      {
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'c', version: '1' },
+        },
+      },
+      `session-${Math.random()}`,
+    );
+    session.initialized = true;
+    const received: JsonRpcMessage[] = [];
+    session.attachStandalone((m) => {
+      received.push(m);
+      return true;
+    });
+    engine.watchSession(session);
+    return { session, received };
+  }
+
+  let nextId = 1;
+  const request = (engine: McpEngine, session: LegacySession, method: string, uri: unknown) =>
+    engine.handleSession(
+      session,
+      classify({ jsonrpc: '2.0', id: nextId++, method, params: { uri } }),
+      sink(),
+    );
+
+  /** Lets pending promise callbacks run (claims and releases settle in a few ticks). */
+  const settled = () => new Promise((resolve) => setImmediate(resolve));
+
+  describe('2025 era (resources/subscribe)', () => {
+    it('claims a URI once per session however often it is subscribed, and releases it on unsubscribe', async () => {
+      const { engine, provider } = setup();
+      const { session } = openSession(engine);
+      expect(result(await request(engine, session, 'resources/subscribe', 'up://one'))).toEqual({});
+      expect(result(await request(engine, session, 'resources/subscribe', 'up://one'))).toEqual({});
+      expect(provider.log).toEqual(['+up://one']);
+      await request(engine, session, 'resources/unsubscribe', 'up://one');
+      await settled();
+      expect(provider.log).toEqual(['+up://one', '-up://one']);
+      // Unsubscribing again releases nothing more.
+      await request(engine, session, 'resources/unsubscribe', 'up://one');
+      await settled();
+      expect(provider.log).toEqual(['+up://one', '-up://one']);
+    });
+
+    it('answers subscribe only once the provider listens', async () => {
+      const provider = new Provider(true);
+      const { engine } = setup(provider);
+      const { session } = openSession(engine);
+      let answered = false;
+      const pending = request(engine, session, 'resources/subscribe', 'up://one').then((r) => {
+        answered = true;
+        return r;
+      });
+      await settled();
+      expect(provider.log).toEqual(['+up://one']);
+      expect(answered).toBe(false);
+      provider.settle();
+      expect(result(await pending)).toEqual({});
+    });
+
+    it('claims instances of templates, and each session separately', async () => {
+      const { engine, provider } = setup();
+      const a = openSession(engine);
+      const b = openSession(engine);
+      await request(engine, a.session, 'resources/subscribe', 'up://items/7');
+      await request(engine, b.session, 'resources/subscribe', 'up://items/7');
+      expect(provider.log).toEqual(['+up://items/7', '+up://items/7']);
+    });
+
+    it('releases every claim when the session closes, even one still being made', async () => {
+      const provider = new Provider(true);
+      const { engine } = setup(provider);
+      const { session } = openSession(engine);
+      const pending = request(engine, session, 'resources/subscribe', 'up://one');
+      await settled();
+      session.close();
+      provider.settle();
+      await pending;
+      await settled();
+      expect(provider.log).toEqual(['+up://one', '-up://one']);
+    });
+
+    it('accepts unknown URIs and URIs of providers that need no claim, as before', async () => {
+      const { engine, catalog, provider } = setup();
+      const { session, received } = openSession(engine);
+      expect(result(await request(engine, session, 'resources/subscribe', 'none://x'))).toEqual({});
+      expect(result(await request(engine, session, 'resources/subscribe', 'local://two'))).toEqual(
+        {},
+      );
+      expect(error(await request(engine, session, 'resources/subscribe', 42)).code).toBe(
+        ErrorCode.InvalidParams,
+      );
+      catalog.notify({ type: 'resource-updated', uri: 'local://two' });
+      expect(received).toHaveLength(1);
+      expect(provider.log).toEqual([]);
+    });
+
+    it('claims a URI once a provider serves it (resources-changed)', async () => {
+      const { engine, catalog, provider } = setup();
+      const { session } = openSession(engine);
+      await request(engine, session, 'resources/subscribe', 'up://later');
+      expect(provider.log).toEqual([]);
+      catalog.addResource({
+        definition: { uri: 'up://later', name: 'later' },
+        read: () => ({ contents: [] }),
+        subscribe: provider.subscribe,
+      });
+      await settled();
+      expect(provider.log).toEqual(['+up://later']);
+    });
+
+    it('claims the subscriptions a session brings along (taken over from another node)', async () => {
+      const { engine, provider } = setup();
+      const { session } = engine.initialize(
+        {
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-11-25',
+            capabilities: {},
+            clientInfo: { name: 'c', version: '1' },
+          },
+        },
+        'moved',
+      );
+      session.subscriptions.add('up://one');
+      engine.watchSession(session);
+      await settled();
+      expect(provider.log).toEqual(['+up://one']);
+      session.close();
+      await settled();
+      expect(provider.log).toEqual(['+up://one', '-up://one']);
+    });
+  });
+
+  describe('2026-07-28 (subscriptions/listen)', () => {
+    it('acknowledges once the providers listen, holding back what happens meanwhile', async () => {
+      const provider = new Provider(true);
+      const { engine, catalog } = setup(provider);
+      const out = sink();
+      const cancellation = new Cancellation();
+      const listening = engine.handleModern(
+        modern('l-1', 'subscriptions/listen', {
+          notifications: {
+            resourcesListChanged: true,
+            resourceSubscriptions: ['up://one', 'up://items/3', 'none://x'],
+          },
+        }),
+        { ...out, cancellation },
+      );
+      await settled();
+      expect(provider.log).toEqual(['+up://one', '+up://items/3']);
+      catalog.notify({ type: 'resource-updated', uri: 'up://one' });
+      expect(out.sent).toEqual([]);
+      provider.settle();
+      await settled();
+      expect(out.sent.map((m) => ('method' in m ? m.method : ''))).toEqual([
+        'notifications/subscriptions/acknowledged',
+        'notifications/resources/updated',
+      ]);
+      expect((out.sent[0] as { params: JsonObject }).params.notifications).toEqual({
+        resourcesListChanged: true,
+        resourceSubscriptions: ['up://one', 'up://items/3', 'none://x'],
+      });
+      cancellation.cancel();
+      await expect(listening).resolves.toBeUndefined();
+      await settled();
+      expect(provider.log).toEqual(['+up://one', '+up://items/3', '-up://one', '-up://items/3']);
+    });
+
+    it('ends gracefully after the acknowledgement and releases its claims', async () => {
+      const provider = new Provider(true);
+      const { engine } = setup(provider);
+      const out = sink();
+      const listening = engine.handleModern(
+        modern('l-2', 'subscriptions/listen', {
+          notifications: { resourceSubscriptions: ['up://one'] },
+        }),
+        out,
+      );
+      await settled();
+      engine.close();
+      provider.settle();
+      const final = result(await listening);
+      expect(final.resultType).toBe('complete');
+      expect(out.sent.map((m) => ('method' in m ? m.method : ''))).toEqual([
+        'notifications/subscriptions/acknowledged',
+      ]);
+      await settled();
+      expect(provider.log).toEqual(['+up://one', '-up://one']);
+    });
+  });
+});

@@ -18,6 +18,9 @@ import type {
   CatalogProvider,
   CatalogScope,
   Principal,
+  ResourceHandler,
+  ResourceRelease,
+  ResourceTemplateHandler,
   ToolHandler,
 } from './catalog';
 import { Cancellation } from './cancellation';
@@ -57,6 +60,7 @@ import {
   modernDetailedTask,
   taskContext,
   type PrepareInit,
+  type TaskWorkResumer,
   type TaskCaller,
   type TaskRecord,
   type TaskStore,
@@ -94,6 +98,10 @@ export interface EngineOptions {
   taskMaxTtlMs?: number;
   /** The polling interval suggested for tasks (default one second). */
   taskPollIntervalMs?: number;
+  /** How long a node's unrenewed lease on its running tasks lasts (default 15 s). */
+  taskLeaseMs?: number;
+  /** Takes over queued work of tasks whose node stopped (the tool-call queue). */
+  taskWork?: TaskWorkResumer;
   /** Wraps the handling of every request, both eras, every transport (tracing hooks in here). */
   observer?: RequestObserver;
 }
@@ -183,6 +191,116 @@ class ReplayBroker implements InputBroker {
   }
 }
 
+/** What serves a resource URI: its resource, or the first template it is an instance of. */
+type ResourceProvider = ResourceHandler | ResourceTemplateHandler;
+
+const NO_RELEASE: ResourceRelease = () => undefined;
+
+/** One subscriber's claim on the handler serving one URI. */
+class ResourceClaim {
+  /** Settles once the handler listens or gave up (never rejects). */
+  readonly ready: Promise<void>;
+  private release?: ResourceRelease;
+  private dropped = false;
+
+  constructor(
+    readonly handler: ResourceProvider | undefined,
+    uri: string,
+  ) {
+    this.ready = handler?.subscribe
+      ? Promise.resolve()
+          .then(() => handler.subscribe?.(uri) ?? NO_RELEASE)
+          .then(
+            (release) => {
+              if (this.dropped) {
+                release();
+              } else {
+                this.release = release;
+              }
+            },
+            // The provider reports its own failures; the subscription stands without updates.
+            () => undefined,
+          )
+      : Promise.resolve();
+  }
+
+  drop(): void {
+    this.dropped = true;
+    const release = this.release;
+    this.release = undefined;
+    release?.();
+  }
+}
+
+/**
+ * The resources one subscriber (a 2025-era session, or one subscriptions/listen stream) is
+ * subscribed to, each claimed once on the handler that serves it, so that providers which
+ * must ask for updates (upstream servers) keep asking while someone listens. URIs no handler
+ * serves stay subscribed, unclaimed: `refresh` claims them once they appear.
+ */
+class ResourceInterest {
+  private readonly claims = new Map<string, Promise<ResourceClaim>>();
+  private closed = false;
+
+  constructor(private readonly resolve: (uri: string) => Promise<ResourceProvider | undefined>) {}
+
+  /** Claims `uri` unless already claimed; settles once its handler listens or gave up. */
+  add(uri: string): Promise<void> {
+    if (this.closed) {
+      return Promise.resolve();
+    }
+    let claim = this.claims.get(uri);
+    if (!claim) {
+      claim = this.claim(uri);
+      this.claims.set(uri, claim);
+    }
+    return claim.then((c) => c.ready);
+  }
+
+  delete(uri: string): void {
+    const claim = this.claims.get(uri);
+    this.claims.delete(uri);
+    void claim?.then((c) => c.drop());
+  }
+
+  /**
+   * Claims each URI again on the handler that serves it now, then releases the old claim:
+   * a rebuilt catalog or re-read lists serve it through other handlers (or through one at last).
+   */
+  async refresh(): Promise<void> {
+    await Promise.all(
+      [...this.claims].map(async ([uri, held]) => {
+        const [previous, handler] = await Promise.all([
+          held,
+          this.resolve(uri).catch(() => undefined),
+        ]);
+        if (handler === previous.handler || this.claims.get(uri) !== held) {
+          return;
+        }
+        const next = new ResourceClaim(handler, uri);
+        this.claims.set(uri, Promise.resolve(next));
+        previous.drop();
+        await next.ready;
+      }),
+    );
+  }
+
+  /** Releases everything; later adds are ignored (the subscriber is gone). */
+  clear(): void {
+    this.closed = true;
+    for (const uri of [...this.claims.keys()]) {
+      this.delete(uri);
+    }
+  }
+
+  private claim(uri: string): Promise<ResourceClaim> {
+    return this.resolve(uri).then(
+      (handler) => new ResourceClaim(handler, uri),
+      () => new ResourceClaim(undefined, uri),
+    );
+  }
+}
+
 const VERSION_AT_LEAST = (version: string, min: string): boolean => version >= min;
 
 const LIST_METHODS = new Set([
@@ -228,6 +346,8 @@ export class McpEngine {
   private readonly stateTtlMs: number;
   private readonly listTtlMs: number;
   private readonly listeners = new Set<() => void>();
+  /** The resources each live 2025-era session subscribed to, claimed on their handlers. */
+  private readonly sessionInterest = new WeakMap<LegacySession, ResourceInterest>();
   private closing = false;
   /** Tool calls running as tasks, and the task methods of both eras. */
   private readonly tasks: TaskManager;
@@ -248,6 +368,8 @@ export class McpEngine {
       ttlMs: options.taskTtlMs,
       maxTtlMs: options.taskMaxTtlMs,
       pollIntervalMs: options.taskPollIntervalMs,
+      leaseMs: options.taskLeaseMs,
+      work: options.taskWork,
     });
   }
 
@@ -735,15 +857,41 @@ export class McpEngine {
     }
     const subscriptionId = request.id;
     const tag = { [META.subscriptionId]: subscriptionId };
-    const send = (method: string, params: JsonObject): void => {
+    const emit = (method: string, params: JsonObject): void => {
       void Promise.resolve(
         io.outbound.send({ jsonrpc: '2.0', method, params: { ...params, _meta: tag } }),
       ).catch(() => undefined);
     };
-    send('notifications/subscriptions/acknowledged', { notifications: agreed });
+    // The acknowledgement waits until the providers of the URIs listen, so that every update
+    // after it arrives; whatever happens meanwhile is held back and follows it, in order.
+    const interest = new ResourceInterest((uri) =>
+      this.findResource(uri, { principal: io.principal }),
+    );
+    let held: (() => void)[] | undefined = uris.length > 0 ? [] : undefined;
+    const send = (method: string, params: JsonObject): void => {
+      if (held) {
+        held.push(() => emit(method, params));
+      } else {
+        emit(method, params);
+      }
+    };
+    const acknowledged = held
+      ? Promise.all(uris.map((uri) => interest.add(uri))).then(() => {
+          emit('notifications/subscriptions/acknowledged', { notifications: agreed });
+          const pending = held ?? [];
+          held = undefined;
+          pending.forEach((flush) => flush());
+        })
+      : undefined;
+    if (!acknowledged) {
+      emit('notifications/subscriptions/acknowledged', { notifications: agreed });
+    }
     const watched = new Set(uris);
     return new Promise<JsonObject | undefined>((resolve) => {
       const onEvent = (event: CatalogEvent): void => {
+        if (event.type === 'resources-changed' && watched.size > 0) {
+          void interest.refresh();
+        }
         switch (event.type) {
           case 'tools-changed':
             if (agreed.toolsListChanged) {
@@ -777,16 +925,17 @@ export class McpEngine {
       );
       const finish = (graceful: boolean): void => {
         unwatch();
+        interest.clear();
         for (const unwatchTask of unwatchTasks) {
           unwatchTask();
         }
         this.listeners.delete(onClose);
         undoCancel();
-        resolve(
-          graceful
-            ? { resultType: 'complete', _meta: { ...this.serverInfoMeta, ...tag } }
-            : undefined,
-        );
+        const result: JsonObject | undefined = graceful
+          ? { resultType: 'complete', _meta: { ...this.serverInfoMeta, ...tag } }
+          : undefined;
+        // A graceful end still comes after the acknowledgement.
+        resolve(acknowledged && graceful ? acknowledged.then(() => result) : result);
       };
       let undoCancel = (): void => undefined;
       const onClose = (): void => finish(true);
@@ -1034,10 +1183,13 @@ export class McpEngine {
         if (typeof params.uri !== 'string') {
           throw McpError.invalidParams('uri must be a string');
         }
+        // Answered once the URI's provider listens, so that updates from then on arrive.
         if (method === 'resources/subscribe') {
           session.subscriptions.add(params.uri);
+          await this.interestOf(session).add(params.uri);
         } else {
           session.subscriptions.delete(params.uri);
+          this.interestOf(session).delete(params.uri);
         }
         return {};
       }
@@ -1226,10 +1378,20 @@ export class McpEngine {
     }
   }
 
-  /** Wires a session to catalog change events; returns the unsubscribe function. */
+  /**
+   * Wires a session to catalog change events; returns the unsubscribe function. The
+   * subscriptions a session already holds (taken over from another node) are claimed here.
+   */
   watchSession(session: LegacySession): () => void {
+    const interest = this.interestOf(session);
+    for (const uri of session.subscriptions) {
+      void interest.add(uri);
+    }
     const unwatch = this.catalog.watch(
       (event) => {
+        if (event.type === 'resources-changed') {
+          void interest.refresh();
+        }
         if (!session.initialized || session.closed) {
           return;
         }
@@ -1256,6 +1418,39 @@ export class McpEngine {
     );
     session.onClose(unwatch);
     return unwatch;
+  }
+
+  /** The session's claims on resource handlers, released when it closes. */
+  private interestOf(session: LegacySession): ResourceInterest {
+    let interest = this.sessionInterest.get(session);
+    if (!interest) {
+      const scope: CatalogScope = { principal: session.principal };
+      interest = new ResourceInterest((uri) => this.findResource(uri, scope));
+      this.sessionInterest.set(session, interest);
+      if (session.closed) {
+        interest.clear();
+      } else {
+        session.onClose(() => interest?.clear());
+      }
+    }
+    return interest;
+  }
+
+  /** The handler serving `uri` in `scope`: its resource, else the first template matching it. */
+  private async findResource(
+    uri: string,
+    scope: CatalogScope,
+  ): Promise<ResourceProvider | undefined> {
+    const resource = await this.catalog.getResource(uri, scope);
+    if (resource) {
+      return resource;
+    }
+    for (const template of await this.catalog.listResourceTemplates(scope)) {
+      if (template.match(uri)) {
+        return template;
+      }
+    }
+    return undefined;
   }
 
   // ---------------------------------------------------------------------------------------

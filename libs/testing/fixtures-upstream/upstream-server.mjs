@@ -15,6 +15,16 @@
 // of its calls run now and at most at once (`running`, `maxRunning`), and the `label` argument
 // of each call in the order they started (`started`).
 // The resource template fixture://missing/{id} answers every read with resource-not-found.
+//
+// Resource subscriptions: `touch` {uri} announces that a resource changed (on the
+// subscriptions/listen streams of 2026-07-28 clients; over stdio, to the session if it
+// subscribed), and `subscriptions` answers `{pid, uris}`: this process and the URIs some client
+// is subscribed to now (open listen streams over HTTP, resources/subscribe over stdio).
+//
+//   node libs/testing/fixtures-upstream/upstream-server.mjs --stdio
+// serves the same catalog over stdio as a 2025-era server (one session per process, as an
+// SDK server wired by hand serves it: server/discover is unknown, so clients fall back to
+// initialize) with resources/subscribe and resources/unsubscribe.
 import { createServer } from 'node:http';
 import {
   McpServer,
@@ -23,9 +33,13 @@ import {
   createMcpHandler,
   fromJsonSchema,
 } from '@modelcontextprotocol/server';
+import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 
 const HOST = '127.0.0.1';
-const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
+const STDIO = process.argv.includes('--stdio');
+const port = Number(
+  process.argv.slice(2).find((arg) => !arg.startsWith('--')) ?? process.env.PORT ?? 0,
+);
 const stats = { slowStarted: 0, slowCancelled: 0, slowFinished: 0, toolCalls: [], attempts: {} };
 const FAILING_TOOLS = new Set(['flaky', 'flaky_write']);
 const tracked = {};
@@ -33,17 +47,56 @@ stats.tracked = tracked;
 // Flipped by the `toggle_extra` tool: whether the `extra` tool exists (list_changed tests).
 let extraTool = false;
 
+// Over HTTP: the resourceSubscriptions of each open subscriptions/listen stream. Over stdio:
+// the URIs the session subscribed to.
+const listens = new Set();
+const subscribed = new Set();
+const subscribedUris = () =>
+  [...new Set([...subscribed, ...[...listens].flatMap((listen) => listen.uris)])].sort();
+// The one server instance of a stdio process (HTTP builds one per request).
+let stdioServer;
+
 const object = (properties, required = Object.keys(properties)) =>
   fromJsonSchema({ type: 'object', properties, required });
 const text = (value) => ({ content: [{ type: 'text', text: value }] });
 
-const handler = createMcpHandler((ctx) => {
+/** Tells clients what changed: listen streams over HTTP, the session over stdio. */
+const notify = {
+  toolsChanged() {
+    if (STDIO) {
+      void stdioServer?.server.sendToolListChanged().catch(() => undefined);
+    } else {
+      handler.notify.toolsChanged();
+    }
+  },
+  resourceUpdated(uri) {
+    if (!STDIO) {
+      handler.notify.resourceUpdated(uri);
+    } else if (subscribed.has(uri)) {
+      void stdioServer?.server.sendResourceUpdated({ uri }).catch(() => undefined);
+    }
+  },
+};
+
+function buildServer(ctx) {
   // The factory runs per request, so the header is the one this very request carried.
   const authorization = ctx.requestInfo?.headers.get('authorization') ?? '';
+  // A stateless 2025-era request (HTTP) could never hear of an update: no subscriptions there.
+  const subscribe = STDIO || ctx.era === 'modern';
   const server = new McpServer(
     { name: 'fixture-upstream', version: '1.0.0' },
-    { capabilities: { tools: {}, resources: {}, prompts: {} } },
+    { capabilities: { tools: {}, resources: subscribe ? { subscribe: true } : {}, prompts: {} } },
   );
+  if (STDIO) {
+    server.server.setRequestHandler('resources/subscribe', async (request) => {
+      subscribed.add(request.params.uri);
+      return {};
+    });
+    server.server.setRequestHandler('resources/unsubscribe', async (request) => {
+      subscribed.delete(request.params.uri);
+      return {};
+    });
+  }
   server.registerTool(
     'echo',
     { description: 'Echoes the message', inputSchema: object({ message: { type: 'string' } }) },
@@ -141,9 +194,25 @@ const handler = createMcpHandler((ctx) => {
     { description: 'Adds or removes the tool `extra`', inputSchema: object({}) },
     async () => {
       extraTool = !extraTool;
-      handler.notify.toolsChanged();
+      notify.toolsChanged();
       return text(extraTool ? 'added' : 'removed');
     },
+  );
+  server.registerTool(
+    'touch',
+    {
+      description: 'Announces that a resource changed',
+      inputSchema: object({ uri: { type: 'string' } }),
+    },
+    async ({ uri }) => {
+      notify.resourceUpdated(uri);
+      return text(`touched ${uri}`);
+    },
+  );
+  server.registerTool(
+    'subscriptions',
+    { description: 'This process and the URIs clients are subscribed to', inputSchema: object({}) },
+    async () => text(JSON.stringify({ pid: process.pid, uris: subscribedUris() })),
   );
   if (extraTool) {
     server.registerTool(
@@ -178,7 +247,9 @@ const handler = createMcpHandler((ctx) => {
     }),
   );
   return server;
-});
+}
+
+const handler = STDIO ? undefined : createMcpHandler(buildServer);
 
 function readBody(req) {
   return new Promise((resolve, reject) => {
@@ -200,6 +271,23 @@ function toHeaders(nodeHeaders) {
     }
   }
   return headers;
+}
+
+/** Counts the URIs of a subscriptions/listen request for as long as its stream is open. */
+function recordListen(raw, res) {
+  let message;
+  try {
+    message = raw ? JSON.parse(raw) : undefined;
+  } catch {
+    return;
+  }
+  if (message?.method !== 'subscriptions/listen') {
+    return;
+  }
+  const requested = message.params?.notifications?.resourceSubscriptions;
+  const listen = { uris: Array.isArray(requested) ? requested.map(String) : [] };
+  listens.add(listen);
+  res.on('close', () => listens.delete(listen));
 }
 
 function recordToolCall(headers, raw) {
@@ -250,53 +338,65 @@ function misbehave(raw, req, res) {
   return false;
 }
 
-const http = createServer(async (req, res) => {
-  if (req.method === 'GET' && req.url === '/stats') {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(stats));
-    return;
-  }
-  // A client that goes away aborts the web Request, which the SDK turns into mcpReq.signal.
-  const abort = new AbortController();
-  res.on('close', () => {
-    if (!res.writableFinished) {
-      abort.abort();
-    }
-  });
-  try {
-    const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE';
-    const raw = hasBody ? await readBody(req) : undefined;
-    recordToolCall(req.headers, raw);
-    if (misbehave(raw, req, res)) {
-      return;
-    }
-    const request = new Request(`http://${req.headers.host ?? HOST}${req.url}`, {
-      method: req.method,
-      headers: toHeaders(req.headers),
-      body: raw,
-      signal: abort.signal,
+const http = STDIO
+  ? undefined
+  : createServer(async (req, res) => {
+      if (req.method === 'GET' && req.url === '/stats') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(stats));
+        return;
+      }
+      // A client that goes away aborts the web Request, which the SDK turns into mcpReq.signal.
+      const abort = new AbortController();
+      res.on('close', () => {
+        if (!res.writableFinished) {
+          abort.abort();
+        }
+      });
+      try {
+        const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE';
+        const raw = hasBody ? await readBody(req) : undefined;
+        recordToolCall(req.headers, raw);
+        recordListen(raw, res);
+        if (misbehave(raw, req, res)) {
+          return;
+        }
+        const request = new Request(`http://${req.headers.host ?? HOST}${req.url}`, {
+          method: req.method,
+          headers: toHeaders(req.headers),
+          body: raw,
+          signal: abort.signal,
+        });
+        const response = await handler.fetch(request);
+        res.writeHead(response.status, Object.fromEntries(response.headers));
+        if (!response.body) {
+          res.end();
+          return;
+        }
+        for await (const chunk of response.body) {
+          res.write(chunk);
+        }
+        res.end();
+      } catch (err) {
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': 'application/json' });
+        }
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: null,
+            error: { code: -32603, message: String(err) },
+          }),
+        );
+      }
     });
-    const response = await handler.fetch(request);
-    res.writeHead(response.status, Object.fromEntries(response.headers));
-    if (!response.body) {
-      res.end();
-      return;
-    }
-    for await (const chunk of response.body) {
-      res.write(chunk);
-    }
-    res.end();
-  } catch (err) {
-    if (!res.headersSent) {
-      res.writeHead(500, { 'content-type': 'application/json' });
-    }
-    res.end(
-      JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32603, message: String(err) } }),
-    );
-  }
-});
 
-http.listen(port, HOST, () => {
-  process.stdout.write(`READY ${http.address().port}\n`);
-});
+if (STDIO) {
+  stdioServer = buildServer({ era: 'legacy' });
+  await stdioServer.connect(new StdioServerTransport());
+} else {
+  http.listen(port, HOST, () => {
+    process.stdout.write(`READY ${http.address().port}\n`);
+  });
+}
 process.on('SIGTERM', () => process.exit(0));

@@ -43,6 +43,7 @@ import {
 } from './upstream-resilience';
 import type { UpstreamSettings } from './upstream-settings';
 import { traceUpstream } from './upstream-tracing';
+import { UpstreamSubscriptions } from './upstream-subscriptions';
 import type { UpstreamConnector } from './upstream-transports';
 
 const CLIENT_INFO = { name: 'portico-gateway', version: '0.1.0' };
@@ -91,7 +92,9 @@ interface Lists {
  * resilience policies and comes back as a result or an McpError. What the upstream sends
  * while it serves a call (progress, logs, input requests or input_required rounds) is relayed
  * to the client that made the call, in that client's era (see exchange() and upstream-relay);
- * completions are asked of the upstream.
+ * completions are asked of the upstream. Clients' resource subscriptions are passed upstream,
+ * counted per URI (see upstream-subscriptions), and the upstream's resource updates reach
+ * this source's watchers.
  */
 export class McpUpstreamSource implements BackendSource {
   private readonly logger = new Logger(McpUpstreamSource.name);
@@ -110,6 +113,8 @@ export class McpUpstreamSource implements BackendSource {
   private client?: Promise<Client>;
   /** Calls in flight, to which the upstream's logs and input requests are relayed. */
   private readonly calls = new RelayedCalls();
+  /** Clients' interest in resources, and the upstream subscription serving it. */
+  private readonly subscriptions: UpstreamSubscriptions;
   /** Whether a client was ever connected: a later connect is a reconnect, so lists are re-read. */
   private connectedOnce = false;
   /** Set by a reconnect: the next successful request re-reads the lists. */
@@ -120,7 +125,7 @@ export class McpUpstreamSource implements BackendSource {
     private readonly context: BackendContext,
     private readonly settings: UpstreamSettings,
     private readonly connector: UpstreamConnector,
-    metrics?: GatewayMetrics,
+    metrics?: Pick<GatewayMetrics, 'backend'>,
     private readonly tracing?: Tracing,
   ) {
     this.resilience = new UpstreamResilience(settings);
@@ -128,6 +133,11 @@ export class McpUpstreamSource implements BackendSource {
     this.metrics = metrics?.backend(context.tenantSlug, context.backend.name);
     const watch = this.resilience.onCircuitChange((state) => this.metrics?.circuit(state));
     this.stopWatchingCircuit = () => watch.dispose();
+    this.subscriptions = new UpstreamSubscriptions({
+      label: this.label,
+      timeoutMs: settings.timeoutMs,
+      connect: () => this.connected(),
+    });
     connector.attach?.({ reconnect: () => this.connected().then(() => undefined) });
   }
 
@@ -140,7 +150,7 @@ export class McpUpstreamSource implements BackendSource {
     context: BackendContext,
     settings: UpstreamSettings,
     connector: UpstreamConnector,
-    metrics?: GatewayMetrics,
+    metrics?: Pick<GatewayMetrics, 'backend'>,
     tracing?: Tracing,
   ): Promise<McpUpstreamSource> {
     // Refused targets fail here, plainly, before any policy counts them as outages.
@@ -200,11 +210,19 @@ export class McpUpstreamSource implements BackendSource {
    */
   async ping(timeoutMs: number): Promise<void> {
     const client = await this.connected();
-    await client.ping({ timeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
+    const options = { timeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) };
+    // 2026-07-28 has no ping (the SDK refuses it locally): server/discover is its probe.
+    await (client.getProtocolEra() === 'modern' ? client.discover(options) : client.ping(options));
+  }
+
+  /** The URIs this node's clients are subscribed to on this backend. */
+  get subscribedUris(): string[] {
+    return this.subscriptions.uris;
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.subscriptions.close();
     this.connector.detach?.();
     this.listeners.clear();
     this.stopWatchingCircuit();
@@ -356,6 +374,7 @@ export class McpUpstreamSource implements BackendSource {
     return {
       definition: resource,
       read: (ctx: RequestContext) => this.read(resource.uri, ctx),
+      subscribe: (uri: string) => this.subscriptions.claim(uri),
     };
   }
 
@@ -367,6 +386,7 @@ export class McpUpstreamSource implements BackendSource {
         this.read(uri, ctx),
       complete: (request) =>
         this.complete({ type: 'ref/resource', uri: template.uriTemplate }, request),
+      subscribe: (uri: string) => this.subscriptions.claim(uri),
     };
   }
 
@@ -515,6 +535,19 @@ export class McpUpstreamSource implements BackendSource {
     }
     const logger = typeof message.logger === 'string' ? message.logger : undefined;
     void call.ctx.log(message.level, message.data, logger).catch(() => undefined);
+  }
+
+  /**
+   * A resource update of the upstream (on a subscriptions/listen stream, or unsolicited from a
+   * 2025-era upstream), passed to the watchers: the engine tells the subscribed clients.
+   */
+  private relayUpdate(params: unknown): void {
+    const uri = (params as { uri?: unknown } | undefined)?.uri;
+    if (this.closed || typeof uri !== 'string') {
+      return;
+    }
+    const event: CatalogEvent = { type: 'resource-updated', uri };
+    this.listeners.forEach((listener) => listener(event));
   }
 
   /** See `traceUpstream`: a CLIENT span, and the trace context for the request's `_meta`. */
@@ -692,6 +725,9 @@ export class McpUpstreamSource implements BackendSource {
     client.setNotificationHandler('notifications/message', (notification) =>
       this.relayLog(notification.params),
     );
+    client.setNotificationHandler('notifications/resources/updated', (notification) =>
+      this.relayUpdate(notification.params),
+    );
     try {
       await client.connect(transport, { timeout: this.settings.timeoutMs });
       if (client.getProtocolEra() !== 'modern' && offers(client, 'logging')) {
@@ -709,7 +745,11 @@ export class McpUpstreamSource implements BackendSource {
       throw err;
     }
     client.onclose = () => {
-      if (!this.closed) {
+      if (this.closed) {
+        // Our own close: nothing to say.
+      } else if (this.connector.closedOnPurpose?.(transport)) {
+        this.logger.debug(`${this.label}: stopped while idle; started again on the next request`);
+      } else {
         // For stdio the process is gone: the next request starts a new one.
         this.logger.warn(`${this.label}: connection closed; reconnecting on the next request`);
       }
@@ -723,6 +763,8 @@ export class McpUpstreamSource implements BackendSource {
       await client.close();
       throw new BackendClosedError();
     }
+    // A new upstream session (or process) knows nothing of earlier subscriptions.
+    this.subscriptions.attach(client);
     return client;
   }
 
@@ -740,6 +782,7 @@ export class McpUpstreamSource implements BackendSource {
       this.client = undefined;
     }
     if (client) {
+      this.subscriptions.detach(client);
       client.onclose = undefined;
       await client.close().catch(() => undefined);
     }
