@@ -68,6 +68,8 @@ export const CONFIG_SCHEMA = {
     TASK_MAX_TTL_MS: { type: 'integer', minimum: 1000, maximum: 2592000000, default: 86400000 },
     /** The polling interval suggested to clients for tasks. */
     TASK_POLL_INTERVAL_MS: { type: 'integer', minimum: 10, maximum: 3600000, default: 1000 },
+    /** A node that stops renewing its lease on a running task this long is presumed gone. */
+    TASK_LEASE_MS: { type: 'integer', minimum: 300, maximum: 3600000, default: 15000 },
     /** Key material for sealing requestState and cursors; every node of a cluster needs the same. */
     PORTICO_SECRET: { type: 'string', minLength: 32 },
     PAGE_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
@@ -132,6 +134,8 @@ export const CONFIG_SCHEMA = {
     WORKER_LOCK_MS: { type: 'integer', minimum: 500, default: 30000 },
     /** Queued tool calls one worker process runs at once. */
     WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1000, default: 16 },
+    /** A queued job waiting this long moves one priority step forward (0: strict priorities). */
+    QUEUE_PRIORITY_AGEING_MS: { type: 'integer', minimum: 0, default: 5000 },
     /** Audit events are written in batches, off the request path. */
     AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, default: 500 },
     AUDIT_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
@@ -146,6 +150,11 @@ export const CONFIG_SCHEMA = {
      * such a backend runs a command of its own; only platform admins may create one.
      */
     UPSTREAM_STDIO_ENABLED: { type: 'boolean', default: false },
+    /**
+     * Live `mcp-stdio` child processes on this gateway, all tenants together. At the bound an
+     * idle on-demand child of another backend is stopped to make room, else the start fails.
+     */
+    UPSTREAM_STDIO_MAX_CHILDREN: { type: 'integer', minimum: 1, maximum: 10000, default: 32 },
     /** Extra dotted paths (comma-separated) whose values logs show as "[redacted]". */
     LOG_REDACT_PATHS: { type: 'string', default: '' },
     /** The operators' live page at /dashboard (admin credentials required). */

@@ -41,6 +41,8 @@ export interface PorticoConfig {
     taskMaxTtlMs: number;
     /** The polling interval suggested to task clients. */
     taskPollIntervalMs: number;
+    /** How long a node's unrenewed lease on its running tasks lasts. */
+    taskLeaseMs: number;
     pageSize: number;
     secret: Buffer;
     /** True when the secret was generated at boot (single node only). */
@@ -73,7 +75,14 @@ export interface PorticoConfig {
   stdioApiKey?: string;
   audit: { flushMs: number; batchSize: number };
   healthCheckTimeoutMs: number;
-  worker: { embedded: boolean; concurrency: number; port: number; lockMs: number };
+  worker: {
+    embedded: boolean;
+    concurrency: number;
+    port: number;
+    lockMs: number;
+    /** How long a queued job waits before each step forward in priority (0: off). */
+    priorityAgeingMs: number;
+  };
   log: {
     level: string;
     pretty: boolean;
@@ -81,7 +90,7 @@ export interface PorticoConfig {
     redactPaths: readonly string[];
   };
   dashboard: { enabled: boolean };
-  upstream: { stdioEnabled: boolean };
+  upstream: { stdioEnabled: boolean; stdioMaxChildren: number };
   tracing: {
     /** Whether spans are recorded and exported at all (off: no tracing cost). */
     enabled: boolean;
@@ -211,6 +220,7 @@ export function loadConfig(
       taskTtlMs: v.TASK_TTL_MS,
       taskMaxTtlMs: Math.max(v.TASK_MAX_TTL_MS, v.TASK_TTL_MS),
       taskPollIntervalMs: v.TASK_POLL_INTERVAL_MS,
+      taskLeaseMs: v.TASK_LEASE_MS,
       pageSize: v.PAGE_SIZE,
       secret: secretText ? Buffer.from(secretText, 'utf8') : randomBytes(32),
       secretGenerated: !secretText,
@@ -244,6 +254,7 @@ export function loadConfig(
       concurrency: v.WORKER_CONCURRENCY,
       port: v.WORKER_PORT,
       lockMs: v.WORKER_LOCK_MS,
+      priorityAgeingMs: v.QUEUE_PRIORITY_AGEING_MS,
     },
     log: {
       level: v.LOG_LEVEL,
@@ -251,7 +262,10 @@ export function loadConfig(
       redactPaths: list(v.LOG_REDACT_PATHS),
     },
     dashboard: { enabled: v.DASHBOARD_ENABLED },
-    upstream: { stdioEnabled: v.UPSTREAM_STDIO_ENABLED },
+    upstream: {
+      stdioEnabled: v.UPSTREAM_STDIO_ENABLED,
+      stdioMaxChildren: v.UPSTREAM_STDIO_MAX_CHILDREN,
+    },
     tracing: {
       enabled: !v.OTEL_SDK_DISABLED && v.OTEL_TRACES_EXPORTER !== 'none',
       protocol: v.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? v.OTEL_EXPORTER_OTLP_PROTOCOL,

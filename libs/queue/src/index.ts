@@ -3,3 +3,4 @@ export * from './tool-call.queue';
 export * from './tool-job';
 export * from './tool-job.errors';
 export * from './queue.module';
+export * from './priority-ageing';

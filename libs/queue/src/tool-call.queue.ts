@@ -15,6 +15,8 @@ import {
   WorkerJobOutcome,
 } from '@portico/observability';
 import {
+  attachTaskWork,
+  type Cancellation,
   type CreateMessageResult,
   type ElicitResult,
   ErrorCode,
@@ -24,10 +26,14 @@ import {
   type JsonObject,
   type ListRootsResult,
   McpError,
+  NODE_STOPPED_MESSAGE,
   RequestContext,
+  type TaskWorkRef,
+  type TaskWorkResumer,
   ToolHandler,
 } from '@portico/mcp-protocol';
 import type { RetrySettings } from './execution-settings';
+import { PriorityAgeing } from './priority-ageing';
 import { TenantJobSlots } from './tenant-job-slots';
 import { ToolJobError } from './tool-job.errors';
 import {
@@ -38,6 +44,7 @@ import {
   TOOL_CALL_CANCEL_CHANNEL,
   TOOL_CALL_JOB,
   TOOL_CALL_QUEUE,
+  TOOL_CALL_WORK,
   toolJobId,
   ToolJobData,
   ToolJobProgress,
@@ -55,6 +62,12 @@ const MCP_ERROR_PREFIX = 'mcp-error:';
 
 /** How long failed jobs are kept for inspection (admin API) before BullMQ drops them. */
 export const FAILED_JOB_RETENTION_S = 24 * 3600;
+
+/**
+ * How long a completed job of a task is kept: long enough that a node taking the task over
+ * after its node stopped still finds the result (other jobs' results are read at once).
+ */
+const TASK_JOB_RETENTION_S = 3600;
 
 /** How long an admin operation waits for Redis before answering that the queue is unavailable. */
 const ADMIN_READY_MS = 2000;
@@ -114,9 +127,13 @@ class JobStopped extends Error {
  * result, relaying progress and forwarding cancellation; the worker side (`startWorker`, in a
  * worker process or embedded in the gateway) runs jobs with the registry's own handlers.
  * Queue, job and channel names live in tool-job.ts, nowhere else.
+ *
+ * A call running as a task records its job in the task (attachTaskWork): if the gateway node
+ * waiting for the job stops, the node that takes the task over waits for the job instead
+ * (`resume`).
  */
 @Injectable()
-export class ToolCallQueue implements OnApplicationShutdown {
+export class ToolCallQueue implements OnApplicationShutdown, TaskWorkResumer {
   private readonly logger = new Logger(ToolCallQueue.name);
   private readonly prefix: string;
   private readonly url: string;
@@ -144,6 +161,10 @@ export class ToolCallQueue implements OnApplicationShutdown {
   private jobMetrics?: QueueWorkerMetrics;
 
   private readonly graceMs: number;
+  /** How long a job waits per step forward in priority (0: strict priorities). */
+  private readonly priorityAgeingMs: number;
+  /** The ageing sweeper, on nodes that consume. */
+  private ageing?: PriorityAgeing;
   private stopping = false;
   /** Every Redis connection this node opened, dropped at shutdown. */
   private readonly clients: Redis[] = [];
@@ -154,6 +175,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
     private readonly tracing?: Tracing,
   ) {
     this.graceMs = config.values.shutdownGraceMs;
+    this.priorityAgeingMs = config.values.worker.priorityAgeingMs;
     const redis = config.values.redis;
     if (!redis) {
       throw new Error('ToolCallQueue needs REDIS_URL');
@@ -332,13 +354,18 @@ export class ToolCallQueue implements OnApplicationShutdown {
     const onAbort = () => void this.cancel(jobId);
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     try {
+      // Recorded before the job exists: a node that takes the task over never misses its job.
+      // Unrecorded (task store unreachable), the call still runs; only a takeover is lost.
+      const ofTask = await attachTaskWork(ctx, { kind: TOOL_CALL_WORK, id: jobId }).catch(
+        () => false,
+      );
       const retry = data.idempotent ? options.retry : undefined;
       await queue.add(TOOL_CALL_JOB, data, {
         jobId,
         ...(options.priority !== undefined && { priority: options.priority }),
         attempts: retry?.attempts ?? 1,
         ...(retry && { backoff: { type: 'exponential', delay: retry.backoffMs } }),
-        removeOnComplete: { age: 60, count: 1000 },
+        removeOnComplete: ofTask ? { age: TASK_JOB_RETENTION_S } : { age: 60, count: 1000 },
         // Failed jobs stay for inspection (and retry or discard through the admin API).
         removeOnFail: { age: FAILED_JOB_RETENTION_S },
       });
@@ -351,6 +378,63 @@ export class ToolCallQueue implements OnApplicationShutdown {
       waiter.dispose();
       ctx.signal.removeEventListener('abort', onAbort);
       this.watchers.delete(jobId);
+      if (this.waiters.get(jobId) === waiter) {
+        this.waiters.delete(jobId);
+      }
+    }
+  }
+
+  /**
+   * Waits for the job of a task whose gateway node stopped (TaskWorkResumer): its result, or its
+   * error as the node that queued it would have reported it. Cancelling the task cancels the job.
+   */
+  resume(work: TaskWorkRef, cancellation: Cancellation): Promise<JsonObject> | undefined {
+    if (work.kind !== TOOL_CALL_WORK || this.stopping) {
+      return undefined;
+    }
+    return this.adopt(work.id, cancellation);
+  }
+
+  private async adopt(jobId: string, cancellation: Cancellation): Promise<JsonObject> {
+    await this.producer();
+    // Waiting before the job is read: an event of it finishing meanwhile still settles this.
+    const waiter = new JobWaiter();
+    this.waiters.set(jobId, waiter);
+    const undoCancel = cancellation.onCancel(() => void this.cancel(jobId));
+    try {
+      const job = await this.jobsQueue().getJob(jobId);
+      if (!job) {
+        throw new McpError(
+          ErrorCode.InternalError,
+          `${NODE_STOPPED_MESSAGE}, and its queued job is gone (never queued, or its result expired)`,
+        );
+      }
+      const state = await job.getState();
+      if (state === 'completed') {
+        waiter.settle(job.returnvalue);
+      } else if (state === 'failed') {
+        waiter.fail(new Error(job.failedReason));
+      } else {
+        // The worker fails the job at its deadline; past that (and a lock's time), stop waiting.
+        waiter.limit(Math.max(1, job.data.deadline - Date.now()) + this.leaseMs);
+      }
+      let result: ToolJobResult;
+      try {
+        result = await waiter.result;
+      } catch (err) {
+        throw toMcpError(err, job.data);
+      }
+      if (needsInput(result)) {
+        throw new McpError(
+          ErrorCode.InternalError,
+          `${job.data.tool} asked for client input after the gateway node running the task ` +
+            'stopped; call the tool again',
+        );
+      }
+      return result;
+    } finally {
+      undoCancel();
+      waiter.dispose();
       if (this.waiters.get(jobId) === waiter) {
         this.waiters.delete(jobId);
       }
@@ -433,6 +517,13 @@ export class ToolCallQueue implements OnApplicationShutdown {
       },
     );
     this.worker.on('error', (err) => this.logger.warn(`Worker: ${err.message}`));
+    if (this.priorityAgeingMs > 0) {
+      // Every consuming node runs the sweeper; a Redis lock lets one sweep at a time.
+      this.ageing = new PriorityAgeing(this.jobsQueue(), this.connection(), this.keyPrefix, {
+        ageingMs: this.priorityAgeingMs,
+      });
+      this.ageing.start();
+    }
   }
 
   /**
@@ -749,6 +840,7 @@ export class ToolCallQueue implements OnApplicationShutdown {
    */
   async onApplicationShutdown(): Promise<void> {
     this.stopping = true;
+    await within(this.ageing?.stop(), 1000);
     for (const waiter of this.waiters.values()) {
       waiter.fail(new Error('The gateway is shutting down'));
     }
@@ -784,13 +876,23 @@ class JobWaiter {
   readonly result: Promise<ToolJobResult>;
   settle!: (result: ToolJobResult) => void;
   fail!: (err: Error) => void;
-  private readonly timer: NodeJS.Timeout;
+  private timer?: NodeJS.Timeout;
 
-  constructor(ttlMs: number) {
+  /** Without `ttlMs`, the wait is unbounded until `limit` bounds it. */
+  constructor(ttlMs?: number) {
     this.result = new Promise<ToolJobResult>((resolve, reject) => {
       this.settle = resolve;
       this.fail = reject;
     });
+    // Settled by a read rather than awaited yet: no unhandled rejection meanwhile.
+    this.result.catch(() => undefined);
+    if (ttlMs !== undefined) {
+      this.limit(ttlMs);
+    }
+  }
+
+  limit(ttlMs: number): void {
+    clearTimeout(this.timer);
     this.timer = setTimeout(
       () => this.fail(new Error(`Job wait timed out: no result after ${ttlMs} ms`)),
       ttlMs,

@@ -10,6 +10,8 @@ import type {
 /** The one queue tool calls go through, and its one job name (handled in exactly one place). */
 export const TOOL_CALL_QUEUE = 'tool-calls';
 export const TOOL_CALL_JOB = 'tools.call';
+/** The kind of TaskWorkRef a queued call of a task records; its id is the job id. */
+export const TOOL_CALL_WORK = 'tool-call-job';
 /** Redis pub/sub channel (under the key prefix) on which cancellations reach running jobs. */
 export const TOOL_CALL_CANCEL_CHANNEL = 'tool-calls:cancel';
 
@@ -19,6 +21,11 @@ export const TOOL_CALL_CANCEL_CHANNEL = 'tool-calls:cancel';
  */
 export function runningJobsKey(keyPrefix: string, tenantId: string): string {
   return `${keyPrefix}tool-calls:running:${tenantId}`;
+}
+
+/** The Redis key (under the key prefix) of the lock that lets one priority-ageing sweep run. */
+export function priorityAgeingLockKey(keyPrefix: string): string {
+  return `${keyPrefix}tool-calls:ageing-lock`;
 }
 
 /** Who called, as the worker needs it to reach the same tenant catalog. */

@@ -2,6 +2,7 @@ import { Module, OnModuleDestroy } from '@nestjs/common';
 import { ConfigService, PORTICO_VERSION, type PorticoConfig } from '@portico/config';
 import { CatalogProvider, McpEngine, MemoryTaskStore, type TaskStore } from '@portico/mcp-protocol';
 import { McpRequestTracer } from '@portico/observability';
+import { ToolCallQueue } from '@portico/queue';
 import { RedisTaskStore } from '@portico/session';
 import { CATALOG_PROVIDER } from './catalog.module';
 
@@ -16,11 +17,17 @@ export const SERVER_INFO = {
   providers: [
     {
       provide: McpEngine,
-      inject: [ConfigService, CATALOG_PROVIDER, { token: McpRequestTracer, optional: true }],
+      inject: [
+        ConfigService,
+        CATALOG_PROVIDER,
+        { token: McpRequestTracer, optional: true },
+        { token: ToolCallQueue, optional: true },
+      ],
       useFactory: (
         config: ConfigService,
         catalog: CatalogProvider,
         tracer: McpRequestTracer | undefined,
+        queue: ToolCallQueue | null | undefined,
       ) => {
         const mcp = config.values.mcp;
         return new McpEngine({
@@ -34,6 +41,9 @@ export const SERVER_INFO = {
           taskTtlMs: mcp.taskTtlMs,
           taskMaxTtlMs: mcp.taskMaxTtlMs,
           taskPollIntervalMs: mcp.taskPollIntervalMs,
+          taskLeaseMs: mcp.taskLeaseMs,
+          // A task whose node stopped while its queued job ran is taken over, job and all.
+          taskWork: queue ?? undefined,
           // A span per request when tracing is on; no per-request hook at all when it is off.
           observer: tracer?.enabled ? tracer : undefined,
         });

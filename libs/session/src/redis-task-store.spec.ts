@@ -155,4 +155,69 @@ describe(RedisTaskStore.name, () => {
     await redis.del(taskKey(keyPrefix, 't-s1'));
     expect((await other.listBySession('sess')).map((t) => t.taskId)).toEqual(['t-s2']);
   });
+
+  describe('leases', () => {
+    /** Short: a lapse is awaited (never timed), and a renewed lease must outlive the checks. */
+    const SHORT = { node: 'node-a', ms: 200 };
+    const LONG = { node: 'node-a', ms: 60_000 };
+
+    it('marks a live task whose lease lapsed as an orphan, and only that', async () => {
+      await sut.create(newTask('t-lease'), SHORT);
+      await sut.create(newTask('t-held'), LONG);
+      await sut.create(newTask('t-unleased'));
+      await sut.create(newTask('t-ended'), SHORT);
+      await sut.finish('t-ended', { status: 'completed', result: {} });
+      expect((await other.get('t-held'))?.orphaned).toBeUndefined();
+      await until(async () => (await other.get('t-lease'))?.orphaned === true, 'lease lapsed');
+      expect((await other.get('t-held'))?.orphaned).toBeUndefined();
+      expect((await other.get('t-unleased'))?.orphaned).toBeUndefined();
+      expect((await other.get('t-ended'))?.orphaned).toBeUndefined();
+      // Renewed, it is held again.
+      expect(await sut.renew(['t-lease'], LONG)).toEqual([]);
+      expect((await other.get('t-lease'))?.orphaned).toBeUndefined();
+    });
+
+    it('lets exactly one of the nodes that claim an orphan at once take it over', async () => {
+      await sut.create(newTask('t-claim'), SHORT);
+      expect(await other.claim('t-claim', { node: 'node-b', ms: 60_000 })).toBe(false);
+      await until(async () => (await other.get('t-claim'))?.orphaned === true, 'lease lapsed');
+      const claims = await Promise.all(
+        ['b', 'c', 'd', 'e', 'f', 'g'].map((n, i) =>
+          (i % 2 === 0 ? sut : other).claim('t-claim', { node: `node-${n}`, ms: 60_000 }),
+        ),
+      );
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect((await sut.get('t-claim'))?.orphaned).toBeUndefined();
+      // The old node learns on its next renewal that another holds it now; the winner does not.
+      const winner = `node-${['b', 'c', 'd', 'e', 'f', 'g'][claims.indexOf(true)]}`;
+      expect(await sut.renew(['t-claim'], SHORT)).toEqual(['t-claim']);
+      expect(await other.renew(['t-claim'], { node: winner, ms: 60_000 })).toEqual([]);
+    });
+
+    it('never hands over an ended task', async () => {
+      await sut.create(newTask('t-done'), SHORT);
+      await sut.cancel('t-done', 'by request');
+      await new Promise((r) => setTimeout(r, SHORT.ms + 50));
+      expect(await other.claim('t-done', { node: 'node-b', ms: 60_000 })).toBe(false);
+      expect(await sut.renew(['t-done', 't-missing'], SHORT)).toEqual([]);
+    });
+
+    it('ends a node’s leases at once when it releases them', async () => {
+      await sut.create(newTask('t-release'), LONG);
+      await other.release(['t-release'], 'node-other');
+      expect((await other.get('t-release'))?.orphaned).toBeUndefined();
+      await sut.release(['t-release'], LONG.node);
+      expect((await other.get('t-release'))?.orphaned).toBe(true);
+      expect(await other.claim('t-release', { node: 'node-b', ms: 60_000 })).toBe(true);
+    });
+
+    it('records where a live task’s work runs', async () => {
+      await sut.create(newTask('t-work'), LONG);
+      expect(await sut.attachWork('t-work', { kind: 'job', id: 'j-1' })).toBe(true);
+      expect((await other.get('t-work'))?.work).toEqual({ kind: 'job', id: 'j-1' });
+      await sut.finish('t-work', { status: 'completed', result: {} });
+      expect(await sut.attachWork('t-work', { kind: 'job', id: 'j-2' })).toBe(false);
+      expect(await sut.attachWork('t-nowhere', { kind: 'job', id: 'j-3' })).toBe(false);
+    });
+  });
 });

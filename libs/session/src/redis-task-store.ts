@@ -6,14 +6,19 @@ import {
   type JsonObject,
   type NewTask,
   type TaskInputRequest,
+  type TaskLease,
   type TaskOutcome,
   type TaskRecord,
   type TaskSignal,
   type TaskStatus,
   type TaskStore,
+  type TaskWorkRef,
 } from '@portico/mcp-protocol';
 
-/** A task's state: a hash (meta, status, updated, expires, message, result, error). */
+/**
+ * A task's state: a hash (meta, status, updated, expires, message, result, error; work, the
+ * JSON TaskWorkRef; node and lease, who runs it and until when, in Redis's clock).
+ */
 export const taskKey = (prefix: string, taskId: string): string => `${prefix}task:${taskId}`;
 /** A task's outstanding input requests: a hash of key → JSON request. */
 export const taskInputKey = (prefix: string, taskId: string): string =>
@@ -28,6 +33,88 @@ const TERMINAL = `
 local function terminal(status)
   return status == 'completed' or status == 'failed' or status == 'cancelled'
 end
+`;
+
+/** Lease expiries are in Redis's clock, the one clock every node shares. */
+const NOW = `
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+/** KEYS task; ARGV node, lease ms. Leases a new task to its node. */
+const LEASE = `${NOW}
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'lease', now() + tonumber(ARGV[2]))
+return 1
+`;
+
+/**
+ * KEYS the tasks; ARGV node, lease ms. Extends the node's leases; returns the (1-based)
+ * positions of the live tasks another node holds.
+ */
+const RENEW = `${TERMINAL}${NOW}
+local lost = {}
+local expiry = now() + tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  local status = redis.call('HGET', key, 'status')
+  if status and not terminal(status) then
+    if redis.call('HGET', key, 'node') == ARGV[1] then
+      redis.call('HSET', key, 'lease', expiry)
+    else
+      table.insert(lost, i)
+    end
+  end
+end
+return lost
+`;
+
+/**
+ * KEYS task; ARGV node, lease ms. 1 when the task was live with a lapsed lease and is now the
+ * node's; 0 otherwise. A task without a lease is never an orphan.
+ */
+const CLAIM = `${TERMINAL}${NOW}
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or terminal(status) then
+  return 0
+end
+local lease = tonumber(redis.call('HGET', KEYS[1], 'lease'))
+local t = now()
+if not lease or lease >= t then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'lease', t + tonumber(ARGV[2]))
+return 1
+`;
+
+/** KEYS the tasks; ARGV node. Lets the node's leases lapse now. */
+const RELEASE = `
+for _, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'node') == ARGV[1] then
+    redis.call('HSET', key, 'lease', 0)
+  end
+end
+return 1
+`;
+
+/** KEYS task; ARGV now, message. 1 when set, 0 when the task is gone or terminal. */
+const REPORT = `${TERMINAL}
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or terminal(status) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'message', ARGV[2], 'updated', ARGV[1])
+return 1
+`;
+
+/** KEYS task; ARGV work (JSON). 1 when recorded, 0 when the task is gone or terminal. */
+const ATTACH = `${TERMINAL}
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or terminal(status) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'work', ARGV[1])
+return 1
 `;
 
 /** KEYS task, inputs; ARGV now, then key/JSON pairs. 1 when added, 0 when gone or terminal. */
@@ -111,6 +198,7 @@ return 1
 
 interface IndexInTransaction {
   porticoTaskIndex(key: string, score: number, taskId: string, expires: number): ChainableCommander;
+  porticoTaskLease(key: string, node: string, ms: number): ChainableCommander;
 }
 
 interface TaskCommands {
@@ -126,6 +214,11 @@ interface TaskCommands {
   ): Promise<string[] | null>;
   porticoTaskFinish(task: string, inputs: string, ...args: (string | number)[]): Promise<number>;
   porticoTaskIndex(key: string, score: number, taskId: string, expires: number): Promise<number>;
+  porticoTaskRenew(numberOfKeys: number, ...args: (string | number)[]): Promise<number[]>;
+  porticoTaskClaim(task: string, node: string, ms: number): Promise<number>;
+  porticoTaskRelease(numberOfKeys: number, ...args: string[]): Promise<number>;
+  porticoTaskAttach(task: string, work: string): Promise<number>;
+  porticoTaskReport(task: string, now: number, message: string): Promise<number>;
 }
 
 export interface RedisTaskStoreOptions {
@@ -165,12 +258,19 @@ export class RedisTaskStore implements TaskStore {
       client.defineCommand('porticoTaskAnswer', { numberOfKeys: 2, lua: ANSWER });
       client.defineCommand('porticoTaskFinish', { numberOfKeys: 2, lua: FINISH });
       client.defineCommand('porticoTaskIndex', { numberOfKeys: 1, lua: INDEX });
+      client.defineCommand('porticoTaskLease', { numberOfKeys: 1, lua: LEASE });
+      // Variadic keys: the number of keys comes first in each call.
+      client.defineCommand('porticoTaskRenew', { lua: RENEW });
+      client.defineCommand('porticoTaskClaim', { numberOfKeys: 1, lua: CLAIM });
+      client.defineCommand('porticoTaskRelease', { lua: RELEASE });
+      client.defineCommand('porticoTaskAttach', { numberOfKeys: 1, lua: ATTACH });
+      client.defineCommand('porticoTaskReport', { numberOfKeys: 1, lua: REPORT });
       this.client = client;
     }
     return this.client;
   }
 
-  async create(task: NewTask): Promise<TaskRecord> {
+  async create(task: NewTask, lease?: TaskLease): Promise<TaskRecord> {
     const key = taskKey(this.prefix, task.taskId);
     const expires = task.createdAt + task.ttlMs;
     const multi = this.redis
@@ -182,6 +282,13 @@ export class RedisTaskStore implements TaskStore {
         expires,
       })
       .pexpireat(key, expires);
+    if (lease) {
+      (multi as ChainableCommander & IndexInTransaction).porticoTaskLease(
+        key,
+        lease.node,
+        lease.ms,
+      );
+    }
     if (task.sessionId !== undefined) {
       (multi as ChainableCommander & IndexInTransaction).porticoTaskIndex(
         sessionTasksKey(this.prefix, task.sessionId),
@@ -201,9 +308,15 @@ export class RedisTaskStore implements TaskStore {
         .multi()
         .hgetall(taskKey(this.prefix, taskId))
         .hgetall(taskInputKey(this.prefix, taskId))
+        .time()
         .exec(),
     );
-    return toRecord(results[0] as Record<string, string>, results[1] as Record<string, string>);
+    const [seconds, micros] = results[2] as [string, string];
+    return toRecord(
+      results[0] as Record<string, string>,
+      results[1] as Record<string, string>,
+      Number(seconds) * 1000 + Math.floor(Number(micros) / 1000),
+    );
   }
 
   async requestInput(
@@ -251,6 +364,18 @@ export class RedisTaskStore implements TaskStore {
     return accepted;
   }
 
+  async report(taskId: string, statusMessage: string): Promise<boolean> {
+    const set = await this.redis.porticoTaskReport(
+      taskKey(this.prefix, taskId),
+      Date.now(),
+      statusMessage,
+    );
+    if (set === 1) {
+      await this.publish({ type: 'changed', taskId });
+    }
+    return set === 1;
+  }
+
   async finish(taskId: string, outcome: TaskOutcome): Promise<boolean> {
     const ended = await this.end(taskId, outcome);
     if (ended) {
@@ -265,6 +390,39 @@ export class RedisTaskStore implements TaskStore {
       await this.publish({ type: 'cancel', taskId });
     }
     return this.get(taskId);
+  }
+
+  async attachWork(taskId: string, work: TaskWorkRef): Promise<boolean> {
+    const attached = await this.redis.porticoTaskAttach(
+      taskKey(this.prefix, taskId),
+      JSON.stringify({ kind: work.kind, id: work.id }),
+    );
+    return attached === 1;
+  }
+
+  async renew(taskIds: readonly string[], lease: TaskLease): Promise<string[]> {
+    if (taskIds.length === 0) {
+      return [];
+    }
+    const keys = taskIds.map((id) => taskKey(this.prefix, id));
+    const lost = await this.redis.porticoTaskRenew(keys.length, ...keys, lease.node, lease.ms);
+    return lost.map((position) => taskIds[position - 1]);
+  }
+
+  async claim(taskId: string, lease: TaskLease): Promise<boolean> {
+    const claimed = await this.redis.porticoTaskClaim(
+      taskKey(this.prefix, taskId),
+      lease.node,
+      lease.ms,
+    );
+    return claimed === 1;
+  }
+
+  async release(taskIds: readonly string[], node: string): Promise<void> {
+    if (taskIds.length > 0) {
+      const keys = taskIds.map((id) => taskKey(this.prefix, id));
+      await this.redis.porticoTaskRelease(keys.length, ...keys, node);
+    }
   }
 
   async listBySession(sessionId: string): Promise<TaskRecord[]> {
@@ -375,6 +533,7 @@ async function execOrThrow(pending: Promise<[Error | null, unknown][] | null>): 
 function toRecord(
   hash: Record<string, string>,
   inputs: Record<string, string>,
+  redisNow: number,
 ): TaskRecord | undefined {
   if (!hash.meta || !isStatus(hash.status)) {
     return undefined;
@@ -384,7 +543,8 @@ function toRecord(
     return undefined;
   }
   const inputRequests: Record<string, TaskInputRequest> = {};
-  if (!isTerminalStatus(hash.status)) {
+  const live = !isTerminalStatus(hash.status);
+  if (live) {
     for (const [key, json] of Object.entries(inputs)) {
       inputRequests[key] = JSON.parse(json) as TaskInputRequest;
     }
@@ -399,6 +559,8 @@ function toRecord(
     ...(hash.error !== undefined && {
       error: JSON.parse(hash.error) as NonNullable<TaskRecord['error']>,
     }),
+    ...(hash.work !== undefined && { work: JSON.parse(hash.work) as TaskWorkRef }),
+    ...(live && hash.lease !== undefined && Number(hash.lease) < redisNow && { orphaned: true }),
   };
 }
 

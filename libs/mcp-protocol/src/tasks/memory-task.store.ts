@@ -8,6 +8,7 @@ import {
   type TaskOutcome,
   type TaskRecord,
   type TaskSignal,
+  type TaskWorkRef,
 } from './task.types';
 
 interface Entry {
@@ -19,7 +20,8 @@ const SIGNAL = 'signal';
 
 /**
  * Tasks in this process: the embedded default, and a single node's store. Records are copied
- * in and out, so callers never share state with the store.
+ * in and out, so callers never share state with the store. Leases are trivial here: the only
+ * node that can read a task is the one running it, so no task is ever an orphan.
  */
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, Entry>();
@@ -95,6 +97,15 @@ export class MemoryTaskStore implements TaskStore {
     return Promise.resolve(accepted);
   }
 
+  report(taskId: string, statusMessage: string): Promise<boolean> {
+    const record = this.live(taskId);
+    if (!record || isTerminalStatus(record.status)) {
+      return Promise.resolve(false);
+    }
+    this.replace(taskId, { ...record, statusMessage, lastUpdatedAt: Date.now() });
+    return Promise.resolve(true);
+  }
+
   finish(taskId: string, outcome: TaskOutcome): Promise<boolean> {
     const record = this.live(taskId);
     if (!record || isTerminalStatus(record.status)) {
@@ -131,6 +142,27 @@ export class MemoryTaskStore implements TaskStore {
     this.replace(taskId, cancelled);
     this.emit({ type: 'cancel', taskId });
     return Promise.resolve(structuredClone(cancelled));
+  }
+
+  attachWork(taskId: string, work: TaskWorkRef): Promise<boolean> {
+    const record = this.live(taskId);
+    if (!record || isTerminalStatus(record.status)) {
+      return Promise.resolve(false);
+    }
+    this.tasks.get(taskId)!.record = { ...record, work: { ...work } };
+    return Promise.resolve(true);
+  }
+
+  renew(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+
+  claim(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
+  release(): Promise<void> {
+    return Promise.resolve();
   }
 
   listBySession(sessionId: string): Promise<TaskRecord[]> {

@@ -8,8 +8,8 @@ import {
   type InputMethod,
   type RequestContext,
 } from '../context';
-import { McpError, toErrorObject, type JsonObject } from '../jsonrpc';
-import type { TaskOutcome, TaskRecord } from './task.types';
+import { McpError, toErrorObject, type JsonObject, type JsonRpcMessage } from '../jsonrpc';
+import type { TaskOutcome, TaskRecord, TaskWorkRef } from './task.types';
 
 /** What a launch needs from the manager that owns it. */
 export interface LaunchHost {
@@ -22,6 +22,9 @@ export interface LaunchHost {
     params: JsonObject,
   ): Promise<boolean>;
   finish(launch: TaskLaunch, outcome: TaskOutcome): Promise<void>;
+  attachWork(launch: TaskLaunch, work: TaskWorkRef): Promise<boolean>;
+  /** Publishes the task's progress as its statusMessage. */
+  report(launch: TaskLaunch, statusMessage: string): Promise<void>;
 }
 
 export interface LaunchInit {
@@ -75,6 +78,7 @@ export class TaskLaunch {
   private inputIndex = 0;
   private readonly usedKeys = new Set<string>();
   private readonly waiting = new Map<string, Waiter>();
+  private attached?: TaskWorkRef;
 
   constructor(
     private readonly host: LaunchHost,
@@ -92,6 +96,11 @@ export class TaskLaunch {
 
   get isTask(): boolean {
     return this.phase === 'task';
+  }
+
+  /** Where the task's work runs, once the executor recorded it (see attachTaskWork). */
+  get work(): TaskWorkRef | undefined {
+    return this.attached;
   }
 
   /** Asks to gather input before the task exists; true when that is how this call runs. */
@@ -140,27 +149,50 @@ export class TaskLaunch {
 
   /** Records how the handler ended, once the task exists. */
   settle(work: Promise<JsonObject>): Promise<void> {
-    return work
-      .then(
-        (result): TaskOutcome => {
-          if (this.cancellation.cancelled) {
-            return cancelledOutcome();
-          }
-          // 2025-11-25 counts a tool error as a failed task; 2026-07-28 as a completed one.
-          const failed = this.init.era === 'legacy' && result.isError === true;
-          return failed
-            ? { status: 'failed', statusMessage: 'The tool returned an error', result }
-            : { status: 'completed', result };
-        },
-        (err: unknown): TaskOutcome => {
-          if (this.cancellation.cancelled) {
-            return cancelledOutcome();
-          }
-          const error = toErrorObject(err);
-          return { status: 'failed', statusMessage: error.message, error };
-        },
-      )
-      .then((outcome) => this.host.finish(this, outcome));
+    return taskOutcome(work, this.init.era, this.cancellation).then((outcome) =>
+      this.host.finish(this, outcome),
+    );
+  }
+
+  /**
+   * Records where the task's work runs (see TaskWorkRef), once the task exists. False when the
+   * call is not running as a task (nothing to record), or the task ended meanwhile.
+   */
+  async attach(work: TaskWorkRef): Promise<boolean> {
+    await this.decision;
+    if (this.phase !== 'task') {
+      return false;
+    }
+    await this.begin();
+    this.attached = work;
+    return this.host.attachWork(this, work);
+  }
+
+  /**
+   * A progress notification of the handler. Once the task exists it becomes the task's
+   * `statusMessage` (the request it came with has been answered: tasks/get and listen streams
+   * are how the client sees it); before that, while the call gathers input on its original
+   * request, it goes there.
+   */
+  progress(message: JsonRpcMessage, original: HandlerContext): Promise<void> {
+    if (!('method' in message) || message.method !== 'notifications/progress') {
+      return Promise.resolve();
+    }
+    const params = (message.params ?? {}) as {
+      progress?: number;
+      total?: number;
+      message?: string;
+    };
+    if (typeof params.progress !== 'number') {
+      return Promise.resolve();
+    }
+    if (this.phase === 'task') {
+      return this.host.report(this, statusText(params.progress, params.total, params.message));
+    }
+    if (this.phase === 'deferred' || this.phase === 'abandoned') {
+      return original.progress(params.progress, params.total, params.message);
+    }
+    return Promise.resolve();
   }
 
   /** Input for this task arrived (from any node). */
@@ -248,16 +280,57 @@ export class TaskLaunch {
   }
 }
 
+/**
+ * How a task ends when its work settles: a cancelled task stays cancelled; 2025-11-25 counts a
+ * tool error as a failed task, 2026-07-28 as a completed one; an error fails it.
+ */
+export function taskOutcome(
+  work: Promise<JsonObject>,
+  era: Era | undefined,
+  cancellation: Cancellation,
+): Promise<TaskOutcome> {
+  return work.then(
+    (result): TaskOutcome => {
+      if (cancellation.cancelled) {
+        return cancelledOutcome();
+      }
+      const failed = era === 'legacy' && result.isError === true;
+      return failed
+        ? { status: 'failed', statusMessage: 'The tool returned an error', result }
+        : { status: 'completed', result };
+    },
+    (err: unknown): TaskOutcome => {
+      if (cancellation.cancelled) {
+        return cancelledOutcome();
+      }
+      const error = toErrorObject(err);
+      return { status: 'failed', statusMessage: error.message, error };
+    },
+  );
+}
+
+/** A task's statusMessage for a progress update: the handler's message, else the figures. */
+export function statusText(progress: number, total?: number, message?: string): string {
+  if (message !== undefined && message.length > 0) {
+    return message;
+  }
+  return total !== undefined ? `Progress: ${progress} of ${total}` : `Progress: ${progress}`;
+}
+
 function cancelledOutcome(): TaskOutcome {
   return { status: 'cancelled', statusMessage: 'The task was cancelled' };
 }
 
 const launches = new WeakMap<object, TaskLaunch>();
 
+/** The progress token of a task's own context: its progress always counts (statusMessage). */
+const TASK_PROGRESS_TOKEN = 'io.modelcontextprotocol/task';
+
 /**
  * The handler context of a call that may run as a task: the original request's facts with the
- * launch's cancellation and input broker. Progress and log notifications have no stream to go
- * to once the task is detached from the request, so they are off.
+ * launch's cancellation and input broker. Progress becomes the task's statusMessage once the
+ * task exists (see TaskLaunch.progress); log notifications have no stream to go to once the
+ * task is detached from the request, so they are off.
  */
 export function taskContext(ctx: HandlerContext, launch: TaskLaunch): HandlerContext {
   const taskCtx = new HandlerContext({
@@ -271,7 +344,8 @@ export function taskContext(ctx: HandlerContext, launch: TaskLaunch): HandlerCon
     sessionId: ctx.sessionId,
     cancellation: launch.cancellation,
     logsEnabled: false,
-    outbound: { send: () => undefined },
+    progressToken: TASK_PROGRESS_TOKEN,
+    outbound: { send: (message) => launch.progress(message, ctx) },
     broker: launch.broker,
     trace: ctx.trace,
   });
@@ -288,6 +362,16 @@ function launchOf(ctx: RequestContext): TaskLaunch | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * For an executor that runs a call's work outside this process (a queued job): records where,
+ * when the call runs as a task, so that another node can take over waiting for the work if
+ * this node stops (see TaskWorkResumer). Resolves to whether it was recorded; a call that is
+ * not a task has nothing to record.
+ */
+export function attachTaskWork(ctx: RequestContext, work: TaskWorkRef): Promise<boolean> {
+  return launchOf(ctx)?.attach(work) ?? Promise.resolve(false);
 }
 
 /**

@@ -1,11 +1,25 @@
-import type { Cancellation } from '../cancellation';
+import { randomUUID } from 'node:crypto';
+import { Cancellation } from '../cancellation';
 import type { Principal } from '../catalog';
 import { ErrorCode } from '../constants';
 import type { InputMethod } from '../context';
 import { McpError, type JsonObject } from '../jsonrpc';
-import { type LaunchHost, type LaunchInit, TaskLaunch } from './task-launch';
+import { type LaunchHost, type LaunchInit, TaskLaunch, taskOutcome } from './task-launch';
 import type { TaskStore } from './task-store';
-import type { TaskOutcome, TaskRecord, TaskSignal } from './task.types';
+import type { TaskLease, TaskOutcome, TaskRecord, TaskSignal, TaskWorkRef } from './task.types';
+
+/**
+ * Takes over waiting for a task's work that runs outside the node that started it (a queued
+ * job), when that node stopped. The executor that records TaskWorkRefs of a kind (see
+ * attachTaskWork) implements it for that kind.
+ */
+export interface TaskWorkResumer {
+  /**
+   * The work's outcome: resolves to the call's result, rejects with its error; `cancellation`
+   * fires when the task is cancelled. Undefined for a kind this node cannot take over.
+   */
+  resume(work: TaskWorkRef, cancellation: Cancellation): Promise<JsonObject> | undefined;
+}
 
 export interface TaskManagerOptions {
   readonly store: TaskStore;
@@ -15,6 +29,43 @@ export interface TaskManagerOptions {
   readonly maxTtlMs?: number;
   /** The polling interval suggested to clients (default one second). */
   readonly pollIntervalMs?: number;
+  /**
+   * How long this node's claim on the tasks it runs lasts unrenewed (default 15 s; renewed
+   * every third of it). A node that stops renewing is presumed gone after this long, and the
+   * next node that reads one of its tasks takes it over.
+   */
+  readonly leaseMs?: number;
+  /** Takes over queued work of tasks whose node stopped (none: such tasks fail). */
+  readonly work?: TaskWorkResumer;
+}
+
+/** The failure of a task whose work was lost with its node. */
+export const NODE_STOPPED_MESSAGE = 'The gateway node running this task stopped';
+
+/** What this node runs for a task: its own launch, or work it took over from another node. */
+interface RunningTask {
+  readonly taskId: string;
+  readonly work: TaskWorkRef | undefined;
+  stop(reason?: McpError): void;
+  deliver(responses: Readonly<Record<string, JsonObject>>): void;
+}
+
+/** A task taken over from a stopped node: this node only waits for its work. */
+class AdoptedTask implements RunningTask {
+  readonly cancellation = new Cancellation();
+
+  constructor(
+    readonly taskId: string,
+    readonly work: TaskWorkRef,
+  ) {}
+
+  stop(reason: McpError = new McpError(ErrorCode.RequestCancelled, 'Task cancelled')): void {
+    this.cancellation.cancel(reason);
+  }
+
+  deliver(): void {
+    // The work runs elsewhere and asks for nothing here.
+  }
 }
 
 /** Who asks about a task: tasks belong to a principal (and tenant), anonymous ones to a session. */
@@ -35,14 +86,29 @@ const MIN_TTL_MS = 1000;
  * Runs calls as tasks and answers the task methods of both eras over a TaskStore. The node that
  * launched a task runs it; `tasks/get`, `tasks/update` and `tasks/cancel` work on any node
  * because they only touch the store, whose signals reach the running node.
+ *
+ * The running node renews a lease on its tasks. A reader on any node that finds a live task
+ * whose lease lapsed (its node stopped) takes it over, exactly one node winning the claim:
+ * work that runs elsewhere (a queued job) is waited for here from then on; work that ran in the
+ * stopped node is lost, and the task fails saying so instead of staying `working` until it
+ * expires.
  */
 export class TaskManager {
   readonly ttlMs: number;
   readonly maxTtlMs: number;
   readonly pollIntervalMs: number;
+  readonly leaseMs: number;
   private readonly store: TaskStore;
+  private readonly resumer?: TaskWorkResumer;
+  /** This node's lease on the tasks it runs. */
+  private readonly lease: TaskLease;
   /** Tasks this node runs, by id. */
-  private readonly running = new Map<string, { launch: TaskLaunch; done: Promise<void> }>();
+  private readonly running = new Map<string, { launch: RunningTask; done: Promise<void> }>();
+  /** Tasks another node holds now: their outcome is that node's to record, not this one's. */
+  private readonly handedOver = new Set<string>();
+  private heartbeat?: NodeJS.Timeout;
+  /** Progress writes in flight, with the latest message waiting behind each. */
+  private readonly reports = new Map<string, { next?: string }>();
   /** Local listeners of tasks' signals (tasks/result, task status notifications). */
   private readonly watchers = new Map<string, Set<(signal: TaskSignal) => void>>();
   private subscription?: Promise<() => Promise<void>>;
@@ -53,6 +119,9 @@ export class TaskManager {
     this.ttlMs = options.ttlMs ?? 3_600_000;
     this.maxTtlMs = Math.max(options.maxTtlMs ?? 86_400_000, this.ttlMs);
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.leaseMs = options.leaseMs ?? 15_000;
+    this.resumer = options.work;
+    this.lease = { node: randomUUID(), ms: this.leaseMs };
   }
 
   /** Prepares running one call as a task (see TaskLaunch). */
@@ -60,7 +129,9 @@ export class TaskManager {
     const host: LaunchHost = {
       create: (launch) => this.create(launch),
       requestInput: (launch, key, method, params) => this.requestInput(launch, key, method, params),
-      finish: (launch, outcome) => this.finish(launch, outcome),
+      finish: (launch, outcome) => this.finish(launch.taskId, outcome),
+      attachWork: (launch, work) => this.store.attachWork(launch.taskId, work),
+      report: (launch, statusMessage) => this.report(launch.taskId, statusMessage),
     };
     return new TaskLaunch(host, init);
   }
@@ -83,9 +154,13 @@ export class TaskManager {
     if (typeof taskId !== 'string' || taskId.length === 0) {
       throw McpError.invalidParams('taskId must be a non-empty string');
     }
-    const record = await this.store.get(taskId);
+    let record = await this.store.get(taskId);
     if (!record || !belongsTo(record, caller)) {
       throw McpError.invalidParams('Failed to retrieve task: Task not found');
+    }
+    if (record.orphaned) {
+      await this.takeOver(record);
+      record = (await this.store.get(taskId)) ?? record;
     }
     return record;
   }
@@ -119,8 +194,21 @@ export class TaskManager {
     if (caller.sessionId === undefined) {
       return [];
     }
-    const tasks = await this.store.listBySession(caller.sessionId);
-    return tasks.filter((task) => belongsTo(task, caller));
+    const tasks = (await this.store.listBySession(caller.sessionId)).filter((task) =>
+      belongsTo(task, caller),
+    );
+    if (!tasks.some((task) => task.orphaned)) {
+      return tasks;
+    }
+    return Promise.all(
+      tasks.map(async (task) => {
+        if (!task.orphaned) {
+          return task;
+        }
+        await this.takeOver(task);
+        return (await this.store.get(task.taskId)) ?? task;
+      }),
+    );
   }
 
   /**
@@ -169,12 +257,15 @@ export class TaskManager {
   }
 
   /**
-   * Stops taking tasks; gives running ones up to `graceMs` to finish, then fails them (their
-   * clients learn it from tasks/get instead of polling a task nobody runs), and closes the
-   * store.
+   * Stops taking tasks; gives running ones up to `graceMs` to finish. Then hands the ones whose
+   * work runs elsewhere (queued jobs) over to the other nodes (their leases end now, the next
+   * reader takes them over), fails the others (their clients learn it from tasks/get instead of
+   * polling a task nobody runs), and closes the store.
    */
   async close(graceMs = 0): Promise<void> {
     this.closed = true;
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
     if (this.running.size > 0 && graceMs > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -183,6 +274,15 @@ export class TaskManager {
       ]);
       clearTimeout(timer);
     }
+    const elsewhere = [...this.running.values()]
+      .filter(({ launch }) => launch.work !== undefined)
+      .map(({ launch }) => launch.taskId);
+    for (const taskId of elsewhere) {
+      this.running.delete(taskId);
+      this.handedOver.add(taskId);
+    }
+    // A store that cannot be reached lets the leases lapse on their own: same outcome, later.
+    await this.store.release(elsewhere, this.lease.node).catch(() => undefined);
     const error = new McpError(
       ErrorCode.InternalError,
       'The server shut down before the task finished',
@@ -212,15 +312,21 @@ export class TaskManager {
     await this.subscribed();
     this.running.set(launch.taskId, { launch, done: Promise.resolve() });
     try {
-      return await this.store.create({
-        taskId: launch.taskId,
-        owner: caller.principal?.id ?? '',
-        ...(caller.principal?.tenant !== undefined && { tenant: caller.principal.tenant }),
-        ...(caller.sessionId !== undefined && { sessionId: caller.sessionId }),
-        createdAt: Date.now(),
-        ttlMs: this.ttlFor(init.requestedTtlMs),
-        pollIntervalMs: this.pollIntervalMs,
-      });
+      const record = await this.store.create(
+        {
+          taskId: launch.taskId,
+          owner: caller.principal?.id ?? '',
+          ...(caller.principal?.tenant !== undefined && { tenant: caller.principal.tenant }),
+          ...(caller.sessionId !== undefined && { sessionId: caller.sessionId }),
+          createdAt: Date.now(),
+          ttlMs: this.ttlFor(init.requestedTtlMs),
+          pollIntervalMs: this.pollIntervalMs,
+          era: init.era,
+        },
+        this.lease,
+      );
+      this.beat();
+      return record;
     } catch (err) {
       this.running.delete(launch.taskId);
       throw err;
@@ -236,9 +342,114 @@ export class TaskManager {
     return this.store.requestInput(launch.taskId, { [key]: { method, params } });
   }
 
-  private async finish(launch: TaskLaunch, outcome: TaskOutcome): Promise<void> {
-    // A store that cannot be reached leaves the task to expire; nothing else can be done here.
-    await this.store.finish(launch.taskId, outcome).catch(() => false);
+  /**
+   * Writes a task's progress, coalesced: while one write is in flight only the latest message
+   * waits, so a handler reporting fast costs the store one write per round trip.
+   */
+  private report(taskId: string, statusMessage: string): Promise<void> {
+    const pending = this.reports.get(taskId);
+    if (pending) {
+      pending.next = statusMessage;
+      return Promise.resolve();
+    }
+    const entry: { next?: string } = {};
+    this.reports.set(taskId, entry);
+    const write = async (message: string): Promise<void> => {
+      // Best effort: progress that cannot be written is superseded by the next or the outcome.
+      await this.store.report(taskId, message).catch(() => false);
+      const next = entry.next;
+      entry.next = undefined;
+      if (next !== undefined) {
+        await write(next);
+      }
+    };
+    return write(statusMessage).finally(() => this.reports.delete(taskId));
+  }
+
+  private async finish(taskId: string, outcome: TaskOutcome): Promise<void> {
+    if (this.handedOver.delete(taskId)) {
+      return;
+    }
+    // A store that cannot be reached leaves the task to its lease: another node takes it over.
+    await this.store.finish(taskId, outcome).catch(() => false);
+  }
+
+  /**
+   * Takes over an orphaned task, unless another node claims it first: waits for its work when
+   * that runs elsewhere and this node can resume it, else fails it (the work died with its
+   * node).
+   */
+  private async takeOver(record: TaskRecord): Promise<void> {
+    const taskId = record.taskId;
+    if (this.closed || this.running.has(taskId)) {
+      return;
+    }
+    // Subscribed before the claim: a cancellation right after it still reaches this node.
+    await this.subscribed();
+    if (!(await this.store.claim(taskId, this.lease).catch(() => false))) {
+      return;
+    }
+    const work = record.work;
+    const task = work && new AdoptedTask(taskId, work);
+    const resumed = task && this.resumer?.resume(task.work, task.cancellation);
+    if (!task || !resumed) {
+      const message = work
+        ? `${NODE_STOPPED_MESSAGE}, and no node here can take over its ${work.kind} work`
+        : NODE_STOPPED_MESSAGE;
+      const error = new McpError(ErrorCode.InternalError, message);
+      await this.store
+        .finish(taskId, { status: 'failed', statusMessage: message, error: error.toJson() })
+        .catch(() => false);
+      return;
+    }
+    const done = taskOutcome(resumed, record.era, task.cancellation)
+      .then((outcome) => this.finish(taskId, outcome))
+      .finally(() => {
+        if (this.running.get(taskId)?.launch === task) {
+          this.running.delete(taskId);
+        }
+      });
+    this.running.set(taskId, { launch: task, done });
+    this.beat();
+  }
+
+  /** Renews this node's leases while it runs tasks. */
+  private beat(): void {
+    if (this.heartbeat || this.closed) {
+      return;
+    }
+    this.heartbeat = setInterval(
+      () => void this.renewLeases(),
+      Math.max(10, Math.floor(this.leaseMs / 3)),
+    );
+    this.heartbeat.unref();
+  }
+
+  private async renewLeases(): Promise<void> {
+    if (this.running.size === 0) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+      return;
+    }
+    let lost: string[];
+    try {
+      lost = await this.store.renew([...this.running.keys()], this.lease);
+    } catch {
+      // Unreachable store: the next beat tries again; the leases may lapse meanwhile.
+      return;
+    }
+    for (const taskId of lost) {
+      const entry = this.running.get(taskId);
+      if (!entry) {
+        continue;
+      }
+      // This node was presumed gone and another took the task over: its outcome is theirs.
+      this.running.delete(taskId);
+      this.handedOver.add(taskId);
+      if (entry.launch.work === undefined) {
+        entry.launch.stop(new McpError(ErrorCode.InternalError, NODE_STOPPED_MESSAGE));
+      }
+    }
   }
 
   private ttlFor(requested: number | undefined): number {

@@ -1,5 +1,13 @@
 import type { JsonObject } from '../jsonrpc';
-import type { NewTask, TaskInputRequest, TaskOutcome, TaskRecord, TaskSignal } from './task.types';
+import type {
+  NewTask,
+  TaskInputRequest,
+  TaskLease,
+  TaskOutcome,
+  TaskRecord,
+  TaskSignal,
+  TaskWorkRef,
+} from './task.types';
 
 /**
  * Where tasks live. Every node of a cluster must see the same tasks (a task created on one
@@ -9,10 +17,14 @@ import type { NewTask, TaskInputRequest, TaskOutcome, TaskRecord, TaskSignal } f
  *
  * Status changes are atomic and never leave a terminal status: a result arriving after a
  * cancellation is dropped, a cancellation after the result is a no-op.
+ *
+ * A shared store also tracks which node runs each live task (TaskLease), so that a task whose
+ * node stopped is taken over by exactly one other node instead of staying `working` until it
+ * expires. A single node's store has nothing to track: its tasks live and die with it.
  */
 export interface TaskStore {
-  /** Stores a new working task; resolves once any node can read it. */
-  create(task: NewTask): Promise<TaskRecord>;
+  /** Stores a new working task, leased to `lease.node`; resolves once any node can read it. */
+  create(task: NewTask, lease?: TaskLease): Promise<TaskRecord>;
 
   /** The task, or undefined when unknown or expired. */
   get(taskId: string): Promise<TaskRecord | undefined>;
@@ -37,6 +49,12 @@ export interface TaskStore {
     responses: Readonly<Record<string, JsonObject>>,
   ): Promise<string[] | undefined>;
 
+  /**
+   * Sets a live task's `statusMessage` (its progress, as a client polling or listening sees
+   * it); false when the task is gone or terminal.
+   */
+  report(taskId: string, statusMessage: string): Promise<boolean>;
+
   /** Ends a live task with `outcome`; false when it was already terminal or is gone. */
   finish(taskId: string, outcome: TaskOutcome): Promise<boolean>;
 
@@ -46,6 +64,24 @@ export interface TaskStore {
    * terminal), or undefined when unknown.
    */
   cancel(taskId: string, statusMessage: string): Promise<TaskRecord | undefined>;
+
+  /** Records where a live task's work runs (see TaskWorkRef); false when it is gone or ended. */
+  attachWork(taskId: string, work: TaskWorkRef): Promise<boolean>;
+
+  /**
+   * Extends `lease.node`'s lease on these tasks; resolves to the ids of the live ones another
+   * node holds now (it took them over: this node's lease had lapsed).
+   */
+  renew(taskIds: readonly string[], lease: TaskLease): Promise<string[]>;
+
+  /**
+   * Takes over an orphaned task (live, its lease lapsed) for `lease.node`. True for exactly one
+   * of the nodes that try at once; false when the task is not an orphan.
+   */
+  claim(taskId: string, lease: TaskLease): Promise<boolean>;
+
+  /** Ends `node`'s leases on these tasks at once: the next node to read them takes them over. */
+  release(taskIds: readonly string[], node: string): Promise<void>;
 
   /** The live tasks a 2025-era session created, newest first. */
   listBySession(sessionId: string): Promise<TaskRecord[]>;

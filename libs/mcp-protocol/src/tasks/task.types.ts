@@ -4,6 +4,7 @@
  * it. The same record serves the `io.modelcontextprotocol/tasks` extension (2026-07-28) and the
  * experimental tasks of 2025-11-25; only the wire shapes differ (task-wire.ts).
  */
+import type { Era } from '../context';
 import type { JsonObject, JsonRpcErrorObject } from '../jsonrpc';
 
 /** The extension identifier in `capabilities.extensions` (2026-07-28). */
@@ -45,6 +46,29 @@ export interface NewTask {
   readonly ttlMs: number;
   /** The polling interval suggested to clients. */
   readonly pollIntervalMs: number;
+  /** The era of the call: how its result settles the task (a 2025-era tool error fails it). */
+  readonly era?: Era;
+}
+
+/**
+ * Work of a task that lives outside the node running it (a queued job), recorded so another
+ * node can take over waiting for it when that node stops.
+ */
+export interface TaskWorkRef {
+  /** Which TaskWorkResumer knows this work. */
+  readonly kind: string;
+  readonly id: string;
+}
+
+/**
+ * A node's claim on the tasks it runs: it renews the lease while it runs them; a live task
+ * whose lease lapsed is an orphan, which the next node that reads it takes over.
+ */
+export interface TaskLease {
+  /** The node's id, random per process. */
+  readonly node: string;
+  /** How long the lease lasts unrenewed. */
+  readonly ms: number;
 }
 
 export interface TaskRecord extends NewTask {
@@ -58,6 +82,10 @@ export interface TaskRecord extends NewTask {
   readonly error?: JsonRpcErrorObject;
   /** Outstanding input requests by key (input_required tasks); empty otherwise. */
   readonly inputRequests: Readonly<Record<string, TaskInputRequest>>;
+  /** Where the task's work runs, when outside its node's memory (see TaskWorkRef). */
+  readonly work?: TaskWorkRef;
+  /** True for a live task whose node stopped renewing its lease: no node runs it any more. */
+  readonly orphaned?: boolean;
 }
 
 /** How a task ended. */
