@@ -72,7 +72,10 @@ export class CatalogModule {
           provide: UpstreamOptions,
           inject: [ConfigService],
           useFactory: (config: ConfigService) =>
-            new UpstreamOptions({ stdioEnabled: config.values.upstream.stdioEnabled }),
+            new UpstreamOptions({
+              stdioEnabled: config.values.upstream.stdioEnabled,
+              stdioMaxChildren: config.values.upstream.stdioMaxChildren,
+            }),
         },
         { provide: CATALOG_PROVIDER, useExisting: TenantCatalogRouter },
       ],

@@ -7,6 +7,7 @@
 // fixture://items/{id} answers id "1" and a JSON-RPC error otherwise.
 // If FIXTURE_REFUSE_FILE names an existing file, the process exits at once (a backend that
 // keeps crashing at start). It says on stderr that it started, never printing its variables.
+// Also the tool sleep (answers after `ms` milliseconds); resource subscriptions are accepted.
 import { existsSync } from 'node:fs';
 import {
   McpServer,
@@ -47,6 +48,17 @@ server.registerTool(
   },
 );
 server.registerTool(
+  'sleep',
+  {
+    description: 'Answers after `ms` milliseconds',
+    inputSchema: object({ ms: { type: 'number' } }),
+  },
+  async ({ ms }) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return text(`slept ${ms}`);
+  },
+);
+server.registerTool(
   'env',
   { description: 'How this process was started', inputSchema: object({}) },
   async () =>
@@ -74,6 +86,12 @@ server.registerResource(
     return { contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'item 1' }] };
   },
 );
+
+// resources/subscribe and resources/unsubscribe are accepted (nothing is ever updated): a
+// subscription the gateway holds keeps this process from being stopped as idle.
+server.server.registerCapabilities({ resources: { subscribe: true } });
+server.server.setRequestHandler('resources/subscribe', async () => ({}));
+server.server.setRequestHandler('resources/unsubscribe', async () => ({}));
 
 await server.connect(new StdioServerTransport());
 process.stderr.write(`stdio fixture started (pid ${process.pid})\n`);

@@ -3,6 +3,7 @@ import {
   credentialEnvironment,
   splitCommandLine,
   stdioLaunch,
+  stdioSupervision,
 } from './upstream-transport-settings';
 
 describe(splitCommandLine.name, () => {
@@ -78,5 +79,36 @@ describe(credentialEnvironment.name, () => {
     const attempt = () => credentialEnvironment({ 'x-api-key': 's3cret' });
     expect(attempt).toThrow('must be named like environment variables');
     expect(attempt).not.toThrow(/s3cret/);
+  });
+});
+
+describe(stdioSupervision.name, () => {
+  it('starts on demand, stops after 5 minutes idle and backs off from 500 ms to 30 s by default', () => {
+    expect(stdioSupervision({ settings: {} })).toEqual({
+      start: 'on-demand',
+      idleTimeoutMs: 300_000,
+      restartInitialMs: 500,
+      restartMaxMs: 30_000,
+    });
+  });
+
+  it('takes the settings given', () => {
+    expect(
+      stdioSupervision({
+        settings: { start: 'eager', idleTimeoutMs: 0, restartInitialMs: 10, restartMaxMs: 10 },
+      }),
+    ).toEqual({ start: 'eager', idleTimeoutMs: 0, restartInitialMs: 10, restartMaxMs: 10 });
+  });
+
+  it.each([
+    [{ start: 'lazy' }, 'settings.start must be "on-demand" or "eager"'],
+    [{ idleTimeoutMs: -1 }, 'settings.idleTimeoutMs must be an integer number of milliseconds'],
+    [{ idleTimeoutMs: '60000' }, 'settings.idleTimeoutMs must be an integer'],
+    [{ restartInitialMs: 0 }, 'settings.restartInitialMs must be an integer'],
+    [{ restartMaxMs: 1.5 }, 'settings.restartMaxMs must be an integer'],
+    [{ idleTimeoutMs: 2 ** 31 }, 'settings.idleTimeoutMs must be an integer'],
+    [{ restartInitialMs: 5000, restartMaxMs: 1000 }, 'must not be less than restartInitialMs'],
+  ])('refuses %j', (settings, message) => {
+    expect(() => stdioSupervision({ settings })).toThrow(message);
   });
 });

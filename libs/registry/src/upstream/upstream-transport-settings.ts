@@ -73,6 +73,63 @@ export function stdioLaunch(backend: Pick<BackendEntity, 'target' | 'settings'>)
   };
 }
 
+/** When the child of an `mcp-stdio` backend runs, and how it is restarted after a crash. */
+export interface StdioSupervision {
+  /**
+   * `on-demand`: started when a request needs it, stopped after idleTimeoutMs without work.
+   * `eager`: kept running; restarted after an unexpected exit.
+   */
+  readonly start: 'on-demand' | 'eager';
+  /** on-demand only: idle time before the child is stopped; 0 = never stopped. */
+  readonly idleTimeoutMs: number;
+  /** Wait before the first restart after a crash; doubled per consecutive crash. */
+  readonly restartInitialMs: number;
+  /** Longest wait between restarts. */
+  readonly restartMaxMs: number;
+}
+
+export const STDIO_SUPERVISION_DEFAULTS: StdioSupervision = {
+  start: 'on-demand',
+  idleTimeoutMs: 300_000,
+  restartInitialMs: 500,
+  restartMaxMs: 30_000,
+};
+
+/** The longest delay a timer takes (setTimeout's limit, about 24.8 days). */
+export const MAX_DELAY_MS = 2_147_483_647;
+
+/**
+ * How the child of an `mcp-stdio` backend is supervised: settings `start`, `idleTimeoutMs`,
+ * `restartInitialMs` and `restartMaxMs`, with defaults (STDIO_SUPERVISION_DEFAULTS).
+ */
+export function stdioSupervision(backend: Pick<BackendEntity, 'settings'>): StdioSupervision {
+  const raw = backend.settings ?? {};
+  const start = raw.start ?? STDIO_SUPERVISION_DEFAULTS.start;
+  if (start !== 'on-demand' && start !== 'eager') {
+    throw new BackendSettingsError('settings.start must be "on-demand" or "eager"');
+  }
+  const millis = (key: keyof StdioSupervision, min: number): number => {
+    const value = raw[key] ?? STDIO_SUPERVISION_DEFAULTS[key];
+    if (
+      typeof value !== 'number' ||
+      !Number.isInteger(value) ||
+      value < min ||
+      value > MAX_DELAY_MS
+    ) {
+      throw new BackendSettingsError(
+        `settings.${key} must be an integer number of milliseconds from ${min} to ${MAX_DELAY_MS}`,
+      );
+    }
+    return value;
+  };
+  const restartInitialMs = millis('restartInitialMs', 1);
+  const restartMaxMs = millis('restartMaxMs', 1);
+  if (restartMaxMs < restartInitialMs) {
+    throw new BackendSettingsError('settings.restartMaxMs must not be less than restartInitialMs');
+  }
+  return { start, idleTimeoutMs: millis('idleTimeoutMs', 0), restartInitialMs, restartMaxMs };
+}
+
 /**
  * Credentials of an `mcp-stdio` backend as environment variables. Errors name the variable,
  * never its value.

@@ -19,8 +19,11 @@ import {
   BackendSettingsError,
   credentialEnvironment,
   stdioLaunch,
+  stdioSupervision,
   type StdioLaunch,
+  type StdioSupervision,
 } from './upstream-transport-settings';
+import { StdioChildren, StdioSupervisor } from './stdio-supervisor';
 import { WebSocketClientTransport } from './websocket-client.transport';
 
 /** Backend kinds served by McpUpstreamSource, one transport each. */
@@ -50,6 +53,11 @@ export interface UpstreamConnector {
   attach?(source: ConnectorClient): void;
   /** Called when the source closes: stops whatever attach() started. */
   detach?(): void;
+  /**
+   * Whether the connector itself closed `transport` (an idle stdio child it stopped): its
+   * close is then expected, not a lost connection.
+   */
+  closedOnPurpose?(transport: Transport): boolean;
 }
 
 /** What a source offers its connector (see UpstreamConnector.attach). */
@@ -58,16 +66,21 @@ export interface ConnectorClient {
   reconnect(): Promise<void>;
 }
 
+/** The bound used when a caller passes none: one per process. */
+const processStdioChildren = new StdioChildren();
+
 /**
  * The connector of a backend by kind: Streamable HTTP (`mcp-http`), 2024-11-05 HTTP+SSE
  * (`mcp-sse`), WebSocket (`mcp-ws`) or a child process over stdio (`mcp-stdio`). Throws a
  * BackendSettingsError naming the backend when its target or settings are unusable.
+ * `stdioChildren`: the gateway's bound on stdio children (UpstreamOptions.stdioChildren).
  */
 export function upstreamConnector(
   kind: UpstreamMcpKind,
   context: BackendContext,
   settings: UpstreamSettings,
   tracing?: Tracing,
+  stdioChildren: StdioChildren = processStdioChildren,
 ): UpstreamConnector {
   try {
     switch (kind) {
@@ -77,7 +90,13 @@ export function upstreamConnector(
       case 'mcp-ws':
         return wsConnector(context, settings);
       case 'mcp-stdio':
-        return stdioConnector(context, stdioLaunch(context.backend));
+        return stdioConnector(
+          context,
+          stdioLaunch(context.backend),
+          stdioSupervision(context.backend),
+          stdioChildren,
+          settings,
+        );
     }
   } catch (err) {
     if (err instanceof BackendSettingsError) {
@@ -148,32 +167,51 @@ function wsConnector(context: BackendContext, settings: UpstreamSettings): Upstr
  * SDK's safe variables of the gateway's environment (HOME, PATH, USER...), then settings.env,
  * then the credentials: the gateway's own secrets never reach it, and credentials never
  * appear on a command line. Closing the transport closes stdin, then sends SIGTERM and
- * SIGKILL after a grace each. stderr goes to the debug log.
+ * SIGKILL after a grace each. stderr goes to the debug log. A StdioSupervisor counts the
+ * children in the gateway's bound, stops idle ones and spaces restarts after crashes; a
+ * caller waits out a restart delay up to half the backend's timeout.
  */
-function stdioConnector(context: BackendContext, launch: StdioLaunch): UpstreamConnector {
+function stdioConnector(
+  context: BackendContext,
+  launch: StdioLaunch,
+  supervision: StdioSupervision,
+  children: StdioChildren,
+  settings: UpstreamSettings,
+): UpstreamConnector {
   const label = `Backend ${context.backend.name} (tenant ${context.tenantSlug})`;
   const logger = new Logger('UpstreamStdio');
+  const spawn = (): StdioClientTransport => {
+    const transport = new StdioClientTransport({
+      command: launch.command,
+      args: [...launch.args],
+      ...(launch.cwd !== undefined && { cwd: launch.cwd }),
+      env: { ...launch.env, ...credentialEnvironment(context.credentials()) },
+      stderr: 'pipe',
+    });
+    // Available before start(), so the first lines are not lost.
+    const stderr = transport.stderr as Readable | null;
+    if (stderr) {
+      relayStderr(stderr, (line) => logger.debug(`${label} stderr: ${line}`));
+    }
+    return transport;
+  };
+  const supervisor = new StdioSupervisor(
+    label,
+    supervision,
+    children,
+    spawn,
+    settings.timeoutMs / 2,
+  );
   return {
     peer: {
       [SpanAttr.networkTransport]: 'pipe',
       'process.executable.name': basename(launch.command),
     },
     check: () => Promise.resolve(),
-    open() {
-      const transport = new StdioClientTransport({
-        command: launch.command,
-        args: [...launch.args],
-        ...(launch.cwd !== undefined && { cwd: launch.cwd }),
-        env: { ...launch.env, ...credentialEnvironment(context.credentials()) },
-        stderr: 'pipe',
-      });
-      // Available before start(), so the first lines are not lost.
-      const stderr = transport.stderr as Readable | null;
-      if (stderr) {
-        relayStderr(stderr, (line) => logger.debug(`${label} stderr: ${line}`));
-      }
-      return Promise.resolve(transport);
-    },
+    open: () => supervisor.open(),
+    attach: (client) => supervisor.attach(client),
+    detach: () => supervisor.detach(),
+    closedOnPurpose: (transport) => supervisor.closedOnPurpose(transport),
   };
 }
 
