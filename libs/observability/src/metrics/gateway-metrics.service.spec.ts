@@ -211,6 +211,65 @@ describe(GatewayMetrics.name, () => {
     });
   });
 
+  describe('replicated backend series', () => {
+    const up = 'portico_backend_up';
+    const replicaUp = 'portico_backend_replica_up';
+
+    it('adds up the replicas: up while one is reachable, circuit the least open', async () => {
+      const set = sut.replicatedBackend('acme', 'crm', 2);
+      const first = set.replica(0);
+      const second = set.replica(1);
+      first.request('success', 0.01);
+      second.request('error', 0.01);
+      first.contact(true);
+      second.contact(true);
+      first.circuit('open');
+      expect(await lines(registry, up)).toEqual([`${up}{tenant="acme",backend="crm"} 1`]);
+      expect(await lines(registry, 'portico_backend_circuit_state')).toEqual([
+        'portico_backend_circuit_state{tenant="acme",backend="crm"} 0',
+      ]);
+      second.contact(false);
+      second.circuit('half-open');
+      expect(await lines(registry, up)).toEqual([`${up}{tenant="acme",backend="crm"} 0`]);
+      expect(await lines(registry, 'portico_backend_circuit_state')).toEqual([
+        'portico_backend_circuit_state{tenant="acme",backend="crm"} 1',
+      ]);
+      expect(await lines(registry, 'portico_backend_request_duration_seconds_count')).toEqual([
+        'portico_backend_request_duration_seconds_count{tenant="acme",backend="crm",outcome="success"} 1',
+        'portico_backend_request_duration_seconds_count{tenant="acme",backend="crm",outcome="error"} 1',
+        'portico_backend_request_duration_seconds_count{tenant="acme",backend="crm",outcome="refused"} 0',
+      ]);
+    });
+
+    it('has a health gauge per replica, labelled by index, removed with the backend', async () => {
+      const set = sut.replicatedBackend('acme', 'crm', 2);
+      expect(await lines(registry, replicaUp)).toEqual([
+        `${replicaUp}{tenant="acme",backend="crm",replica="0"} 0`,
+        `${replicaUp}{tenant="acme",backend="crm",replica="1"} 0`,
+      ]);
+      set.health(1, true);
+      expect(await lines(registry, replicaUp)).toContain(
+        `${replicaUp}{tenant="acme",backend="crm",replica="1"} 1`,
+      );
+      // A replica's connection closing leaves the backend's series in place.
+      set.replica(0).remove();
+      expect(await lines(registry, replicaUp)).toHaveLength(2);
+      set.remove();
+      expect(await registry.metrics()).not.toContain('backend="crm"');
+    });
+
+    it('drops the replica gauges when a connection without replicas takes over', async () => {
+      const old = sut.replicatedBackend('acme', 'crm', 3);
+      old.health(2, true);
+      const plain = sut.backend('acme', 'crm');
+      old.health(2, true);
+      old.remove();
+      expect(await lines(registry, replicaUp)).toEqual([]);
+      expect(await lines(registry, up)).toEqual([`${up}{tenant="acme",backend="crm"} 0`]);
+      plain.remove();
+    });
+  });
+
   describe('queue series', () => {
     it('reads job counts at scrape time, every state of every tracked queue', async () => {
       let waiting = 4;

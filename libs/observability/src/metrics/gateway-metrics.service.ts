@@ -25,6 +25,7 @@ export const METRIC_NAMES = {
   backendRequestDuration: 'portico_backend_request_duration_seconds',
   backendUp: 'portico_backend_up',
   backendCircuitState: 'portico_backend_circuit_state',
+  backendReplicaUp: 'portico_backend_replica_up',
   queueJobs: 'portico_queue_jobs',
   queueWait: 'portico_queue_wait_seconds',
   queueRun: 'portico_queue_run_seconds',
@@ -120,6 +121,22 @@ export interface BackendMetrics {
   remove(): void;
 }
 
+/**
+ * The series of a backend served by several replicas (settings.replicas). The backend's own
+ * series keep their meaning: requests of every replica add up, the backend is up while some
+ * replica is reachable with its circuit not open, and its circuit reads the least open of the
+ * replicas' circuits. Each replica also has a health gauge, labelled by its index (0 is the
+ * target) rather than its URL: bounded by the backend's settings, and a URL may carry secrets.
+ */
+export interface ReplicatedBackendMetrics {
+  /** The handle replica `index` writes the backend's series through. */
+  replica(index: number): BackendMetrics;
+  /** Whether replica `index` is in rotation (portico_backend_replica_up). */
+  health(index: number, up: boolean): void;
+  /** Removes the backend's series and its replicas' (when the backend is closed). */
+  remove(): void;
+}
+
 /** The series of the worker consuming one queue on this node. */
 export interface QueueWorkerMetrics {
   /** A job started: `waitSeconds` from its enqueueing until now. */
@@ -172,6 +189,9 @@ export class GatewayMetrics {
   private readonly backendDuration: Histogram<'tenant' | 'backend' | 'outcome'>;
   private readonly backendUp: Gauge<'tenant' | 'backend'>;
   private readonly backendCircuit: Gauge<'tenant' | 'backend'>;
+  private readonly backendReplicaUp: Gauge<'tenant' | 'backend' | 'replica'>;
+  /** How many replica gauges each replicated backend's owner wrote, to remove them on takeover. */
+  private readonly backendReplicas = new Map<string, number>();
   /** The handle currently writing each backend's series, by tenant and backend. */
   private readonly backendOwners = new Map<string, BackendSeries>();
   private readonly queueCounts = new Map<string, QueueCountsReader>();
@@ -262,6 +282,14 @@ export class GatewayMetrics {
       name: METRIC_NAMES.backendCircuitState,
       help: 'Circuit breaker of the backend: 0 closed, 1 half-open, 2 open.',
       labelNames: ['tenant', 'backend'],
+      registers,
+    });
+    this.backendReplicaUp = new Gauge({
+      name: METRIC_NAMES.backendReplicaUp,
+      help:
+        '1 while the replica (0: the target, then settings.replicas in order) of a replicated ' +
+        'backend is in rotation, 0 while its health checks or calls find it down.',
+      labelNames: ['tenant', 'backend', 'replica'],
       registers,
     });
     const queueCounts = this.queueCounts;
@@ -411,6 +439,7 @@ export class GatewayMetrics {
   backend(tenant: string, backend: string): BackendMetrics {
     const key = `${tenant}\u0000${backend}`;
     const labels = { tenant, backend };
+    this.removeReplicaSeries(key, labels);
     const taken = this.backendOwners.has(key);
     const durations = new Map<BackendOutcome, Histogram.Internal<string>>();
     for (const outcome of BACKEND_OUTCOMES) {
@@ -437,6 +466,30 @@ export class GatewayMetrics {
     this.backendOwners.set(key, series);
     series.publish();
     return series;
+  }
+
+  /**
+   * The series of a backend served by `replicas` replicas (the target counts as one), every
+   * replica's health gauge created at 0 until its first health verdict. Takes the series over
+   * like backend().
+   */
+  replicatedBackend(tenant: string, backend: string, replicas: number): ReplicatedBackendMetrics {
+    const key = `${tenant}\u0000${backend}`;
+    const series = this.backend(tenant, backend) as BackendSeries;
+    const gauges = Array.from({ length: replicas }, (_, index) =>
+      this.backendReplicaUp.labels({ tenant, backend, replica: String(index) }),
+    );
+    this.backendReplicas.set(key, replicas);
+    const owns = () => this.backendOwners.get(key) === series;
+    for (const gauge of gauges) {
+      gauge.set(0);
+    }
+    return new ReplicatedSeries(series, gauges, owns, () => {
+      if (owns()) {
+        this.removeReplicaSeries(key, { tenant, backend });
+      }
+      series.remove();
+    });
   }
 
   /**
@@ -472,6 +525,18 @@ export class GatewayMetrics {
       this.workers.set(queue, worker);
     }
     return worker;
+  }
+
+  /** Removes the replica gauges a former owner of a backend's series wrote. */
+  private removeReplicaSeries(key: string, labels: { tenant: string; backend: string }): void {
+    const replicas = this.backendReplicas.get(key);
+    if (replicas === undefined) {
+      return;
+    }
+    this.backendReplicas.delete(key);
+    for (let index = 0; index < replicas; index++) {
+      this.backendReplicaUp.remove({ ...labels, replica: String(index) });
+    }
   }
 
   private newToolSeries(tenant: string, tool: string): ToolSeries {
@@ -537,6 +602,83 @@ class BackendSeries implements BackendMetrics {
 
   private writes(): boolean {
     return !this.removed && this.owns();
+  }
+}
+
+/** One replica's view of the backend: its reachability and circuit, as its connection reports. */
+class ReplicaState {
+  reachable = false;
+  state: BreakerState = 'closed';
+}
+
+class ReplicatedSeries implements ReplicatedBackendMetrics {
+  private readonly states: ReplicaState[];
+  private removed = false;
+
+  constructor(
+    private readonly series: BackendSeries,
+    private readonly gauges: readonly Gauge.Internal<string>[],
+    private readonly owns: () => boolean,
+    private readonly release: () => void,
+  ) {
+    this.states = gauges.map(() => new ReplicaState());
+  }
+
+  replica(index: number): BackendMetrics {
+    // A replica's connection may be rebuilt (a replica that was down at first): each handle
+    // starts from "not reached yet", and only the newest one of a replica writes.
+    const state = new ReplicaState();
+    this.states[index] = state;
+    const current = () => !this.removed && this.states[index] === state;
+    return {
+      request: (outcome, seconds) => {
+        if (current()) {
+          this.series.request(outcome, seconds);
+        }
+      },
+      contact: (ok) => {
+        if (current() && ok !== state.reachable) {
+          state.reachable = ok;
+          this.publish();
+        }
+      },
+      circuit: (circuitState) => {
+        if (current() && circuitState !== state.state) {
+          state.state = circuitState;
+          this.publish();
+        }
+      },
+      remove: () => {
+        if (current()) {
+          this.states[index] = new ReplicaState();
+          this.publish();
+        }
+      },
+    };
+  }
+
+  health(index: number, up: boolean): void {
+    if (!this.removed && this.owns()) {
+      this.gauges[index]?.set(up ? 1 : 0);
+    }
+  }
+
+  remove(): void {
+    if (!this.removed) {
+      this.removed = true;
+      this.release();
+    }
+  }
+
+  private publish(): void {
+    const open = (s: ReplicaState) => s.state === 'open';
+    const best = this.states.some((s) => s.state === 'closed')
+      ? 'closed'
+      : this.states.some((s) => s.state === 'half-open')
+        ? 'half-open'
+        : 'open';
+    this.series.contact(this.states.some((s) => s.reachable && !open(s)));
+    this.series.circuit(best);
   }
 }
 

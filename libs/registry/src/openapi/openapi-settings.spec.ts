@@ -58,4 +58,44 @@ describe(openApiSettings.name, () => {
       'settings.auth.type must be one of: bearer, header, query',
     );
   });
+
+  it('reads replicas, load balancing and the health check with their defaults', () => {
+    const plain = openApiSettings(backend({}));
+    expect(plain.replicaUrls).toEqual([]);
+    expect(plain.loadBalancing).toBe('round-robin');
+    expect(plain.healthCheck).toEqual({
+      intervalMs: 10_000,
+      timeoutMs: 2_000,
+      unhealthyAfter: 2,
+      healthyAfter: 1,
+      path: undefined,
+    });
+    const sut = openApiSettings(
+      backend({
+        replicas: ['https://api-2.example.com/v1'],
+        loadBalancing: 'least-in-flight',
+        healthCheck: { intervalMs: 500, path: '/health' },
+      }),
+    );
+    expect(sut.replicaUrls.map((url) => url.href)).toEqual(['https://api-2.example.com/v1']);
+    expect(sut.loadBalancing).toBe('least-in-flight');
+    expect(sut.healthCheck).toMatchObject({ intervalMs: 500, unhealthyAfter: 2, path: '/health' });
+  });
+
+  it('names invalid replication settings', () => {
+    expect(() =>
+      openApiSettings(
+        backend({
+          replicas: ['ftp://api-2.example.com/'],
+          loadBalancing: 'fastest',
+          healthCheck: { healthyAfter: 0, path: '' },
+        }),
+      ),
+    ).toThrow(
+      'Backend pets: invalid settings: settings.replicas[0] must be an http(s) URL; ' +
+        'settings.loadBalancing must be one of: round-robin, least-in-flight; ' +
+        'settings.healthCheck.healthyAfter must be >= 1; ' +
+        'settings.healthCheck.path must NOT have fewer than 1 characters',
+    );
+  });
 });

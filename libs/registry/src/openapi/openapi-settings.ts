@@ -1,6 +1,10 @@
 import type { BackendEntity } from '@portico/persistence';
 import { backendSettingsProblems } from '@portico/tenancy';
-import { upstreamSettings, type UpstreamSettings } from '../upstream/upstream-settings';
+import {
+  upstreamSettings,
+  type HealthCheckSettings,
+  type UpstreamSettings,
+} from '../upstream/upstream-settings';
 
 export type OpenApiAuthType = 'bearer' | 'header' | 'query';
 
@@ -13,8 +17,21 @@ export interface OpenApiAuth {
   readonly credential?: string;
 }
 
+/** The health check of a REST replica. */
+export interface RestHealthCheckSettings extends HealthCheckSettings {
+  /**
+   * GET <base URL><path> must answer 2xx. Without it a replica is probed with HEAD on its base
+   * URL, where any HTTP answer (even 404) shows the service is there: no health endpoint needed,
+   * and a dead or unreachable instance still fails.
+   */
+  readonly path?: string;
+}
+
 /** backend.settings of an `openapi` backend, with defaults applied. */
 export interface OpenApiSettings extends UpstreamSettings {
+  /** `replicas` as URLs: more base URLs of the API, besides the document's (or baseUrl). */
+  readonly replicaUrls: readonly URL[];
+  readonly healthCheck: RestHealthCheckSettings;
   /** Overrides the document's servers. */
   readonly baseUrl?: URL;
   /** operationIds (or derived names) to expose; all operations when absent. */
@@ -41,8 +58,15 @@ export function openApiSettings(backend: BackendEntity): OpenApiSettings {
     );
   }
   const auth = raw.auth as OpenApiAuth | undefined;
+  const shared = upstreamSettings(backend);
+  const probe = raw.healthCheck as { path?: unknown } | undefined;
   return {
-    ...upstreamSettings(backend),
+    ...shared,
+    replicaUrls: shared.replicas.map((url) => new URL(url)),
+    healthCheck: {
+      ...shared.healthCheck,
+      path: typeof probe?.path === 'string' ? probe.path : undefined,
+    },
     baseUrl: typeof raw.baseUrl === 'string' ? new URL(raw.baseUrl) : undefined,
     operations: Array.isArray(raw.operations) ? (raw.operations as string[]) : undefined,
     auth: auth && { type: auth.type, name: auth.name, credential: auth.credential },

@@ -17,12 +17,15 @@ import {
   SpanAttr,
   type BackendMetrics,
   type BackendOutcome,
+  type BreakerState,
   type GatewayMetrics,
+  type ReplicatedBackendMetrics,
   type Tracing,
 } from '@portico/observability';
 import type { BackendContext, BackendSource } from '../upstream/backend-source';
 import { assertReachableTarget, TargetRefusedError } from '../upstream/target-guard';
 import { NameMap } from '../upstream/upstream-names';
+import { Replica, ReplicaSet, replicaName } from '../upstream/replica-set';
 import {
   executeAlone,
   policyRefusal,
@@ -63,21 +66,81 @@ class ServerFailure extends Error {
   }
 }
 
+/** A request that did not reach the service or came back with no HTTP answer. */
+class UnreachableError extends McpError {
+  constructor(
+    message: string,
+    /** Whether the request may have reached the service (false: refused before it was sent). */
+    readonly sent: boolean,
+  ) {
+    super(ErrorCode.InternalError, message);
+    this.name = 'UnreachableError';
+  }
+}
+
+/** HTTP methods a request may be repeated with on another replica (RFC 9110 §9.2.2). */
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'PUT',
+  'DELETE',
+  'OPTIONS',
+]);
+
+/**
+ * One base URL the API is served at, with its own policies (breaker, bulkhead) and its share
+ * of the backend's series. A backend without replicas has one; each replica adds one.
+ */
+class RestEndpoint {
+  readonly resilience: UpstreamResilience;
+  /** The replica set's hooks: a request that could not reach it, its circuit opening. */
+  onUnreachable?: (reason: string) => void;
+  onCircuit?: (state: BreakerState) => void;
+  private readonly stopWatchingCircuit: () => void;
+
+  constructor(
+    settings: OpenApiSettings,
+    readonly metrics: BackendMetrics | undefined,
+    /** Known once the document is read, for the first endpoint (its servers, or baseUrl). */
+    public baseUrl?: URL,
+  ) {
+    this.resilience = new UpstreamResilience(settings);
+    const watch = this.resilience.onCircuitChange((state) => {
+      this.metrics?.circuit(state);
+      this.onCircuit?.(state);
+    });
+    this.stopWatchingCircuit = () => watch.dispose();
+  }
+
+  close(): void {
+    this.stopWatchingCircuit();
+    this.metrics?.remove();
+  }
+}
+
 /**
  * A REST service described by an OpenAPI 3.x document, as a catalog source: one tool per
  * operation (namespaced like upstream MCP tools). The document is fetched when the catalog is
  * built, so the tool list is fixed until the tenant's catalog is rebuilt. Calls go through the
  * backend's resilience policies; 5xx answers and network failures count toward its breaker.
+ *
+ * With settings.replicas, the API is served at several base URLs (the document's or baseUrl,
+ * then the replicas), each with its own policies; each call goes to one in rotation, chosen by
+ * settings.loadBalancing. A replica leaves rotation when a request cannot reach it, when its
+ * circuit opens or when its health checks fail (see RestHealthCheckSettings), and comes back
+ * after healthyAfter good probes. A request that could not reach its replica goes to another
+ * when it was never sent, or when its HTTP method is idempotent.
  */
 export class OpenApiSource implements BackendSource {
   private readonly logger = new Logger(OpenApiSource.name);
-  private readonly resilience: UpstreamResilience;
   private readonly label: string;
-  private readonly metrics?: BackendMetrics;
-  private readonly stopWatchingCircuit: () => void;
+  /** The first base URL's: the document is fetched with its policies too. */
+  private readonly primary: RestEndpoint;
+  private readonly replicated?: ReplicatedBackendMetrics;
+  /** The base URLs in rotation, when the backend has replicas. */
+  private replicas?: ReplicaSet<RestEndpoint>;
   private readonly fetch: typeof fetch;
   private readonly peer: UpstreamPeer;
-  private baseUrl!: URL;
   /** The tools, fixed once built. */
   private catalog = new StaticCatalog();
   private closed = false;
@@ -89,11 +152,15 @@ export class OpenApiSource implements BackendSource {
     metrics?: GatewayMetrics,
     private readonly tracing?: Tracing,
   ) {
-    this.resilience = new UpstreamResilience(settings);
     this.label = `Backend ${context.backend.name}`;
-    this.metrics = metrics?.backend(context.tenantSlug, context.backend.name);
-    const watch = this.resilience.onCircuitChange((state) => this.metrics?.circuit(state));
-    this.stopWatchingCircuit = () => watch.dispose();
+    const { tenantSlug, backend } = context;
+    if (settings.replicaUrls.length > 0) {
+      const count = settings.replicaUrls.length + 1;
+      this.replicated = metrics?.replicatedBackend(tenantSlug, backend.name, count);
+      this.primary = new RestEndpoint(settings, this.replicated?.replica(0));
+    } else {
+      this.primary = new RestEndpoint(settings, metrics?.backend(tenantSlug, backend.name));
+    }
     this.fetch = fetch;
     this.peer = { tenant: context.tenantSlug, backend: context.backend.name, url: documentUrl };
   }
@@ -116,6 +183,14 @@ export class OpenApiSource implements BackendSource {
     }
     const settings = openApiSettings(context.backend);
     await assertReachableTarget(documentUrl, settings.internal);
+    for (const [index, url] of settings.replicaUrls.entries()) {
+      await assertReachableTarget(url, settings.internal).catch((err: unknown) => {
+        // A name that does not resolve (yet) is an outage; a refused address is not.
+        if (err instanceof TargetRefusedError) {
+          throw new TargetRefusedError(`${name}: settings.replicas[${index}]: ${err.message}`);
+        }
+      });
+    }
     if (settings.auth) {
       // Only whether the credential exists: its value stays unread until a call.
       credentialFor(settings, context.credentials(), name);
@@ -129,6 +204,7 @@ export class OpenApiSource implements BackendSource {
     );
     try {
       await source.load();
+      await source.replicate();
     } catch (err) {
       await source.close();
       throw err;
@@ -165,8 +241,12 @@ export class OpenApiSource implements BackendSource {
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      this.stopWatchingCircuit();
-      this.metrics?.remove();
+      this.replicas?.close();
+      for (const replica of this.replicas?.replicas ?? []) {
+        replica.member?.close();
+      }
+      this.primary.close();
+      this.replicated?.remove();
     }
     return Promise.resolve();
   }
@@ -197,8 +277,9 @@ export class OpenApiSource implements BackendSource {
           `(or that were left out): ${missing.join(', ')}`,
       );
     }
-    this.baseUrl = this.settings.baseUrl ?? serverUrl(document, this.documentUrl);
-    if (this.baseUrl.protocol !== 'http:' && this.baseUrl.protocol !== 'https:') {
+    const baseUrl = this.settings.baseUrl ?? serverUrl(document, this.documentUrl);
+    this.primary.baseUrl = baseUrl;
+    if (baseUrl.protocol !== 'http:' && baseUrl.protocol !== 'https:') {
       throw new Error(`${this.label}: the API's base URL is not http(s): set settings.baseUrl`);
     }
     const names = new NameMap(this.settings);
@@ -214,9 +295,98 @@ export class OpenApiSource implements BackendSource {
     this.catalog = new StaticCatalog({ tools });
   }
 
+  /**
+   * With replicas: every base URL is probed once, and those that answer are in rotation; none
+   * answering fails the backend like an unreachable target. Then the health checks start.
+   */
+  private async replicate(): Promise<void> {
+    if (this.settings.replicaUrls.length === 0) {
+      return;
+    }
+    const endpoints = [
+      this.primary,
+      ...this.settings.replicaUrls.map(
+        (url, index) => new RestEndpoint(this.settings, this.replicated?.replica(index + 1), url),
+      ),
+    ];
+    const set = new ReplicaSet<RestEndpoint>(
+      endpoints.map((endpoint, index) => {
+        const replica = new Replica<RestEndpoint>(index, replicaName(endpoint.baseUrl!.href));
+        replica.member = endpoint;
+        return replica;
+      }),
+      {
+        label: this.label,
+        loadBalancing: this.settings.loadBalancing,
+        healthCheck: this.settings.healthCheck,
+        probe: (replica) => this.probe(replica.member!),
+        onChange: (replica) => this.replicated?.health(replica.index, replica.up),
+      },
+    );
+    this.replicas = set;
+    for (const replica of set.replicas) {
+      const endpoint = replica.member!;
+      endpoint.onUnreachable = (reason) => set.markDown(replica, reason);
+      endpoint.onCircuit = (state) => {
+        if (state === 'open') {
+          set.markDown(replica, 'its circuit opened', this.settings.breakerResetMs);
+        }
+      };
+    }
+    const failures = await Promise.all(
+      set.replicas.map((replica) =>
+        this.probe(replica.member!).then(
+          () => {
+            set.admit(replica);
+            return undefined;
+          },
+          (err: unknown) => `replica ${replica.index}: ${describe(err)}`,
+        ),
+      ),
+    );
+    if (set.healthy().length === 0) {
+      throw new Error(`${this.label}: no replica could be reached (${failures.join('; ')})`);
+    }
+    set.start();
+  }
+
+  /**
+   * One health probe of a base URL, with the backend's credential: GET of
+   * healthCheck.path, expecting 2xx; without a path, HEAD of the base URL, any answer.
+   */
+  private async probe(endpoint: RestEndpoint): Promise<void> {
+    const { path, timeoutMs } = this.settings.healthCheck;
+    const base = endpoint.baseUrl!;
+    const url = path
+      ? new URL(path.replace(/^\/+/, ''), base.href.endsWith('/') ? base : `${base.href}/`)
+      : base;
+    const request: PreparedRequest = {
+      method: path ? 'GET' : 'HEAD',
+      url,
+      headers: new Headers({ accept: '*/*' }),
+    };
+    this.authenticate(request);
+    await assertReachableTarget(request.url, this.settings.internal);
+    let response: Response;
+    try {
+      response = await this.fetch(request.url, {
+        method: request.method,
+        headers: request.headers,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new Error(`health check failed: ${describe(err)}`);
+    }
+    await response.body?.cancel();
+    if (path && (response.status < 200 || response.status >= 300)) {
+      throw new Error(`health check answered HTTP ${response.status}`);
+    }
+  }
+
   /** The document's text; redirects are followed, each hop through the SSRF guard. */
   private fetchDocument(): Promise<string> {
-    return this.run(this.resilience.list, async (signal) => {
+    return this.run(this.primary, this.primary.resilience.list, async (signal) => {
       let url = this.documentUrl;
       for (let hop = 0; ; hop++) {
         await assertReachableTarget(url, this.settings.internal);
@@ -258,14 +428,31 @@ export class OpenApiSource implements BackendSource {
     };
   }
 
-  private async call(
+  private call(
+    plan: OperationPlan,
+    args: JsonObject,
+    ctx: RequestContext,
+  ): Promise<CallToolResult> {
+    if (!this.replicas) {
+      return this.callAt(this.primary, plan, args, ctx);
+    }
+    const repeatable = IDEMPOTENT_METHODS.has(plan.method.toUpperCase());
+    return this.replicas.run(
+      (replica) => this.callAt(replica.member!, plan, args, ctx),
+      (err) => err instanceof UnreachableError && (!err.sent || repeatable),
+    );
+  }
+
+  /** One call of `plan` at one base URL. */
+  private async callAt(
+    endpoint: RestEndpoint,
     plan: OperationPlan,
     args: JsonObject,
     ctx: RequestContext,
   ): Promise<CallToolResult> {
     let request: PreparedRequest;
     try {
-      request = buildRequest(plan, args, this.baseUrl);
+      request = buildRequest(plan, args, endpoint.baseUrl!);
     } catch (err) {
       if (err instanceof ArgumentError) {
         return errorResult(`Invalid arguments for tool ${plan.key}: ${err.message}`);
@@ -285,7 +472,7 @@ export class OpenApiSource implements BackendSource {
         for (const name in carrier) {
           request.headers.set(name, carrier[name]);
         }
-        return this.send(request, plan, ctx.signal, span);
+        return this.send(endpoint, request, plan, ctx.signal, span);
       },
       { [SpanAttr.httpMethod]: request.method, 'url.template': plan.path },
     );
@@ -320,6 +507,7 @@ export class OpenApiSource implements BackendSource {
   }
 
   private async send(
+    endpoint: RestEndpoint,
     request: PreparedRequest,
     plan: OperationPlan,
     callerSignal: AbortSignal,
@@ -327,7 +515,8 @@ export class OpenApiSource implements BackendSource {
   ): Promise<CallToolResult> {
     try {
       return await this.run(
-        this.resilience.call,
+        endpoint,
+        endpoint.resilience.call,
         async (signal) => {
           await assertReachableTarget(request.url, this.settings.internal);
           const response = await this.fetch(request.url, {
@@ -375,15 +564,18 @@ export class OpenApiSource implements BackendSource {
   }
 
   /**
-   * Runs `fn` under `policy` with metrics. `callerSignal` and the policy's timeout both abort
-   * the HTTP request. Failures become -32603 "Backend <name> unavailable: …" (a response over
-   * the size limit: an McpError whose data is the TooLargeError).
+   * Runs `fn` under `policy` (one of `endpoint`'s) with its metrics. `callerSignal` and the
+   * policy's timeout both abort the HTTP request. Failures become -32603 "Backend <name>
+   * unavailable: …" (an UnreachableError when no HTTP answer came back; a response over the
+   * size limit: an McpError whose data is the TooLargeError).
    */
   private async run<T>(
+    endpoint: RestEndpoint,
     policy: UpstreamPolicy,
     fn: (signal: AbortSignal) => Promise<T>,
     callerSignal?: AbortSignal,
   ): Promise<T> {
+    const metrics = endpoint.metrics;
     try {
       return await executeAlone(policy, async ({ signal: deadline }) => {
         const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
@@ -392,8 +584,8 @@ export class OpenApiSource implements BackendSource {
           const value = await fn(signal);
           // A tool error here is an HTTP answer (4xx...): the service is reachable.
           const outcome: BackendOutcome = isErrorResult(value) ? 'error' : 'success';
-          this.metrics?.request(outcome, secondsSince(started));
-          this.metrics?.contact(true);
+          metrics?.request(outcome, secondsSince(started));
+          metrics?.contact(true);
           return value;
         } catch (err) {
           // Our caller leaving says nothing about the service.
@@ -401,7 +593,10 @@ export class OpenApiSource implements BackendSource {
             callerSignal?.aborted && !(err instanceof UncountedFailure)
               ? new UncountedFailure(err)
               : err;
-          this.recordFailure(failure, started);
+          recordFailure(metrics, failure, started);
+          if (!(failure instanceof UncountedFailure) && !(failure instanceof ServerFailure)) {
+            endpoint.onUnreachable?.(describe(failure));
+          }
           throw failure;
         }
       });
@@ -409,8 +604,9 @@ export class OpenApiSource implements BackendSource {
       if (err instanceof ServerFailure) {
         throw err;
       }
-      if (refusedByPolicy(err)) {
-        this.metrics?.request('refused', 0);
+      const refused = refusedByPolicy(err);
+      if (refused) {
+        metrics?.request('refused', 0);
       }
       const failure = err instanceof UncountedFailure ? err.failure : err;
       if (failure instanceof TooLargeError) {
@@ -420,29 +616,33 @@ export class OpenApiSource implements BackendSource {
         throw new McpError(ErrorCode.RequestCancelled, 'Request cancelled');
       }
       const reason = policyRefusal(failure, this.settings.timeoutMs) ?? describe(failure);
-      throw new McpError(ErrorCode.InternalError, `${this.label} unavailable: ${reason}`);
-    }
-  }
-
-  private recordFailure(err: unknown, started: number): void {
-    if (!this.metrics) {
-      return;
-    }
-    if (err instanceof TargetRefusedError) {
-      this.metrics.request('refused', 0);
-      this.metrics.contact(false);
-      return;
-    }
-    this.metrics.request('error', secondsSince(started));
-    if (err instanceof UncountedFailure) {
-      if (err.failure instanceof TooLargeError) {
-        this.metrics.contact(true);
+      const message = `${this.label} unavailable: ${reason}`;
+      if (err instanceof UncountedFailure) {
+        throw new McpError(ErrorCode.InternalError, message);
       }
-      return;
+      throw new UnreachableError(message, !refused && !(failure instanceof TargetRefusedError));
     }
-    // An HTTP answer, even a 5xx, means the service is reachable.
-    this.metrics.contact(err instanceof ServerFailure);
   }
+}
+
+function recordFailure(metrics: BackendMetrics | undefined, err: unknown, started: number): void {
+  if (!metrics) {
+    return;
+  }
+  if (err instanceof TargetRefusedError) {
+    metrics.request('refused', 0);
+    metrics.contact(false);
+    return;
+  }
+  metrics.request('error', secondsSince(started));
+  if (err instanceof UncountedFailure) {
+    if (err.failure instanceof TooLargeError) {
+      metrics.contact(true);
+    }
+    return;
+  }
+  // An HTTP answer, even a 5xx, means the service is reachable.
+  metrics.contact(err instanceof ServerFailure);
 }
 
 /** The credential `settings.auth` names (or the backend's only one). */

@@ -1,5 +1,20 @@
 import type { BackendEntity } from '@portico/persistence';
 
+/** How calls are spread over a backend's replicas. */
+export type LoadBalancing = 'round-robin' | 'least-in-flight';
+export const LOAD_BALANCING: readonly LoadBalancing[] = ['round-robin', 'least-in-flight'];
+
+/** The periodic probe of each replica of a replicated backend. */
+export interface HealthCheckSettings {
+  readonly intervalMs: number;
+  /** A probe that has not answered by then failed. */
+  readonly timeoutMs: number;
+  /** Consecutive failed probes that take a replica out of rotation. */
+  readonly unhealthyAfter: number;
+  /** Consecutive good probes that bring it back. */
+  readonly healthyAfter: number;
+}
+
 /** backend.settings of an upstream MCP backend, with defaults applied. */
 export interface UpstreamSettings {
   readonly prefix: string;
@@ -15,6 +30,14 @@ export interface UpstreamSettings {
   readonly maxQueued: number;
   /** Allows private, loopback and link-local targets (SSRF guard off). */
   readonly internal: boolean;
+  /**
+   * More instances of the same service besides the target (same kind and credentials): for
+   * URL kinds further targets, for `openapi` further base URLs of the API. Empty: one target,
+   * served exactly as without replication.
+   */
+  readonly replicas: readonly string[];
+  readonly loadBalancing: LoadBalancing;
+  readonly healthCheck: HealthCheckSettings;
 }
 
 export const UPSTREAM_DEFAULTS = {
@@ -24,7 +47,23 @@ export const UPSTREAM_DEFAULTS = {
   breakerResetMs: 10_000,
   maxConcurrent: 64,
   maxQueued: 0,
+  replicas: [],
+  loadBalancing: 'round-robin',
+  healthCheck: { intervalMs: 10_000, timeoutMs: 2_000, unhealthyAfter: 2, healthyAfter: 1 },
 } as const;
+
+/** A whole number of at least `min` in `raw[key]`, else `fallback`. */
+export function countSetting(
+  raw: Readonly<Record<string, unknown>>,
+  key: string,
+  fallback: number,
+  min: number,
+): number {
+  const value = raw[key];
+  return typeof value === 'number' && Number.isFinite(value) && value >= min
+    ? Math.floor(value)
+    : fallback;
+}
 
 export function upstreamSettings(backend: BackendEntity): UpstreamSettings {
   const raw = backend.settings ?? {};
@@ -32,12 +71,8 @@ export function upstreamSettings(backend: BackendEntity): UpstreamSettings {
     const value = raw[key];
     return typeof value === 'string' ? value : fallback;
   };
-  const count = (key: string, fallback: number, min: number): number => {
-    const value = raw[key];
-    return typeof value === 'number' && Number.isFinite(value) && value >= min
-      ? Math.floor(value)
-      : fallback;
-  };
+  const count = (key: string, fallback: number, min: number): number =>
+    countSetting(raw, key, fallback, min);
   return {
     prefix: text('prefix', backend.name),
     separator: text('separator', UPSTREAM_DEFAULTS.separator),
@@ -47,5 +82,23 @@ export function upstreamSettings(backend: BackendEntity): UpstreamSettings {
     maxConcurrent: count('maxConcurrent', UPSTREAM_DEFAULTS.maxConcurrent, 1),
     maxQueued: count('maxQueued', UPSTREAM_DEFAULTS.maxQueued, 0),
     internal: raw.internal === true,
+    replicas: Array.isArray(raw.replicas)
+      ? raw.replicas.filter((r): r is string => typeof r === 'string' && r !== '')
+      : [],
+    loadBalancing: LOAD_BALANCING.includes(raw.loadBalancing as LoadBalancing)
+      ? (raw.loadBalancing as LoadBalancing)
+      : UPSTREAM_DEFAULTS.loadBalancing,
+    healthCheck: healthCheckSettings(raw.healthCheck),
+  };
+}
+
+function healthCheckSettings(value: unknown): HealthCheckSettings {
+  const raw = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+  const defaults = UPSTREAM_DEFAULTS.healthCheck;
+  return {
+    intervalMs: countSetting(raw, 'intervalMs', defaults.intervalMs, 1),
+    timeoutMs: countSetting(raw, 'timeoutMs', defaults.timeoutMs, 1),
+    unhealthyAfter: countSetting(raw, 'unhealthyAfter', defaults.unhealthyAfter, 1),
+    healthyAfter: countSetting(raw, 'healthyAfter', defaults.healthyAfter, 1),
   };
 }

@@ -3,6 +3,7 @@ import { GatewayMetrics, Tracing } from '@portico/observability';
 import type { BackendContext, BackendSource } from './backend-source';
 import { McpUpstreamSource } from './mcp-upstream.source';
 import { OpenApiSource } from '../openapi/openapi.source';
+import { ReplicatedUpstreamSource } from './replicated-upstream.source';
 import { UpstreamOptions } from './upstream-options';
 import { upstreamSettings } from './upstream-settings';
 import { upstreamConnector, type UpstreamMcpKind } from './upstream-transports';
@@ -56,7 +57,16 @@ export class UpstreamSourceFactory {
     }
     const settings = upstreamSettings(context.backend);
     const tracing = this.tracing?.enabled ? this.tracing : undefined;
-    const connector = upstreamConnector(kind, context, settings, tracing);
+    if (kind !== 'mcp-stdio' && settings.replicas.length > 0) {
+      return ReplicatedUpstreamSource.connect(kind, context, settings, this.metrics, tracing);
+    }
+    const connector = upstreamConnector(
+      kind,
+      context,
+      settings,
+      tracing,
+      this.options.stdioChildren,
+    );
     return McpUpstreamSource.connect(context, settings, connector, this.metrics, tracing);
   }
 }

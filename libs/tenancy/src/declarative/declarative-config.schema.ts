@@ -120,6 +120,43 @@ const JWT = {
   },
 } as const;
 
+/** How a backend with replicas spreads its calls over them (`settings.loadBalancing`). */
+export const LOAD_BALANCING_POLICIES = ['round-robin', 'least-in-flight'] as const;
+
+/** Replicas of one backend at most: the health checks probe each of them. */
+export const MAX_REPLICAS = 16;
+
+/** `settings.healthCheck` of a backend with replicas: the periodic probe of each. */
+const HEALTH_CHECK_PROPERTIES = {
+  intervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000 },
+  timeoutMs: { type: 'integer', minimum: 1, maximum: 600_000 },
+  unhealthyAfter: { type: 'integer', minimum: 1, maximum: 100 },
+  healthyAfter: { type: 'integer', minimum: 1, maximum: 100 },
+} as const;
+
+/**
+ * Replication settings shared by the backend kinds with URL targets (mcp-http, mcp-sse,
+ * mcp-ws, openapi): `replicas` are more instances of the same service, reached with the same
+ * credentials (each passes the SSRF guard like the target); the target's scheme rules apply to
+ * them when the backend connects.
+ */
+export const UPSTREAM_REPLICA_SETTINGS = {
+  replicas: {
+    type: 'array',
+    items: { type: 'string', format: 'uri', maxLength: 4096 },
+    maxItems: MAX_REPLICAS - 1,
+    uniqueItems: true,
+  },
+  loadBalancing: { type: 'string', enum: LOAD_BALANCING_POLICIES },
+  healthCheck: { type: 'object', additionalProperties: false, properties: HEALTH_CHECK_PROPERTIES },
+} as const;
+
+/** `settings` of an upstream MCP backend reached by URL (mcp-http, mcp-sse, mcp-ws). */
+export const MCP_URL_SETTINGS = {
+  type: 'object',
+  properties: UPSTREAM_REPLICA_SETTINGS,
+} as const;
+
 /** Auth types an `openapi` backend can apply its credentials with. */
 export const OPENAPI_AUTH_TYPES = ['bearer', 'header', 'query'] as const;
 
@@ -157,10 +194,24 @@ export const OPENAPI_SETTINGS = {
     breakerResetMs: POSITIVE_INT,
     maxConcurrent: POSITIVE_INT,
     maxQueued: { type: 'integer', minimum: 0 },
+    ...UPSTREAM_REPLICA_SETTINGS,
+    // For openapi, replicas are more base URLs of the API (the document is read from target).
+    replicas: { ...UPSTREAM_REPLICA_SETTINGS.replicas, items: { ...HTTP_URI, maxLength: 4096 } },
+    healthCheck: {
+      ...UPSTREAM_REPLICA_SETTINGS.healthCheck,
+      properties: {
+        ...HEALTH_CHECK_PROPERTIES,
+        // GET <base URL><path> must answer 2xx; without it, any HTTP answer to HEAD will do.
+        path: { type: 'string', minLength: 1, maxLength: 2048, pattern: '^[^#\\s]+$' },
+      },
+    },
   },
 } as const;
 
-/** `settings` of an `mcp-stdio` backend: the command's arguments, directory and environment. */
+/**
+ * `settings` of an `mcp-stdio` backend: the command's arguments, directory and environment,
+ * and how its process is supervised (started on demand or eagerly, idle stop, restart backoff).
+ */
 export const STDIO_SETTINGS = {
   type: 'object',
   properties: {
@@ -171,6 +222,10 @@ export const STDIO_SETTINGS = {
       propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
       additionalProperties: { type: 'string', maxLength: 32768 },
     },
+    start: { type: 'string', enum: ['on-demand', 'eager'] },
+    idleTimeoutMs: { type: 'integer', minimum: 0, maximum: 2147483647 },
+    restartInitialMs: { type: 'integer', minimum: 1, maximum: 2147483647 },
+    restartMaxMs: { type: 'integer', minimum: 1, maximum: 2147483647 },
   },
 } as const;
 
@@ -178,6 +233,9 @@ export const STDIO_SETTINGS = {
 export const BACKEND_KIND_SETTINGS: Readonly<Record<string, object>> = {
   openapi: OPENAPI_SETTINGS,
   'mcp-stdio': STDIO_SETTINGS,
+  'mcp-http': MCP_URL_SETTINGS,
+  'mcp-sse': MCP_URL_SETTINGS,
+  'mcp-ws': MCP_URL_SETTINGS,
 };
 
 const BACKEND = {
@@ -185,6 +243,10 @@ const BACKEND = {
   additionalProperties: false,
   required: ['name', 'kind', 'target'],
   allOf: [
+    {
+      if: { properties: { kind: { enum: ['mcp-http', 'mcp-sse', 'mcp-ws'] } } },
+      then: { properties: { settings: MCP_URL_SETTINGS } },
+    },
     {
       if: { properties: { kind: { const: 'openapi' } } },
       then: { properties: { settings: OPENAPI_SETTINGS } },
