@@ -1,11 +1,8 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
-import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { AuthError, AuthPrincipal, AuthService } from '@portico/auth';
-import { loadConfigOrExit, PorticoConfig } from '@portico/config';
+import { loadConfigOrExit } from '@portico/config';
 import { McpEngine } from '@portico/mcp-protocol';
-import { TenantService } from '@portico/tenancy';
 import { CliModule } from './cli.module';
 import {
   CommandResult,
@@ -14,15 +11,18 @@ import {
   dbMigrate,
   keysRotate,
 } from './commands/admin-commands';
+import { parseStdioArgs, StdioStartError, stdioPrincipal } from './stdio/stdio-principal';
 import { StdioServer } from './stdio/stdio-server';
 
 const USAGE = `Usage: portico <command>
 
 Commands:
-  stdio [--tenant SLUG]    Serve MCP over stdin/stdout (newline-delimited JSON-RPC, both
+  stdio [--tenant SLUG [--server NAME]]
+                           Serve MCP over stdin/stdout (newline-delimited JSON-RPC, both
                            protocol eras). With --tenant, serve that tenant's catalog as the
-                           principal of PORTICO_API_KEY; without, the anonymous development
-                           catalog (FIXTURE_CATALOG). Logs go to stderr.
+                           principal of PORTICO_API_KEY; with --server too, only that virtual
+                           server's subset (as /mcp/SLUG/NAME). Without, the anonymous
+                           development catalog (FIXTURE_CATALOG). Logs go to stderr.
   db migrate               Apply pending database migrations.
   config validate [FILE]   Check a declarative config file (default PORTICO_CONFIG_FILE);
                            every problem is printed with its path.
@@ -40,16 +40,12 @@ function log(level: 'info' | 'warn' | 'error', message: string): void {
 
 async function stdio(args: string[]): Promise<void> {
   const config = loadConfigOrExit();
-  const tenantAt = args.indexOf('--tenant');
-  const slug = tenantAt >= 0 ? args[tenantAt + 1] : undefined;
-  if (tenantAt >= 0 && !slug) {
-    fail(2, '--tenant needs a tenant slug');
-  }
+  const target = await startOrFail(() => parseStdioArgs(args));
   // Nest's own logger writes to stdout, which belongs to the protocol here.
   const app = await NestFactory.createApplicationContext(CliModule.forRoot(config), {
     logger: false,
   });
-  const principal = slug === undefined ? undefined : await stdioPrincipal(app, config, slug);
+  const principal = await startOrFail(() => stdioPrincipal(app, config.stdioApiKey, target));
   const server = new StdioServer(app.get(McpEngine), {
     principal,
     input: process.stdin,
@@ -69,33 +65,13 @@ async function stdio(args: string[]): Promise<void> {
   await finish('stdin closed');
 }
 
-/** stdio has no Authorization header: the credential comes from the environment. */
-async function stdioPrincipal(
-  app: INestApplicationContext,
-  config: PorticoConfig,
-  slug: string,
-): Promise<AuthPrincipal> {
-  const tenant = await app.get(TenantService).bySlug(slug);
-  if (!tenant) {
-    return fail(1, `unknown tenant "${slug}"`);
-  }
-  if (tenant.status !== 'active') {
-    return fail(1, `tenant "${slug}" is suspended`);
-  }
-  if (!config.stdioApiKey) {
-    return fail(1, 'PORTICO_API_KEY must hold the API key (or token) to serve a tenant');
-  }
+/** Runs a start-up step; its StdioStartError ends the process with its message and code. */
+async function startOrFail<T>(step: () => T | Promise<T>): Promise<T> {
   try {
-    const principal = await app
-      .get(AuthService)
-      .authenticate({ authorization: `Bearer ${config.stdioApiKey}` }, tenant);
-    if (!principal.can('mcp:use')) {
-      return fail(1, 'PORTICO_API_KEY may not use the MCP endpoint');
-    }
-    return principal;
+    return await step();
   } catch (err) {
-    if (err instanceof AuthError) {
-      return fail(1, `PORTICO_API_KEY was refused: ${err.message}`);
+    if (err instanceof StdioStartError) {
+      fail(err.code, err.message);
     }
     throw err;
   }

@@ -15,7 +15,8 @@ import type { TenantService } from '@portico/tenancy';
 import { DATA_TEMPLATE, STATIC_TEXT_URI, WATCHED_RESOURCE_URI } from '@portico/testing';
 import { StaticCatalog } from '@portico/mcp-protocol';
 import { bindToServer, serverOfPrincipal, serverOfScope } from './server-principal';
-import { TenantCatalogRouter } from './tenant-catalog.router';
+import type { UpstreamSourceFactory } from '../upstream/upstream-source.factory';
+import { publicError, TenantCatalogRouter } from './tenant-catalog.router';
 
 const TENANT = 'tenant-1';
 
@@ -26,6 +27,10 @@ type ServerRow = Pick<
 
 /** The rows a TenantService would read, changeable between builds. */
 class FakeTenants {
+  /** Returned as they are: the order a database might give, not necessarily by name. */
+  backends: Partial<BackendEntity>[] = [
+    { name: 'fixtures', kind: 'fixture', target: 'conformance', tenantId: TENANT },
+  ];
   servers: ServerRow[] = [];
   policies: Partial<ToolPolicyEntity>[] = [];
   private readonly listeners = new Set<(tenant: TenantEntity) => void>();
@@ -37,9 +42,7 @@ class FakeTenants {
       () => ({ find: () => Promise.resolve(get()) });
     return {
       byId: () => Promise.resolve(this.tenant),
-      backends: rows<Partial<BackendEntity>>(() => [
-        { name: 'fixtures', kind: 'fixture', target: 'conformance', tenantId: TENANT },
-      ]),
+      backends: rows(() => this.backends),
       policies: rows(() => this.policies),
       servers: rows(() => this.servers),
       onChange: (listener: (tenant: TenantEntity) => void) => {
@@ -231,6 +234,98 @@ describe(TenantCatalogRouter.name, () => {
     await settle();
 
     expect(events).toHaveLength(heard);
+  });
+});
+
+describe(`${TenantCatalogRouter.name} collisions`, () => {
+  const echo = (name: string): Partial<BackendEntity> => ({
+    name,
+    kind: 'fixture',
+    target: 'echo',
+    tenantId: TENANT,
+  });
+  let tenants: FakeTenants;
+  let sut: TenantCatalogRouter;
+
+  beforeEach(() => {
+    tenants = new FakeTenants();
+    const refused: Partial<UpstreamSourceFactory> = {
+      create: () =>
+        Promise.reject(
+          new Error(
+            'Upstream https://user:hunter2@crm.example/mcp?token=s3cret refused\n    at stack',
+          ),
+        ),
+    };
+    sut = new TenantCatalogRouter(
+      tenants.asService(),
+      new StaticCatalog(),
+      undefined,
+      undefined,
+      refused as UpstreamSourceFactory,
+    );
+  });
+
+  afterEach(async () => {
+    await sut.onModuleDestroy();
+  });
+
+  it('puts backends in name order whatever order the rows come in: the first name wins', async () => {
+    tenants.backends = [echo('zeta'), echo('Alpha'), echo('alpha')];
+    const first = await sut.describe(TENANT);
+    tenants.backends = [echo('alpha'), echo('zeta'), echo('Alpha')];
+    tenants.change();
+
+    const second = await sut.describe(TENANT);
+
+    for (const report of [first, second]) {
+      expect(report.backends.map((b) => b.name)).toEqual(['Alpha', 'alpha', 'zeta']);
+      expect(report.tools).toEqual([expect.objectContaining({ name: 'echo', backend: 'Alpha' })]);
+      expect(report.collisions).toEqual([
+        { kind: 'tool', name: 'echo', winner: 'Alpha', shadowed: ['alpha', 'zeta'] },
+      ]);
+    }
+  });
+
+  it('shows each backend with its state and counts, and a failure without its secrets', async () => {
+    tenants.backends = [
+      echo('echo'),
+      { name: 'crm', kind: 'mcp-http', target: 'https://crm.example/mcp', tenantId: TENANT },
+    ];
+
+    const report = await sut.describe(TENANT);
+
+    expect(report.backends).toEqual([
+      {
+        name: 'crm',
+        kind: 'mcp-http',
+        status: 'failed',
+        error: 'Upstream https://crm.example/mcp refused',
+        tools: 0,
+        prompts: 0,
+        resources: 0,
+        resourceTemplates: 0,
+      },
+      {
+        name: 'echo',
+        kind: 'fixture',
+        status: 'connected',
+        tools: 1,
+        prompts: 0,
+        resources: 0,
+        resourceTemplates: 0,
+      },
+    ]);
+  });
+});
+
+describe(publicError.name, () => {
+  it('keeps the first line, drops URL credentials, queries and fragments, and caps length', () => {
+    expect(publicError(new Error('GET http://u:p@h:1/x?key=1#f failed\nstack'))).toBe(
+      'GET http://h:1/x failed',
+    );
+    expect(publicError('plain')).toBe('plain');
+    expect(publicError(new Error('x'.repeat(1000)))).toHaveLength(300);
   });
 });
 

@@ -32,12 +32,16 @@ import {
 import { createConformanceCatalog, echoTool } from '@portico/testing';
 import {
   CallHooks,
+  CatalogCollision,
+  CatalogListing,
+  compareNames,
   GovernedCatalog,
   NamedSource,
   ObservedCatalog,
   ToolAccess,
   ToolCallRecord,
   ToolPolicy,
+  type SourceCounts,
 } from './governed-catalog';
 import { ServerCatalogView } from './server-catalog-view';
 import { serverOfScope } from './server-principal';
@@ -56,6 +60,29 @@ export {
 export { ServerCatalogView } from './server-catalog-view';
 
 /**
+ * How a backend fared when its tenant's catalog was built: `connected` (its lists are in the
+ * catalog), `failed` (unreachable or refused; left out until the next build) or `unsupported`
+ * (a kind this process does not serve).
+ */
+export type BackendStatus = 'connected' | 'failed' | 'unsupported';
+
+export interface BackendState {
+  readonly name: string;
+  readonly kind: string;
+  readonly status: BackendStatus;
+  /** Why it failed: the error's message only, URL credentials and queries removed. */
+  readonly error?: string;
+}
+
+/** A tenant's catalog as an operator sees it: its backends, what it serves, its collisions. */
+export interface TenantCatalogReport extends Omit<CatalogListing, 'counts'> {
+  /** In catalog order (by name), which decides collisions: the first backend wins. */
+  readonly backends: (BackendState & SourceCounts)[];
+}
+
+const NO_ITEMS: SourceCounts = { tools: 0, prompts: 0, resources: 0, resourceTemplates: 0 };
+
+/**
  * One tenant's catalog as built, with a view per virtual server: the servers' definitions are
  * read with the catalog and replaced with it, so a view never outlives the catalog it filters.
  */
@@ -65,9 +92,14 @@ class TenantCatalog {
   constructor(
     readonly catalog: GovernedCatalog,
     private readonly views: ReadonlyMap<string, ServerCatalogView>,
+    readonly backends: readonly BackendState[],
   ) {}
 
-  static of(catalog: GovernedCatalog, servers: readonly VirtualServerEntity[]): TenantCatalog {
+  static of(
+    catalog: GovernedCatalog,
+    servers: readonly VirtualServerEntity[],
+    backends: readonly BackendState[],
+  ): TenantCatalog {
     return new TenantCatalog(
       catalog,
       new Map(
@@ -76,6 +108,7 @@ class TenantCatalog {
           new ServerCatalogView(catalog, new CompiledExposure(server)),
         ]),
       ),
+      backends,
     );
   }
 
@@ -252,6 +285,22 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     return (await this.entry(tenantId).built).requiredScopes(server);
   }
 
+  /**
+   * The tenant's catalog as this node built it (building it now if nobody has asked yet):
+   * every backend's state and counts, every list as policies make it, and the collisions.
+   */
+  async describe(tenantId: string): Promise<TenantCatalogReport> {
+    const built = await this.entry(tenantId).built;
+    const { counts, ...listing } = await built.catalog.describe();
+    return {
+      backends: built.backends.map((backend) => ({
+        ...backend,
+        ...(counts.get(backend.name) ?? NO_ITEMS),
+      })),
+      ...listing,
+    };
+  }
+
   listTools(scope: CatalogScope) {
     return this.via(scope, (c) => c.listTools(scope));
   }
@@ -423,15 +472,25 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
     );
   }
 
+  /**
+   * Connects the tenant's backends one after the other in name order (by code unit, whatever
+   * the database's collation): that order decides name collisions, so the same backend wins
+   * on every build and every node, however long each connection takes.
+   */
   private async build(tenantId: string, _listeners: Set<CatalogListener>): Promise<TenantCatalog> {
     const tenant = await this.tenants.byId(tenantId);
-    const backends = await this.tenants.backends(tenantId).find({}, { order: { name: 'ASC' } });
+    const backends = (
+      await this.tenants.backends(tenantId).find({}, { order: { name: 'ASC' } })
+    ).sort((a, b) => compareNames(a.name, b.name));
     const policies = await this.tenants.policies(tenantId).find();
     const servers = await this.tenants.servers(tenantId).find();
+    const slug = tenant?.slug ?? tenantId;
     const sources: NamedSource[] = [];
+    const states: BackendState[] = [];
     const direct = new Map<string, BackendSource>();
     this.direct.set(tenantId, direct);
     for (const backend of backends) {
+      const state = { name: backend.name, kind: backend.kind };
       try {
         const source = await this.sourceFor(backend, tenant);
         if (source) {
@@ -441,11 +500,11 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
             source: this.executorFor(backend, source, tenant),
           });
         }
+        states.push({ ...state, status: source ? 'connected' : 'unsupported' });
       } catch (err) {
         // One unreachable backend must not take the tenant's whole catalog down.
-        this.logger.warn(
-          `Backend ${backend.name} of tenant ${tenant?.slug ?? tenantId} left out: ${String(err)}`,
-        );
+        this.logger.warn(`Backend ${backend.name} of tenant ${slug} left out: ${publicError(err)}`);
+        states.push({ ...state, status: 'failed', error: publicError(err) });
         if (this.metrics) {
           // Shown as down (not missing) until this catalog is replaced.
           sources.push({
@@ -462,12 +521,13 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       new Map<string, ToolPolicy>(policies.map((p) => [p.tool, p])),
       this.callHooks(
         tenantId,
-        tenant?.slug ?? tenantId,
+        slug,
         tenant && this.quotas ? this.callGate(tenant, this.quotas) : undefined,
       ),
+      (collision) => this.logger.warn(`Catalog of tenant ${slug}: ${describeCollision(collision)}`),
     );
     await catalog.load();
-    return TenantCatalog.of(catalog, servers);
+    return TenantCatalog.of(catalog, servers, states);
   }
 
   /** Concurrent tools/call slots of the tenant; over the limit, a JSON-RPC error with a retry hint. */
@@ -547,6 +607,30 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
       credentials: () => this.tenants.openCredentials(backend),
     });
   }
+}
+
+/** One log line per collision: which backend is served, which are hidden. */
+function describeCollision(collision: CatalogCollision): string {
+  const renamed = collision.renamedFrom
+    ? ` (renamed by policy from ${collision.renamedFrom.join(', ')})`
+    : '';
+  return (
+    `${collision.kind} "${collision.name}"${renamed} is offered by several backends: ` +
+    `${collision.winner} is served, ${collision.shadowed.join(', ')} shadowed`
+  );
+}
+
+const URL_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@]*@)?([^\s?#]*)(\?[^\s#]*)?(#\S*)?/gi;
+const MAX_ERROR_LENGTH = 300;
+
+/**
+ * What the admin API may show of a connection error: the message's first line, without URL
+ * credentials, queries or fragments (tokens hide there), and never a stack.
+ */
+export function publicError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const line = message.split('\n', 1)[0].replace(URL_IN_TEXT, '$1$3');
+  return line.length > MAX_ERROR_LENGTH ? `${line.slice(0, MAX_ERROR_LENGTH - 1)}…` : line;
 }
 
 /** The audit details of a tool call: its error, and the virtual server it came through. */
