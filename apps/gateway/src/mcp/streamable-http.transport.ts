@@ -266,7 +266,14 @@ export class StreamableHttpTransport {
   private startSpan(request: FastifyRequest): Span {
     const body = request.body as { params?: { _meta?: unknown } } | undefined;
     const meta = body?.params?._meta as Record<string, unknown> | undefined;
-    const carrier = hasTraceContext(meta) ? meta : (request.headers as Record<string, unknown>);
+    const headers = request.headers as Record<string, unknown>;
+    // No trace context or baggage to continue (the usual case): a new trace, without running
+    // the propagators over the headers.
+    const carrier = hasTraceContext(meta)
+      ? meta
+      : typeof headers.traceparent === 'string' || typeof headers.baggage === 'string'
+        ? headers
+        : undefined;
     const route = request.routeOptions.url ?? request.url;
     return this.tracing.start(
       `${request.method} ${route}`,
@@ -278,7 +285,7 @@ export class StreamableHttpTransport {
           [SpanAttr.transport]: 'streamable-http',
         },
       },
-      this.tracing.extract(carrier, ROOT_CONTEXT),
+      carrier ? this.tracing.extract(carrier, ROOT_CONTEXT) : ROOT_CONTEXT,
     );
   }
 

