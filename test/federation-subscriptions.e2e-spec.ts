@@ -138,7 +138,7 @@ beforeAll(async () => {
       target: stdio
         ? `"${process.execPath}" "${FIXTURE}" --stdio`
         : `http://127.0.0.1:${http.port}/mcp`,
-      settings: stdio ? {} : { internal: true },
+      settings: stdio ? { sessions: 'pooled' } : { internal: true },
       credentialsSealed: null,
     });
     await tenants.changed(seeded.tenant);

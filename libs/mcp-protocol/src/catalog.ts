@@ -3,7 +3,7 @@
  * implements it per tenant; tests and the embedded default use fixture providers.
  */
 import type { JsonObject } from './jsonrpc';
-import type { RequestContext } from './context';
+import type { ClientSession, RequestContext } from './context';
 import type {
   CallToolResult,
   CompleteResult,
@@ -53,9 +53,11 @@ export interface ResourceHandler {
    * do not come, the subscription still stands), to the release of this claim. The engine
    * claims a URI once per subscriber (a 2025-era session, a subscriptions/listen stream) and
    * releases it when the subscriber unsubscribes or goes away; providers count the claims.
-   * Providers that publish their changes anyway leave it out.
+   * Providers that publish their changes anyway leave it out. `session`: the 2025-era
+   * session subscribing (absent for a subscriptions/listen stream), for a provider that keeps
+   * per-session state (see RequestContext.session).
    */
-  subscribe?(uri: string): MaybePromise<ResourceRelease>;
+  subscribe?(uri: string, session?: ClientSession): MaybePromise<ResourceRelease>;
 }
 
 export interface CompletionRequest {
@@ -75,7 +77,7 @@ export interface ResourceTemplateHandler {
   ): MaybePromise<ReadResourceResult>;
   complete?(request: CompletionRequest): MaybePromise<CompleteResult['completion']>;
   /** As ResourceHandler.subscribe, for an instance of this template. */
-  subscribe?(uri: string): MaybePromise<ResourceRelease>;
+  subscribe?(uri: string, session?: ClientSession): MaybePromise<ResourceRelease>;
 }
 
 export interface PromptHandler {

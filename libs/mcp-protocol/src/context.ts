@@ -21,6 +21,29 @@ export type Era = 'modern' | 'legacy';
 
 export type InputMethod = 'elicitation/create' | 'sampling/createMessage' | 'roots/list';
 
+/** What happens to a 2025-era client session that a source may follow (see ClientSession). */
+export type ClientSessionEvent = 'closed' | 'roots-changed';
+
+/**
+ * The 2025-era client session a request arrived on, reachable after that request ended. A
+ * source that keeps per-session state elsewhere (an upstream session of its own for this
+ * client) needs it: to pass on what arrives outside any request (logs, roots/list), to
+ * hear the client's roots/list_changed, and to release that state when the session closes.
+ */
+export interface ClientSession {
+  readonly id: string;
+  readonly closed: boolean;
+  /** Sends notifications/message on the session's standalone stream when its level admits it. */
+  log(level: LogLevel, data: unknown, logger?: string): void;
+  /**
+   * Asks the client on the session's standalone stream (the client capability is checked
+   * first). Rejects when no standalone stream is open, on timeout, or when the session closes.
+   */
+  request(method: InputMethod, params: JsonObject, signal?: AbortSignal): Promise<JsonObject>;
+  /** Calls `listener` on `event` until the returned function is called. */
+  on(event: ClientSessionEvent, listener: () => void): () => void;
+}
+
 /** Per-input options; `key` names the input in a 2026-07-28 inputRequests map. */
 export interface InputOptions {
   readonly key?: string;
@@ -35,6 +58,8 @@ export interface RequestContext {
   readonly clientInfo?: Implementation;
   readonly principal?: Principal;
   readonly sessionId?: string;
+  /** The 2025-era session the request arrived on (absent for 2026-07-28 requests). */
+  readonly session?: ClientSession;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;
   /**
@@ -131,6 +156,7 @@ export interface ContextInit {
   clientInfo?: Implementation;
   principal?: Principal;
   sessionId?: string;
+  session?: ClientSession;
   cancellation: Cancellation;
   progressToken?: string | number;
   /** Minimum level the client wants; undefined = no log messages (modern) or all (legacy). */
@@ -150,6 +176,7 @@ export class HandlerContext implements RequestContext {
   readonly clientInfo?: Implementation;
   readonly principal?: Principal;
   readonly sessionId?: string;
+  readonly session?: ClientSession;
   trace?: unknown;
   private readonly cancellation: Cancellation;
   private lastProgress = Number.NEGATIVE_INFINITY;
@@ -163,6 +190,7 @@ export class HandlerContext implements RequestContext {
     this.clientInfo = init.clientInfo;
     this.principal = init.principal;
     this.sessionId = init.sessionId;
+    this.session = init.session;
     this.trace = init.trace;
     this.cancellation = init.cancellation;
   }

@@ -12,6 +12,8 @@ import {
   MODERN_PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
   isLogLevel,
+  LogLevel,
+  logLevelRank,
 } from './constants';
 import type {
   CatalogEvent,
@@ -24,7 +26,16 @@ import type {
   ToolHandler,
 } from './catalog';
 import { Cancellation } from './cancellation';
-import { HandlerContext, InputBroker, InputMethod, RequestOutbound } from './context';
+import {
+  ClientSession,
+  ClientSessionEvent,
+  HandlerContext,
+  InputBroker,
+  InputMethod,
+  missingCapabilityError,
+  RequestOutbound,
+  requiredCapability,
+} from './context';
 import {
   Classified,
   JsonObject,
@@ -206,10 +217,11 @@ class ResourceClaim {
   constructor(
     readonly handler: ResourceProvider | undefined,
     uri: string,
+    session?: ClientSession,
   ) {
     this.ready = handler?.subscribe
       ? Promise.resolve()
-          .then(() => handler.subscribe?.(uri) ?? NO_RELEASE)
+          .then(() => handler.subscribe?.(uri, session) ?? NO_RELEASE)
           .then(
             (release) => {
               if (this.dropped) {
@@ -242,7 +254,11 @@ class ResourceInterest {
   private readonly claims = new Map<string, Promise<ResourceClaim>>();
   private closed = false;
 
-  constructor(private readonly resolve: (uri: string) => Promise<ResourceProvider | undefined>) {}
+  /** `session`: the 2025-era session subscribing, if the subscriber is one. */
+  constructor(
+    private readonly resolve: (uri: string) => Promise<ResourceProvider | undefined>,
+    private readonly session?: ClientSession,
+  ) {}
 
   /** Claims `uri` unless already claimed; settles once its handler listens or gave up. */
   add(uri: string): Promise<void> {
@@ -277,7 +293,7 @@ class ResourceInterest {
         if (handler === previous.handler || this.claims.get(uri) !== held) {
           return;
         }
-        const next = new ResourceClaim(handler, uri);
+        const next = new ResourceClaim(handler, uri, this.session);
         this.claims.set(uri, Promise.resolve(next));
         previous.drop();
         await next.ready;
@@ -295,7 +311,7 @@ class ResourceInterest {
 
   private claim(uri: string): Promise<ResourceClaim> {
     return this.resolve(uri).then(
-      (handler) => new ResourceClaim(handler, uri),
+      (handler) => new ResourceClaim(handler, uri, this.session),
       () => new ResourceClaim(undefined, uri),
     );
   }
@@ -348,6 +364,8 @@ export class McpEngine {
   private readonly listeners = new Set<() => void>();
   /** The resources each live 2025-era session subscribed to, claimed on their handlers. */
   private readonly sessionInterest = new WeakMap<LegacySession, ResourceInterest>();
+  /** What handlers see of each live 2025-era session beyond their own request. */
+  private readonly sessionViews = new WeakMap<LegacySession, LegacyClientSession>();
   private closing = false;
   /** Tool calls running as tasks, and the task methods of both eras. */
   private readonly tasks: TaskManager;
@@ -1115,8 +1133,11 @@ export class McpEngine {
       if (typeof id === 'string' || typeof id === 'number') {
         session.cancel(id, typeof params.reason === 'string' ? params.reason : undefined);
       }
+    } else if (method === 'notifications/roots/list_changed') {
+      // Sources that keep state for this session upstream pass the change on.
+      this.sessionViews.get(session)?.emit('roots-changed');
     }
-    // Other client notifications (roots/list_changed, progress) need no answer here.
+    // Other client notifications (progress) need no answer here.
   }
 
   private async sessionRequest(
@@ -1211,6 +1232,7 @@ export class McpEngine {
       clientInfo: session.clientInfo,
       principal: session.principal,
       sessionId: session.id,
+      session: this.sessionView(session),
       cancellation,
       progressToken: progressTokenOf(params._meta),
       logLevel: session.logLevel,
@@ -1420,12 +1442,31 @@ export class McpEngine {
     return unwatch;
   }
 
+  /** The session as handlers may keep it (see ClientSession); one per session. */
+  private sessionView(session: LegacySession): LegacyClientSession {
+    let view = this.sessionViews.get(session);
+    if (!view) {
+      const created = new LegacyClientSession(session, this.clientRequestTimeoutMs);
+      this.sessionViews.set(session, created);
+      if (session.closed) {
+        created.emit('closed');
+      } else {
+        session.onClose(() => created.emit('closed'));
+      }
+      view = created;
+    }
+    return view;
+  }
+
   /** The session's claims on resource handlers, released when it closes. */
   private interestOf(session: LegacySession): ResourceInterest {
     let interest = this.sessionInterest.get(session);
     if (!interest) {
       const scope: CatalogScope = { principal: session.principal };
-      interest = new ResourceInterest((uri) => this.findResource(uri, scope));
+      interest = new ResourceInterest(
+        (uri) => this.findResource(uri, scope),
+        this.sessionView(session),
+      );
       this.sessionInterest.set(session, interest);
       if (session.closed) {
         interest.clear();
@@ -1781,6 +1822,84 @@ function withCursor(result: JsonObject, nextCursor: string | undefined): JsonObj
 
 function toolError(text: string): JsonObject {
   return { content: [{ type: 'text', text }], isError: true };
+}
+
+/**
+ * A 2025-era session as a handler may keep it after its request ended: messages go on the
+ * session's standalone stream (the only one that outlives a request).
+ */
+class LegacyClientSession implements ClientSession {
+  private readonly listeners = new Map<ClientSessionEvent, Set<() => void>>();
+
+  constructor(
+    private readonly session: LegacySession,
+    private readonly timeoutMs: number,
+  ) {}
+
+  get id(): string {
+    return this.session.id;
+  }
+
+  get closed(): boolean {
+    return this.session.closed;
+  }
+
+  log(level: LogLevel, data: unknown, logger?: string): void {
+    const min = this.session.logLevel;
+    if (this.session.closed || (min !== undefined && logLevelRank(level) < logLevelRank(min))) {
+      return;
+    }
+    this.session.sendStandalone(
+      notification('notifications/message', {
+        level,
+        data: data as JsonObject,
+        ...(logger !== undefined && { logger }),
+      }),
+    );
+  }
+
+  request(method: InputMethod, params: JsonObject, signal?: AbortSignal): Promise<JsonObject> {
+    const missing = requiredCapability(method, params, this.session.clientCapabilities);
+    if (missing !== undefined) {
+      return Promise.reject(missingCapabilityError(missing));
+    }
+    const cancellation = new Cancellation();
+    if (signal?.aborted) {
+      cancellation.cancel(signal.reason);
+    }
+    const onAbort = (): void => cancellation.cancel(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const send = (message: JsonRpcMessage): void => {
+      if (!this.session.sendStandalone(message)) {
+        throw new McpError(
+          ErrorCode.InternalError,
+          'The client has no stream open for requests outside a call',
+        );
+      }
+    };
+    return this.session
+      .request(method, params, send, cancellation, this.timeoutMs)
+      .finally(() => signal?.removeEventListener('abort', onAbort));
+  }
+
+  on(event: ClientSessionEvent, listener: () => void): () => void {
+    let set = this.listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(event, set);
+    }
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  emit(event: ClientSessionEvent): void {
+    for (const listener of [...(this.listeners.get(event) ?? [])]) {
+      listener();
+    }
+    if (event === 'closed') {
+      this.listeners.clear();
+    }
+  }
 }
 
 function notification(method: string, params?: JsonObject): JsonRpcMessage {

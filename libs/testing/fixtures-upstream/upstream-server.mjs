@@ -24,7 +24,10 @@
 //   node libs/testing/fixtures-upstream/upstream-server.mjs --stdio
 // serves the same catalog over stdio as a 2025-era server (one session per process, as an
 // SDK server wired by hand serves it: server/discover is unknown, so clients fall back to
-// initialize) with resources/subscribe and resources/unsubscribe.
+// initialize) with resources/subscribe and resources/unsubscribe. Over stdio only, to see what
+// reaches a client outside any call: `later` {ms} answers at once, then after `ms` sends a log
+// message "later from <pid>" and asks the client for its roots; `roots` answers `{pid, roots}`:
+// the roots the last such request got (null before any; `{error}` when it was refused).
 import { createServer } from 'node:http';
 import {
   McpServer,
@@ -55,6 +58,8 @@ const subscribedUris = () =>
   [...new Set([...subscribed, ...[...listens].flatMap((listen) => listen.uris)])].sort();
 // The one server instance of a stdio process (HTTP builds one per request).
 let stdioServer;
+// Over stdio: what the client answered the roots/list that `later` sent.
+let lastRoots = null;
 
 const object = (properties, required = Object.keys(properties)) =>
   fromJsonSchema({ type: 'object', properties, required });
@@ -85,7 +90,14 @@ function buildServer(ctx) {
   const subscribe = STDIO || ctx.era === 'modern';
   const server = new McpServer(
     { name: 'fixture-upstream', version: '1.0.0' },
-    { capabilities: { tools: {}, resources: subscribe ? { subscribe: true } : {}, prompts: {} } },
+    {
+      capabilities: {
+        tools: {},
+        resources: subscribe ? { subscribe: true } : {},
+        prompts: {},
+        ...(STDIO && { logging: {} }),
+      },
+    },
   );
   if (STDIO) {
     server.server.setRequestHandler('resources/subscribe', async (request) => {
@@ -214,6 +226,32 @@ function buildServer(ctx) {
     { description: 'This process and the URIs clients are subscribed to', inputSchema: object({}) },
     async () => text(JSON.stringify({ pid: process.pid, uris: subscribedUris() })),
   );
+  if (STDIO) {
+    server.registerTool(
+      'later',
+      {
+        description: 'Logs and asks for the roots after ms, outside this call',
+        inputSchema: object({ ms: { type: 'number' } }),
+      },
+      async ({ ms }) => {
+        setTimeout(() => {
+          void server.server
+            .sendLoggingMessage({ level: 'info', data: `later from ${process.pid}` })
+            .catch(() => undefined);
+          server.server.listRoots().then(
+            (answer) => (lastRoots = answer.roots),
+            (err) => (lastRoots = { error: String(err?.message ?? err) }),
+          );
+        }, ms);
+        return text(`later in ${ms} ms`);
+      },
+    );
+    server.registerTool(
+      'roots',
+      { description: 'The roots the last request of `later` got', inputSchema: object({}) },
+      async () => text(JSON.stringify({ pid: process.pid, roots: lastRoots })),
+    );
+  }
   if (extraTool) {
     server.registerTool(
       'extra',

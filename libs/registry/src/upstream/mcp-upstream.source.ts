@@ -5,15 +5,18 @@ import {
   type ClientCapabilities as SdkClientCapabilities,
   type ListChangedOptions,
   type RequestOptions,
+  type Transport,
 } from '@modelcontextprotocol/client';
 import {
   CallToolResult,
   CatalogEvent,
+  ClientSession,
   CatalogListener,
   CompleteResult,
   CompletionRequest,
   ErrorCode,
   GetPromptResult,
+  InputMethod,
   isLogLevel,
   JsonObject,
   McpError,
@@ -31,9 +34,11 @@ import {
 } from '@portico/mcp-protocol';
 import type { BackendMetrics, GatewayMetrics, Tracing } from '@portico/observability';
 import type { BackendContext, BackendSource } from './backend-source';
+import { StdioUnavailableError } from './stdio-supervisor';
 import { TargetRefusedError } from './target-guard';
 import { NameMap } from './upstream-names';
 import { answerInputRequests, askClient, inputCapabilities, RelayedCalls } from './upstream-relay';
+import { ClientUpstreamSession, ClientUpstreamSessions } from './upstream-session';
 import {
   executeAlone,
   policyRefusal,
@@ -75,6 +80,25 @@ class BackendClosedError extends Error {
   }
 }
 
+/**
+ * Where what an upstream session sends on its own goes: its calls in flight (matched by tag,
+ * else see `onlyCall`), and for a client's own upstream session that client session.
+ */
+interface Relay {
+  readonly calls: RelayedCalls;
+  /** An untagged message may go to the only call in flight (see RelayedCalls.route). */
+  readonly onlyCall: boolean;
+  /** The client session the upstream session serves alone. */
+  readonly session?: ClientSession;
+}
+
+/** An upstream session requests run on: the pooled one, or a client's own. */
+interface Lane {
+  readonly calls: RelayedCalls;
+  connected(): Promise<Client>;
+  drop(client: Client): Promise<void>;
+}
+
 interface Lists {
   tools: Map<string, ToolHandler>;
   prompts: Map<string, PromptHandler>;
@@ -87,14 +111,19 @@ interface Lists {
  * (Streamable HTTP, HTTP+SSE, WebSocket, stdio): its tools and prompts under namespaced names,
  * its resources and templates under their own URIs. One pooled SDK client per backend (era
  * chosen by the SDK's negotiation: server/discover, else initialize), dropped and rebuilt after
- * a transport failure (for stdio: a new child process). Lists are cached and refreshed on
+ * a transport failure (for stdio: a new child process). It serves the lists and every
+ * stateless (2026-07-28) request; a 2025-era client session gets an upstream session of its
+ * own (`sessions: 'per-client'`, see upstream-session), so that the upstream's per-session
+ * state and what it sends outside calls stay that client's. Lists are cached and refreshed on
  * the upstream's list_changed notifications; every request goes through the backend's
  * resilience policies and comes back as a result or an McpError. What the upstream sends
  * while it serves a call (progress, logs, input requests or input_required rounds) is relayed
  * to the client that made the call, in that client's era (see exchange() and upstream-relay);
- * completions are asked of the upstream. Clients' resource subscriptions are passed upstream,
- * counted per URI (see upstream-subscriptions), and the upstream's resource updates reach
- * this source's watchers.
+ * and what it sends outside calls goes to the client session its upstream session serves, if
+ * any (else logs are dropped and input requests refused). Completions are asked of the
+ * upstream. Clients' resource subscriptions are passed upstream: on a client's own upstream
+ * session, else on the pooled one counted per URI (see upstream-subscriptions); the upstream's
+ * resource updates reach this source's watchers.
  */
 export class McpUpstreamSource implements BackendSource {
   private readonly logger = new Logger(McpUpstreamSource.name);
@@ -111,14 +140,26 @@ export class McpUpstreamSource implements BackendSource {
     templates: [],
   };
   private client?: Promise<Client>;
-  /** Calls in flight, to which the upstream's logs and input requests are relayed. */
+  /** Calls in flight on the pooled client, to which its logs and input requests are relayed. */
   private readonly calls = new RelayedCalls();
+  /**
+   * How the pooled client relays. Only Streamable HTTP tags a call's messages; elsewhere the
+   * only call in flight is the one way a 2026-07-28 caller hears its call's logs and input
+   * requests. 2025-era sessions have their own upstream sessions, so that cannot hand one
+   * client's session state to another; an upstream that sends messages of its own accord on
+   * the pooled session over such a transport may still reach the one call then in flight.
+   */
+  private readonly pooledRelay: Relay;
+  /** The upstream sessions of 2025-era client sessions (`sessions: 'per-client'`). */
+  private readonly clientSessions: ClientUpstreamSessions;
   /** Clients' interest in resources, and the upstream subscription serving it. */
   private readonly subscriptions: UpstreamSubscriptions;
   /** Whether a client was ever connected: a later connect is a reconnect, so lists are re-read. */
   private connectedOnce = false;
   /** Set by a reconnect: the next successful request re-reads the lists. */
   private listsStale = false;
+  /** The upstream speaks 2026-07-28 (as last negotiated): it keeps no sessions to separate. */
+  private upstreamModern = false;
   private closed = false;
 
   private constructor(
@@ -138,6 +179,20 @@ export class McpUpstreamSource implements BackendSource {
       timeoutMs: settings.timeoutMs,
       connect: () => this.connected(),
     });
+    this.pooledRelay = { calls: this.calls, onlyCall: context.backend.kind !== 'mcp-http' };
+    this.clientSessions = new ClientUpstreamSessions(
+      {
+        label: this.label,
+        timeoutMs: settings.timeoutMs,
+        connect: (own) => this.connectClientSession(own),
+      },
+      settings.sessions === 'per-client' ? settings.maxClientSessions : 0,
+      () =>
+        this.logger.warn(
+          `${this.label}: ${settings.maxClientSessions} client sessions have upstream sessions ` +
+            'of their own (maxClientSessions); another one shares the pooled session',
+        ),
+    );
     connector.attach?.({ reconnect: () => this.connected().then(() => undefined) });
   }
 
@@ -200,7 +255,16 @@ export class McpUpstreamSource implements BackendSource {
 
   /** Calls in flight on this backend (tools/call, prompts/get, resources/read). */
   get inFlight(): number {
-    return this.calls.size;
+    let count = this.calls.size;
+    for (const own of this.clientSessions.values()) {
+      count += own.calls.size;
+    }
+    return count;
+  }
+
+  /** Upstream sessions of client sessions open on this backend (see upstream-session). */
+  get clientSessionCount(): number {
+    return this.clientSessions.size;
   }
 
   /**
@@ -217,12 +281,17 @@ export class McpUpstreamSource implements BackendSource {
 
   /** The URIs this node's clients are subscribed to on this backend. */
   get subscribedUris(): string[] {
-    return this.subscriptions.uris;
+    const uris = new Set(this.subscriptions.uris);
+    for (const own of this.clientSessions.values()) {
+      own.subscribedUris.forEach((uri) => uris.add(uri));
+    }
+    return [...uris].sort();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.subscriptions.close();
+    await this.clientSessions.close();
     this.connector.detach?.();
     this.listeners.clear();
     this.stopWatchingCircuit();
@@ -374,7 +443,7 @@ export class McpUpstreamSource implements BackendSource {
     return {
       definition: resource,
       read: (ctx: RequestContext) => this.read(resource.uri, ctx),
-      subscribe: (uri: string) => this.subscriptions.claim(uri),
+      subscribe: (uri: string, session?: ClientSession) => this.subscribe(uri, session),
     };
   }
 
@@ -386,9 +455,64 @@ export class McpUpstreamSource implements BackendSource {
         this.read(uri, ctx),
       complete: (request) =>
         this.complete({ type: 'ref/resource', uri: template.uriTemplate }, request),
-      subscribe: (uri: string) => this.subscriptions.claim(uri),
+      subscribe: (uri: string, session?: ClientSession) => this.subscribe(uri, session),
     };
   }
+
+  /** A client's subscription: on its own upstream session if it has one, else counted. */
+  private subscribe(uri: string, session?: ClientSession): Promise<() => void> {
+    const own = session && !this.upstreamModern ? this.ownSession(session) : undefined;
+    return own ? own.subscribe(uri) : this.subscriptions.claim(uri);
+  }
+
+  /** The upstream session of its own a 2025-era client session uses, if any. */
+  private ownSession(session: ClientSession): ClientUpstreamSession | undefined {
+    const choice = this.clientSessions.of(session);
+    return choice.kind === 'own' ? choice.session : undefined;
+  }
+
+  /**
+   * Where a client request runs: on the caller's own upstream session, else the pooled one.
+   * When its own cannot be opened for want of room (the gateway's bound on stdio children),
+   * the client session is served by the pooled session from then on, if that one runs: a
+   * request served with shared upstream state beats a refused one. Other connect failures
+   * are the request's (it connects again under the backend's policies).
+   */
+  private async laneOf(ctx: RequestContext): Promise<Lane> {
+    const own =
+      ctx.era === 'legacy' && ctx.session && !this.upstreamModern
+        ? this.ownSession(ctx.session)
+        : undefined;
+    if (!own) {
+      return this.pooledLane;
+    }
+    try {
+      await own.connected();
+    } catch (err) {
+      if (err instanceof StdioUnavailableError) {
+        if (!this.client) {
+          throw this.toMcpError(err);
+        }
+        this.logger.warn(
+          `${this.label}: no room for an upstream session of client session ` +
+            `${own.session.id.slice(0, 8)}… (${err.message}); it shares the pooled session`,
+        );
+        this.clientSessions.demote(own.session);
+        return this.pooledLane;
+      }
+    }
+    return {
+      calls: own.calls,
+      connected: () => own.connected(),
+      drop: (client) => own.drop(client),
+    };
+  }
+
+  private readonly pooledLane: Lane = {
+    calls: this.calls,
+    connected: () => this.connected(),
+    drop: (client) => this.dropClient(client),
+  };
 
   private read(uri: string, ctx: RequestContext): Promise<ReadResourceResult> {
     return this.exchange('resources/read', uri, { uri }, ctx, (client, params, options) =>
@@ -421,7 +545,8 @@ export class McpUpstreamSource implements BackendSource {
     ctx: RequestContext,
     send: (client: Client, params: JsonObject, options: RequestOptions) => Promise<unknown>,
   ): Promise<Record<string, unknown>> {
-    const call = this.calls.open(ctx);
+    const lane = await this.laneOf(ctx);
+    const call = lane.calls.open(ctx);
     try {
       let leg = params;
       for (let round = 1; ; round++) {
@@ -436,6 +561,7 @@ export class McpUpstreamSource implements BackendSource {
                 headers: call.headers,
               }),
             call.signal,
+            lane,
           ),
         )) as Record<string, unknown>;
         if (result.resultType !== 'input_required') {
@@ -461,7 +587,7 @@ export class McpUpstreamSource implements BackendSource {
       }
       throw err;
     } finally {
-      this.calls.close(call);
+      lane.calls.close(call);
     }
   }
 
@@ -488,10 +614,19 @@ export class McpUpstreamSource implements BackendSource {
     return completion ?? { values: [] };
   }
 
-  /** An input request of a 2025-era upstream, passed to the call it belongs to. */
-  private async relayInput(method: string, params: unknown): Promise<JsonObject> {
-    const { call, params: asked } = this.calls.route(params);
+  /**
+   * An input request of a 2025-era upstream, passed to the call it belongs to, else to the
+   * client session the upstream session serves alone. On the pooled session a request that
+   * belongs to no call is refused, roots/list included: an empty list would be a false answer
+   * the upstream caches as the client's roots, an error tells it that no client answered
+   * (it may ask again, e.g. during a call).
+   */
+  private async relayInput(relay: Relay, method: string, params: unknown): Promise<JsonObject> {
+    const { call, params: asked } = relay.calls.route(params, relay.onlyCall);
     if (!call) {
+      if (relay.session && !relay.session.closed) {
+        return relay.session.request(method as InputMethod, asked);
+      }
       throw new McpError(
         ErrorCode.InvalidRequest,
         `${method} can only be answered during a request from the gateway`,
@@ -515,9 +650,9 @@ export class McpUpstreamSource implements BackendSource {
    * request's token when its response arrives, before it dispatches a notification read just
    * ahead of that response (one stdio chunk), which would then be lost.
    */
-  private relayProgress(params: unknown): void {
+  private relayProgress(relay: Relay, params: unknown): void {
     const p = (params ?? {}) as JsonObject;
-    const call = this.calls.get(p.progressToken);
+    const call = relay.calls.get(p.progressToken);
     if (!call || typeof p.progress !== 'number') {
       return;
     }
@@ -526,15 +661,23 @@ export class McpUpstreamSource implements BackendSource {
     void call.ctx.progress(p.progress, total, message).catch(() => undefined);
   }
 
-  /** A log message of the upstream, passed to the call it belongs to (else dropped). */
-  private relayLog(params: unknown): void {
-    const { call, params: message } = this.calls.route(params);
-    if (!call || !isLogLevel(message.level)) {
-      this.logger.debug(`${this.label}: a log message of no request in progress was dropped`);
+  /**
+   * A log message of the upstream, passed to the call it belongs to, else to the client
+   * session the upstream session serves alone (at that session's level), else dropped.
+   */
+  private relayLog(relay: Relay, params: unknown): void {
+    const { call, params: message } = relay.calls.route(params, relay.onlyCall);
+    if (!isLogLevel(message.level)) {
       return;
     }
     const logger = typeof message.logger === 'string' ? message.logger : undefined;
-    void call.ctx.log(message.level, message.data, logger).catch(() => undefined);
+    if (call) {
+      void call.ctx.log(message.level, message.data, logger).catch(() => undefined);
+    } else if (relay.session) {
+      relay.session.log(message.level, message.data, logger);
+    } else {
+      this.logger.debug(`${this.label}: a log message of no request in progress was dropped`);
+    }
   }
 
   /**
@@ -582,13 +725,14 @@ export class McpUpstreamSource implements BackendSource {
     policy: UpstreamResilience['call'],
     fn: (client: Client, signal: AbortSignal) => Promise<T>,
     callerSignal?: AbortSignal,
+    lane: Lane = this.pooledLane,
   ): Promise<T> {
     let result: T;
     try {
       result = await executeAlone(policy, async ({ signal: deadline }) => {
         const started = performance.now();
         try {
-          const value = await this.attempt(fn, deadline, callerSignal);
+          const value = await this.attempt(lane, fn, deadline, callerSignal);
           this.metrics?.request('success', secondsSince(started));
           this.metrics?.contact(true);
           return value;
@@ -610,14 +754,15 @@ export class McpUpstreamSource implements BackendSource {
     return result;
   }
 
-  /** One attempt, inside the policies: the pooled client and the request on it. */
+  /** One attempt, inside the policies: the lane's client and the request on it. */
   private async attempt<T>(
+    lane: Lane,
     fn: (client: Client, signal: AbortSignal) => Promise<T>,
     deadline: AbortSignal,
     callerSignal?: AbortSignal,
   ): Promise<T> {
     const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
-    const client = await this.connected();
+    const client = await lane.connected();
     try {
       return await fn(client, signal);
     } catch (err) {
@@ -627,7 +772,7 @@ export class McpUpstreamSource implements BackendSource {
       }
       if (!deadline.aborted) {
         // The connection itself failed: the next request builds a fresh one.
-        void this.dropClient(client);
+        void lane.drop(client);
       }
       throw err;
     }
@@ -688,7 +833,51 @@ export class McpUpstreamSource implements BackendSource {
     return this.client;
   }
 
+  /** The pooled client: lists, 2026-07-28 requests, and sessions without one of their own. */
   private async connectClient(): Promise<Client> {
+    const { client, transport } = await this.openClient(this.pooledRelay);
+    client.onclose = () => {
+      this.logClosed(transport);
+      void this.dropClient(client);
+    };
+    this.upstreamModern = client.getProtocolEra() === 'modern';
+    // The upstream may have restarted with other lists and owes us no list_changed for that.
+    // Re-read them once a request succeeds (now they would meet a half-open circuit).
+    this.listsStale = this.connectedOnce;
+    this.connectedOnce = true;
+    if (this.closed) {
+      await client.close();
+      throw new BackendClosedError();
+    }
+    // A new upstream session (or process) knows nothing of earlier subscriptions.
+    this.subscriptions.attach(client);
+    return client;
+  }
+
+  /**
+   * The upstream client of one client session (for stdio its own child, counted in the
+   * gateway's bound). Its list_changed notifications re-read the backend's lists (on the
+   * pooled client) and are passed on, as the pooled client's are. After a loss (a crash, an
+   * idle stop) the next request of that session connects again.
+   */
+  private async connectClientSession(own: ClientUpstreamSession): Promise<Client> {
+    if (this.closed) {
+      throw new BackendClosedError();
+    }
+    const relay: Relay = { calls: own.calls, onlyCall: true, session: own.session };
+    const { client, transport } = await this.openClient(relay);
+    client.onclose = () => {
+      this.logClosed(transport);
+      void own.drop(client);
+    };
+    return client;
+  }
+
+  /**
+   * A new SDK client on a new transport, relaying through `relay`, initialised. The
+   * upstream's list_changed notifications refresh the backend's lists.
+   */
+  private async openClient(relay: Relay): Promise<{ client: Client; transport: Transport }> {
     const transport = await this.connector.open();
     const onChanged = <T>(kind: ListKind): ListChangedOptions<T> => ({
       autoRefresh: false,
@@ -714,16 +903,16 @@ export class McpUpstreamSource implements BackendSource {
     });
     client.onerror = (err) => this.logger.debug(`${this.label}: ${describe(err)}`);
     // The answer is the caller's client's, checked by the SDK against the method's schema.
-    const relay = (request: { method: string; params?: unknown }) =>
-      this.relayInput(request.method, request.params) as Promise<never>;
-    client.setRequestHandler('elicitation/create', relay);
-    client.setRequestHandler('sampling/createMessage', relay);
-    client.setRequestHandler('roots/list', relay);
+    const input = (request: { method: string; params?: unknown }) =>
+      this.relayInput(relay, request.method, request.params) as Promise<never>;
+    client.setRequestHandler('elicitation/create', input);
+    client.setRequestHandler('sampling/createMessage', input);
+    client.setRequestHandler('roots/list', input);
     client.setNotificationHandler('notifications/progress', (notification) =>
-      this.relayProgress(notification.params),
+      this.relayProgress(relay, notification.params),
     );
     client.setNotificationHandler('notifications/message', (notification) =>
-      this.relayLog(notification.params),
+      this.relayLog(relay, notification.params),
     );
     client.setNotificationHandler('notifications/resources/updated', (notification) =>
       this.relayUpdate(notification.params),
@@ -731,7 +920,9 @@ export class McpUpstreamSource implements BackendSource {
     try {
       await client.connect(transport, { timeout: this.settings.timeoutMs });
       if (client.getProtocolEra() !== 'modern' && offers(client, 'logging')) {
-        // 2025-era logs are per session: take them all, each call's client filters its own.
+        // 2025-era logs are per session: take them all and filter per client (each call's
+        // context, or the client session's own level). The level a client sets stays with
+        // its session here, so a new upstream session needs nothing replayed.
         // An upstream that refuses still serves; it keeps its own level.
         await client
           .setLoggingLevel('debug', { timeout: this.settings.timeoutMs })
@@ -744,28 +935,19 @@ export class McpUpstreamSource implements BackendSource {
       await transport.close().catch(() => undefined);
       throw err;
     }
-    client.onclose = () => {
-      if (this.closed) {
-        // Our own close: nothing to say.
-      } else if (this.connector.closedOnPurpose?.(transport)) {
-        this.logger.debug(`${this.label}: stopped while idle; started again on the next request`);
-      } else {
-        // For stdio the process is gone: the next request starts a new one.
-        this.logger.warn(`${this.label}: connection closed; reconnecting on the next request`);
-      }
-      void this.dropClient(client);
-    };
-    // The upstream may have restarted with other lists and owes us no list_changed for that.
-    // Re-read them once a request succeeds (now they would meet a half-open circuit).
-    this.listsStale = this.connectedOnce;
-    this.connectedOnce = true;
+    return { client, transport };
+  }
+
+  /** Says why an upstream connection closed, unless it was our own doing. */
+  private logClosed(transport: Transport): void {
     if (this.closed) {
-      await client.close();
-      throw new BackendClosedError();
+      // Our own close: nothing to say.
+    } else if (this.connector.closedOnPurpose?.(transport)) {
+      this.logger.debug(`${this.label}: stopped while idle; started again on the next request`);
+    } else {
+      // For stdio the process is gone: the next request starts a new one.
+      this.logger.warn(`${this.label}: connection closed; reconnecting on the next request`);
     }
-    // A new upstream session (or process) knows nothing of earlier subscriptions.
-    this.subscriptions.attach(client);
-    return client;
   }
 
   /** Forgets the pooled client (only `which`, when given) and closes it in the background. */

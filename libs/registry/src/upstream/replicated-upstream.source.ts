@@ -3,6 +3,7 @@ import {
   CatalogEvent,
   CatalogListener,
   CompletionRequest,
+  type ClientSession,
   ErrorCode,
   McpError,
   type MaybePromise,
@@ -377,8 +378,8 @@ export class ReplicatedUpstreamSource implements BackendSource {
       read: (ctx) =>
         this.dispatch(`Resource ${uri}`, true, (member) => member.getResource(uri)?.read(ctx)),
       ...(handler.subscribe && {
-        subscribe: (claimed: string) =>
-          this.subscribe(claimed, (member) => member.getResource(uri)),
+        subscribe: (claimed: string, session?: ClientSession) =>
+          this.subscribe(claimed, (member) => member.getResource(uri), session),
       }),
     };
   }
@@ -400,7 +401,7 @@ export class ReplicatedUpstreamSource implements BackendSource {
           return template && (template.complete?.(request) ?? { values: [] });
         }),
       ...(handler.subscribe && {
-        subscribe: (uri: string) => this.subscribe(uri, find),
+        subscribe: (uri: string, session?: ClientSession) => this.subscribe(uri, find, session),
       }),
     };
   }
@@ -413,11 +414,14 @@ export class ReplicatedUpstreamSource implements BackendSource {
     uri: string,
     find: (
       member: Member,
-    ) => { subscribe?(uri: string): MaybePromise<ResourceRelease> } | undefined,
+    ) =>
+      | { subscribe?(uri: string, session?: ClientSession): MaybePromise<ResourceRelease> }
+      | undefined,
+    session?: ClientSession,
   ): MaybePromise<ResourceRelease> {
     const member = this.lister?.member;
     const handler = member && find(member);
-    return handler?.subscribe ? handler.subscribe(uri) : () => undefined;
+    return handler?.subscribe ? handler.subscribe(uri, session) : () => undefined;
   }
 
   /**

@@ -121,23 +121,31 @@ describe(RelayedCalls.name, () => {
     const calls = new RelayedCalls();
     const a = calls.open(fakeContext());
     const b = calls.open(fakeContext());
-    const routed = calls.route({ level: 'info', _meta: { [RELAY_META_KEY]: b.token, x: 1 } });
+    const tagged = { level: 'info', _meta: { [RELAY_META_KEY]: b.token, x: 1 } };
+    const routed = calls.route(tagged, false);
     expect(routed.call).toBe(b);
     expect(routed.params).toEqual({ level: 'info', _meta: { x: 1 } });
-    expect(calls.route({ _meta: { [RELAY_META_KEY]: a.token } }).params).toEqual({});
+    expect(calls.route({ _meta: { [RELAY_META_KEY]: a.token } }, false).params).toEqual({});
   });
 
-  it('routes an untagged message to the only call in flight, and nowhere when in doubt', () => {
+  it('routes an untagged message nowhere unless told to take the only call in flight', () => {
     const calls = new RelayedCalls();
-    expect(calls.route({ level: 'info' }).call).toBeUndefined();
     const only = calls.open(fakeContext());
-    expect(calls.route({ level: 'info' }).call).toBe(only);
+    expect(calls.route({ level: 'info' }, false).call).toBeUndefined();
+    expect(calls.route({ level: 'info' }, true).call).toBe(only);
+  });
+
+  it('takes the only call in flight, when allowed, and none when in doubt', () => {
+    const calls = new RelayedCalls();
+    expect(calls.route({ level: 'info' }, true).call).toBeUndefined();
+    const only = calls.open(fakeContext());
+    expect(calls.route({ level: 'info' }, true).call).toBe(only);
     const other = calls.open(fakeContext());
-    expect(calls.route({ level: 'info' }).call).toBeUndefined();
+    expect(calls.route({ level: 'info' }, true).call).toBeUndefined();
     calls.close(only);
-    expect(calls.route({ level: 'info' }).call).toBe(other);
+    expect(calls.route({ level: 'info' }, true).call).toBe(other);
     // A tag of a call that has ended finds nothing, even with one call left.
-    expect(calls.route({ _meta: { [RELAY_META_KEY]: only.token } }).call).toBeUndefined();
+    expect(calls.route({ _meta: { [RELAY_META_KEY]: only.token } }, true).call).toBeUndefined();
   });
 
   it('finds calls by progress token', () => {

@@ -13,12 +13,14 @@ import {
 
 /*
  * What travels back from an upstream to the client request that caused it: log messages and,
- * from a 2025-era upstream, elicitation, sampling and roots requests. The upstream session is
- * pooled, so such a message has to be matched to one of the calls in flight on it. Over
- * Streamable HTTP the message arrived on the response stream of one POST: `upstream-fetch`
- * tags it with that call's token (RELAY_HEADER on the way out, RELAY_META_KEY on the way in).
- * Elsewhere (stdio, WebSocket, HTTP+SSE) nothing says which call a message belongs to, so it
- * goes to the call in flight only when there is exactly one.
+ * from a 2025-era upstream, elicitation, sampling and roots requests. Such a message has to be
+ * matched to one of the calls in flight on its upstream session, and is never guessed across
+ * clients. Over Streamable HTTP a message that arrived on the response stream of one POST is
+ * tagged by `upstream-fetch` with that call's token (RELAY_HEADER on the way out,
+ * RELAY_META_KEY on the way in); an untagged one came on the standalone stream, which by the
+ * transport's rules carries messages unrelated to any request. Elsewhere (stdio, WebSocket,
+ * HTTP+SSE) nothing on the wire says which call a message belongs to: the only call in flight
+ * is then taken, which the caller allows only where that cannot cross clients (see route()).
  */
 
 /** Request header naming the call a POST belongs to; upstream-fetch removes it before sending. */
@@ -106,15 +108,16 @@ export class RelayedCalls {
   }
 
   /**
-   * The call a message from the upstream belongs to, by the tag in its params' `_meta`, else
-   * the only call in flight; and the params without the tag.
+   * The call a message from the upstream belongs to, by the tag in its params' `_meta`; and
+   * the params without the tag. An untagged message goes to the only call in flight when
+   * `onlyCall` says so (a transport without tags), else to none.
    */
-  route(params: unknown): { call?: RelayedCall; params: JsonObject } {
+  route(params: unknown, onlyCall: boolean): { call?: RelayedCall; params: JsonObject } {
     const clean = withoutTag(params);
     if (clean.token !== undefined) {
       return { call: this.calls.get(clean.token), params: clean.params };
     }
-    const only = this.calls.size === 1 ? this.calls.values().next().value : undefined;
+    const only = onlyCall && this.calls.size === 1 ? this.calls.values().next().value : undefined;
     return { call: only, params: clean.params };
   }
 }

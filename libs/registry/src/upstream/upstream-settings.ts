@@ -4,6 +4,13 @@ import type { BackendEntity } from '@portico/persistence';
 export type LoadBalancing = 'round-robin' | 'least-in-flight';
 export const LOAD_BALANCING: readonly LoadBalancing[] = ['round-robin', 'least-in-flight'];
 
+/**
+ * Which upstream session serves a 2025-era client session: one of its own (`per-client`:
+ * the upstream's session state, roots and logs stay that client's) or the backend's pooled one.
+ */
+export type UpstreamSessionMode = 'per-client' | 'pooled';
+export const UPSTREAM_SESSION_MODES: readonly UpstreamSessionMode[] = ['per-client', 'pooled'];
+
 /** The periodic probe of each replica of a replicated backend. */
 export interface HealthCheckSettings {
   readonly intervalMs: number;
@@ -38,6 +45,13 @@ export interface UpstreamSettings {
   readonly replicas: readonly string[];
   readonly loadBalancing: LoadBalancing;
   readonly healthCheck: HealthCheckSettings;
+  /**
+   * 2026-07-28 requests are stateless and always use the pooled session. Default
+   * `per-client` (`pooled` for an eagerly started stdio backend, see defaultSessionMode).
+   */
+  readonly sessions: UpstreamSessionMode;
+  /** Per-client upstream sessions at once; client sessions beyond share the pooled one. */
+  readonly maxClientSessions: number;
 }
 
 export const UPSTREAM_DEFAULTS = {
@@ -49,6 +63,8 @@ export const UPSTREAM_DEFAULTS = {
   maxQueued: 0,
   replicas: [],
   loadBalancing: 'round-robin',
+  sessions: 'per-client',
+  maxClientSessions: 64,
   healthCheck: { intervalMs: 10_000, timeoutMs: 2_000, unhealthyAfter: 2, healthyAfter: 1 },
 } as const;
 
@@ -89,7 +105,21 @@ export function upstreamSettings(backend: BackendEntity): UpstreamSettings {
       ? (raw.loadBalancing as LoadBalancing)
       : UPSTREAM_DEFAULTS.loadBalancing,
     healthCheck: healthCheckSettings(raw.healthCheck),
+    sessions: UPSTREAM_SESSION_MODES.includes(raw.sessions as UpstreamSessionMode)
+      ? (raw.sessions as UpstreamSessionMode)
+      : defaultSessionMode(backend),
+    maxClientSessions: count('maxClientSessions', UPSTREAM_DEFAULTS.maxClientSessions, 0),
   };
+}
+
+/**
+ * `per-client`, except for an eagerly started stdio backend: its children are never stopped
+ * when idle nor given up for another backend's, so one per client session would hold places
+ * of the gateway's bound on stdio children for as long as the sessions live.
+ */
+function defaultSessionMode(backend: BackendEntity): UpstreamSessionMode {
+  const eager = backend.kind === 'mcp-stdio' && backend.settings?.start === 'eager';
+  return eager ? 'pooled' : UPSTREAM_DEFAULTS.sessions;
 }
 
 function healthCheckSettings(value: unknown): HealthCheckSettings {

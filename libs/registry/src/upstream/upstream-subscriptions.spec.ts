@@ -155,6 +155,24 @@ class Harness {
     return { session, received };
   }
 
+  /** tools/call on a 2025-era session: served by that session's own upstream session. */
+  async sessionCall(session: LegacySession, tool: string, args: JsonObject = {}): Promise<string> {
+    const response = await this.engine.handleSession(
+      session,
+      classify({
+        jsonrpc: '2.0',
+        id: this.nextId++,
+        method: 'tools/call',
+        params: { name: `up__${tool}`, arguments: args },
+      }),
+      { outbound: { send: () => undefined } },
+    );
+    if (!response || !('result' in response)) {
+      throw new Error(`tools/call ${tool} failed: ${JSON.stringify(response)}`);
+    }
+    return (response.result.content as { text: string }[])[0].text;
+  }
+
   async request(session: LegacySession, method: string, uri: string): Promise<void> {
     const response = await this.engine.handleSession(
       session,
@@ -208,6 +226,15 @@ class Harness {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function methodOf(message: JsonRpcMessage): string | undefined {
   return 'method' in message ? message.method : undefined;
 }
@@ -247,8 +274,12 @@ describe(UpstreamSubscriptions.name, () => {
   }
 
   describe('a 2025-era upstream (stdio, resources/subscribe)', () => {
+    // The pooled session serves every client here (by default each 2025-era session has one
+    // of its own: see the last case).
+    const pooled = { settings: { sessions: 'pooled' } };
+
     it('subscribes on the first claim of a URI, unsubscribes on the last, and relays updates', async () => {
-      const sut = await connect();
+      const sut = await connect(pooled);
       const a = sut.session();
       const b = sut.session();
       await sut.request(a.session, 'resources/subscribe', HELLO);
@@ -272,14 +303,14 @@ describe(UpstreamSubscriptions.name, () => {
     });
 
     it('subscribes to instances of templates too', async () => {
-      const sut = await connect();
+      const sut = await connect(pooled);
       const { session } = sut.session();
       await sut.request(session, 'resources/subscribe', 'fixture://missing/7');
       expect((await sut.upstream()).uris).toEqual(['fixture://missing/7']);
     });
 
     it('subscribes the live set again in the process started after a crash', async () => {
-      const sut = await connect();
+      const sut = await connect(pooled);
       const { session, received } = sut.session();
       await sut.request(session, 'resources/subscribe', HELLO);
       const before = await sut.upstream();
@@ -293,6 +324,38 @@ describe(UpstreamSubscriptions.name, () => {
       expect(after.uris).toEqual([HELLO]);
       await sut.call('touch', { uri: HELLO });
       await until(() => sut.updates(received) === 1, 'the update from the new process');
+    });
+
+    it('subscribes a session on its own upstream session, released with the session', async () => {
+      const sut = await connect();
+      const a = sut.session();
+      const b = sut.session();
+      await sut.request(a.session, 'resources/subscribe', HELLO);
+      const own = JSON.parse(await sut.sessionCall(a.session, 'subscriptions')) as {
+        pid: number;
+        uris: string[];
+      };
+      expect(own.uris).toEqual([HELLO]);
+      // Neither the pooled process nor b's own one is subscribed.
+      const shared = await sut.upstream();
+      expect(shared.pid).not.toBe(own.pid);
+      expect(shared.uris).toEqual([]);
+      const other = JSON.parse(await sut.sessionCall(b.session, 'subscriptions')) as {
+        pid: number;
+        uris: string[];
+      };
+      expect(other.pid).not.toBe(own.pid);
+      expect(other.uris).toEqual([]);
+
+      await sut.sessionCall(a.session, 'touch', { uri: HELLO });
+      await until(() => sut.updates(a.received) === 1, "the update of a's upstream session");
+      expect(sut.updates(b.received)).toBe(0);
+
+      a.session.close();
+      await until(() => !alive(own.pid), "the exit of a's upstream process");
+      expect(alive(other.pid)).toBe(true);
+      b.session.close();
+      await until(() => !alive(other.pid), "the exit of b's upstream process");
     });
   });
 

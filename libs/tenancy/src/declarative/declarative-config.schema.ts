@@ -151,10 +151,19 @@ export const UPSTREAM_REPLICA_SETTINGS = {
   healthCheck: { type: 'object', additionalProperties: false, properties: HEALTH_CHECK_PROPERTIES },
 } as const;
 
+/**
+ * Upstream sessions of the MCP kinds: a 2025-era client session gets one of its own
+ * (`per-client`, up to `maxClientSessions` per backend) or shares the pooled one (`pooled`).
+ */
+export const UPSTREAM_SESSION_SETTINGS = {
+  sessions: { type: 'string', enum: ['per-client', 'pooled'] },
+  maxClientSessions: { type: 'integer', minimum: 0, maximum: 10_000 },
+} as const;
+
 /** `settings` of an upstream MCP backend reached by URL (mcp-http, mcp-sse, mcp-ws). */
 export const MCP_URL_SETTINGS = {
   type: 'object',
-  properties: UPSTREAM_REPLICA_SETTINGS,
+  properties: { ...UPSTREAM_REPLICA_SETTINGS, ...UPSTREAM_SESSION_SETTINGS },
 } as const;
 
 /** Auth types an `openapi` backend can apply its credentials with. */
@@ -226,6 +235,7 @@ export const STDIO_SETTINGS = {
     idleTimeoutMs: { type: 'integer', minimum: 0, maximum: 2147483647 },
     restartInitialMs: { type: 'integer', minimum: 1, maximum: 2147483647 },
     restartMaxMs: { type: 'integer', minimum: 1, maximum: 2147483647 },
+    ...UPSTREAM_SESSION_SETTINGS,
   },
 } as const;
 
