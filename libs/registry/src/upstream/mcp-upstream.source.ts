@@ -38,7 +38,7 @@ import { StdioUnavailableError } from './stdio-supervisor';
 import { TargetRefusedError } from './target-guard';
 import { NameMap } from './upstream-names';
 import { answerInputRequests, askClient, inputCapabilities, RelayedCalls } from './upstream-relay';
-import { ClientUpstreamSession, ClientUpstreamSessions } from './upstream-session';
+import { ClientUpstreamSession, ClientUpstreamSessions, releaseClient } from './upstream-session';
 import {
   executeAlone,
   policyRefusal,
@@ -951,23 +951,13 @@ export class McpUpstreamSource implements BackendSource {
   }
 
   /** Forgets the pooled client (only `which`, when given) and closes it in the background. */
-  private async dropClient(which?: Client): Promise<void> {
-    const current = this.client;
-    if (!current) {
-      return;
-    }
-    const client = await current.catch(() => undefined);
-    if (which && client !== which) {
-      return;
-    }
-    if (this.client === current) {
-      this.client = undefined;
-    }
-    if (client) {
-      this.subscriptions.detach(client);
-      client.onclose = undefined;
-      await client.close().catch(() => undefined);
-    }
+  private dropClient(which?: Client): Promise<void> {
+    return releaseClient(
+      () => this.client,
+      () => (this.client = undefined),
+      this.subscriptions,
+      which,
+    );
   }
 }
 

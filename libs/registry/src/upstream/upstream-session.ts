@@ -88,23 +88,13 @@ export class ClientUpstreamSession {
   }
 
   /** Forgets the client (only `which`, when given) and closes it. */
-  async drop(which?: Client): Promise<void> {
-    const current = this.client;
-    if (!current) {
-      return;
-    }
-    const client = await current.catch(() => undefined);
-    if (which && client !== which) {
-      return;
-    }
-    if (this.client === current) {
-      this.client = undefined;
-    }
-    if (client) {
-      this.subscriptions.detach(client);
-      client.onclose = undefined;
-      await client.close().catch(() => undefined);
-    }
+  drop(which?: Client): Promise<void> {
+    return releaseClient(
+      () => this.client,
+      () => (this.client = undefined),
+      this.subscriptions,
+      which,
+    );
   }
 
   /** Ends the upstream session for good (its client session closed, or the source did). */
@@ -207,5 +197,33 @@ export class ClientUpstreamSessions {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(all.map((s) => s.close()));
+  }
+}
+
+/**
+ * Takes the client out of its slot (`current`, emptied by `clear` if it still holds the same
+ * one) and closes it, its subscriptions detached first; with `which`, only if it is that one.
+ */
+export async function releaseClient(
+  current: () => Promise<Client> | undefined,
+  clear: () => void,
+  subscriptions: { detach(client: Client): void },
+  which?: Client,
+): Promise<void> {
+  const held = current();
+  if (!held) {
+    return;
+  }
+  const client = await held.catch(() => undefined);
+  if (which && client !== which) {
+    return;
+  }
+  if (current() === held) {
+    clear();
+  }
+  if (client) {
+    subscriptions.detach(client);
+    client.onclose = undefined;
+    await client.close().catch(() => undefined);
   }
 }
