@@ -68,6 +68,19 @@ export class McpError extends Error {
   }
 }
 
+/**
+ * A backend could not serve the request: unreachable, its circuit open, its bulkhead full, its
+ * attempt timed out, or no replica in rotation. -32603 "Backend <name> unavailable: <reason>"
+ * on the wire; the type tells the queue a retry may succeed, where an error the backend itself
+ * answered (any other McpError) would only repeat.
+ */
+export class BackendUnavailableError extends McpError {
+  constructor(message: string) {
+    super(ErrorCode.InternalError, message);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
 export type Classified =
   | { kind: 'request'; message: JsonRpcRequest }
   | { kind: 'notification'; message: JsonRpcNotification }

@@ -16,6 +16,7 @@ import {
 } from '@portico/observability';
 import {
   attachTaskWork,
+  BackendUnavailableError,
   type Cancellation,
   type CreateMessageResult,
   type ElicitResult,
@@ -960,16 +961,13 @@ function retryAllowed(job: Job<ToolJobData, ToolJobResult>, err: McpError): bool
 }
 
 /**
- * A backend source's "unreachable" error: -32603 with "Backend <name> unavailable: <reason>"
- * (transport failure, circuit open, bulkhead full, attempt timed out), as the upstream source
- * words it. Upstream JSON-RPC errors keep the upstream's own code and message.
+ * A failure a retry may cure: the backend could not serve the call (BackendUnavailableError:
+ * unreachable, circuit open, bulkhead full, attempt timed out). Errors the backend answered
+ * itself keep their code and would only repeat. `backend`: the job's own backend (a job only
+ * calls that one; an upstream gateway's "unavailable" arrives as a plain McpError).
  */
 export function isRetryableFailure(err: unknown, backend: string): boolean {
-  return (
-    err instanceof McpError &&
-    err.code === ErrorCode.InternalError &&
-    err.message.startsWith(`Backend ${backend} unavailable: `)
-  );
+  return err instanceof BackendUnavailableError && err.message.startsWith(`Backend ${backend} `);
 }
 
 /** The operator's view of a failed job (arguments left out). */

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Span } from '@opentelemetry/api';
 import {
+  BackendUnavailableError,
   CallToolResult,
   CatalogListener,
   ErrorCode,
@@ -67,13 +68,13 @@ class ServerFailure extends Error {
 }
 
 /** A request that did not reach the service or came back with no HTTP answer. */
-class UnreachableError extends McpError {
+class UnreachableError extends BackendUnavailableError {
   constructor(
     message: string,
     /** Whether the request may have reached the service (false: refused before it was sent). */
     readonly sent: boolean,
   ) {
-    super(ErrorCode.InternalError, message);
+    super(message);
     this.name = 'UnreachableError';
   }
 }
@@ -618,7 +619,7 @@ export class OpenApiSource implements BackendSource {
       const reason = policyRefusal(failure, this.settings.timeoutMs) ?? describe(failure);
       const message = `${this.label} unavailable: ${reason}`;
       if (err instanceof UncountedFailure) {
-        throw new McpError(ErrorCode.InternalError, message);
+        throw new BackendUnavailableError(message);
       }
       throw new UnreachableError(message, !refused && !(failure instanceof TargetRefusedError));
     }

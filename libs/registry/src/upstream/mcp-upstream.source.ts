@@ -8,6 +8,7 @@ import {
   type Transport,
 } from '@modelcontextprotocol/client';
 import {
+  BackendUnavailableError,
   CallToolResult,
   CatalogEvent,
   ClientSession,
@@ -813,7 +814,7 @@ export class McpUpstreamSource implements BackendSource {
       return new McpError(ErrorCode.RequestCancelled, 'Request cancelled');
     }
     const reason = policyRefusal(failure, this.settings.timeoutMs) ?? describe(failure);
-    return new McpError(ErrorCode.InternalError, `${this.label} unavailable: ${reason}`);
+    return new BackendUnavailableError(`${this.label} unavailable: ${reason}`);
   }
 
   private connected(): Promise<Client> {

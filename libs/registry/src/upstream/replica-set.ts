@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { ErrorCode, McpError } from '@portico/mcp-protocol';
+import { BackendUnavailableError, McpError } from '@portico/mcp-protocol';
 import type { HealthCheckSettings, LoadBalancing } from './upstream-settings';
 
 /**
@@ -232,8 +232,7 @@ export class ReplicaSet<T> {
 
   private noneUp(): McpError {
     const count = this.replicas.length;
-    return new McpError(
-      ErrorCode.InternalError,
+    return new BackendUnavailableError(
       `${this.options.label} unavailable: none of its ${count} replicas is in rotation`,
     );
   }
