@@ -28,6 +28,12 @@ export const META = {
   serverInfo: 'io.modelcontextprotocol/serverInfo',
   subscriptionId: 'io.modelcontextprotocol/subscriptionId',
   relatedTask: 'io.modelcontextprotocol/related-task',
+  /**
+   * Portico's own: the `inputRequests` key a handler named for an input it asks a 2025-era
+   * client for mid-call. A gateway federating this server passes the input on to a 2026-07-28
+   * client under the same key, so keys do not depend on the path a request took.
+   */
+  inputKey: 'dev.portico/input-key',
 } as const;
 
 export const ErrorCode = {

@@ -95,6 +95,12 @@ export interface InputBroker {
     cancellation: Cancellation,
     key?: string,
   ): Promise<JsonObject>;
+  /**
+   * 2026-07-28 input rounds only: what the handler carried into the requestState of the
+   * round this request answers (see carryIntoRetry), and the slot it fills for the next.
+   */
+  readonly carried?: string;
+  carry?: string;
 }
 
 export function requiredCapability(
@@ -181,6 +187,11 @@ export class HandlerContext implements RequestContext {
   private readonly cancellation: Cancellation;
   private lastProgress = Number.NEGATIVE_INFINITY;
 
+  /** Where this context's input requests go (see carryIntoRetry). */
+  get inputBroker(): InputBroker {
+    return this.init.broker;
+  }
+
   constructor(private readonly init: ContextInit) {
     this.era = init.era;
     this.protocolVersion = init.protocolVersion;
@@ -265,6 +276,32 @@ export class HandlerContext implements RequestContext {
     }
     return this.init.broker.request(method, params, this.cancellation, options?.key);
   }
+}
+
+/**
+ * For a handler that unwinds for a 2026-07-28 input round but leaves work running (an upstream
+ * call held open): `value` is sealed into the round's requestState, and the client's retry
+ * finds it in `carriedFromRound`. The requestState is bound to the principal, the method, the
+ * target and the arguments, and used once, so only that retry sees it. False where the request
+ * has no such rounds (other eras, tasks): the handler then cannot count on a retry reaching it.
+ */
+export function carryIntoRetry(ctx: RequestContext, value: string): boolean {
+  const broker = ctx instanceof HandlerContext ? ctx.inputBroker : undefined;
+  if (!broker || !('carry' in broker)) {
+    return false;
+  }
+  broker.carry = value;
+  return true;
+}
+
+/** What the round this request answers carried (carryIntoRetry), if anything. */
+export function carriedFromRound(ctx: RequestContext): string | undefined {
+  return ctx instanceof HandlerContext ? ctx.inputBroker.carried : undefined;
+}
+
+/** Whether input asked through `ctx` may unwind it for a 2026-07-28 input round. */
+export function inputRoundsOf(ctx: RequestContext): boolean {
+  return ctx instanceof HandlerContext && 'carry' in ctx.inputBroker;
 }
 
 /**

@@ -179,9 +179,15 @@ const INPUT_KEY_PREFIX: Record<InputMethod, string> = {
 class ReplayBroker implements InputBroker {
   readonly pending: PendingInput[] = [];
   readonly used: { k: string; v: unknown }[] = [];
+  /** Set by the handler: sealed into the next round's requestState. */
+  carry: string | undefined = undefined;
   private index = 0;
 
-  constructor(private readonly answers: ReadonlyMap<string, unknown>) {}
+  constructor(
+    private readonly answers: ReadonlyMap<string, unknown>,
+    /** What the handler carried into the round this request answers. */
+    readonly carried?: string,
+  ) {}
 
   request(
     method: InputMethod,
@@ -608,7 +614,7 @@ export class McpEngine {
         }
       }
     }
-    const broker = new ReplayBroker(answers);
+    const broker = new ReplayBroker(answers, state?.h);
     const ctx = new HandlerContext({
       era: 'modern',
       protocolVersion: envelope.protocolVersion,
@@ -804,6 +810,7 @@ export class McpEngine {
       n: digestJson([Date.now(), Math.random(), process.hrtime.bigint().toString()]),
       r: broker.used,
       q: broker.pending.map((p) => p.key),
+      ...(broker.carry !== undefined && { h: broker.carry }),
     };
     return {
       resultType: 'input_required',
@@ -1240,7 +1247,7 @@ export class McpEngine {
       outbound,
       trace: io.trace,
       broker: {
-        request: (inputMethod, inputParams, inputSignal) => {
+        request: (inputMethod, inputParams, inputSignal, key) => {
           if (
             inputMethod === 'elicitation/create' &&
             !VERSION_AT_LEAST(session.protocolVersion, '2025-06-18')
@@ -1253,7 +1260,7 @@ export class McpEngine {
           }
           return session.request(
             inputMethod,
-            inputParams,
+            key === undefined ? inputParams : withInputKey(inputParams, key),
             (message) => outbound.send(message),
             inputSignal,
             this.clientRequestTimeoutMs,
@@ -1309,6 +1316,7 @@ export class McpEngine {
     if (ttl !== undefined && ttl !== null && (typeof ttl !== 'number' || !(ttl >= 0))) {
       throw McpError.invalidParams('task.ttl must be a non-negative number of milliseconds');
     }
+    const progressToken = progressTokenOf(params._meta);
     return this.runAsTask(call, ctx, {
       era: 'legacy',
       deferrable: false,
@@ -1316,6 +1324,20 @@ export class McpEngine {
       requestCancellation: cancellation,
       caller: { principal: session.principal, sessionId: session.id },
       requestedTtlMs: typeof ttl === 'number' ? ttl : undefined,
+      progressAfterBegin:
+        progressToken === undefined
+          ? undefined
+          : (taskId, progress) => {
+              if (!session.closed) {
+                session.sendStandalone(
+                  notification('notifications/progress', {
+                    progressToken,
+                    ...progress,
+                    _meta: { [META.relatedTask]: { taskId } },
+                  }),
+                );
+              }
+            },
     });
   }
 
@@ -1764,6 +1786,18 @@ function declaresTasks(caps: ClientCapabilities): boolean {
   const declared =
     typeof extensions === 'object' && extensions !== null ? extensions[TASKS_EXTENSION] : undefined;
   return typeof declared === 'object' && declared !== null;
+}
+
+/** A 2025-era mid-call request's params naming the input's key in `_meta` (META.inputKey). */
+function withInputKey(params: JsonObject, key: string): JsonObject {
+  const meta = params._meta;
+  return {
+    ...params,
+    _meta: {
+      ...(typeof meta === 'object' && meta !== null ? (meta) : {}),
+      [META.inputKey]: key,
+    },
+  };
 }
 
 /** -32021 naming the tasks extension as the missing client capability. */

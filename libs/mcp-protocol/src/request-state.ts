@@ -22,6 +22,8 @@ export interface SealedStatePayload {
   r: { k: string; v: unknown }[];
   /** Keys asked in the round that issued this state. */
   q: string[];
+  /** What the handler carried into the retry (carryIntoRetry), if anything. */
+  h?: string;
 }
 
 /** Remembers used nonces until their state expires (memory here; Redis in a cluster). */

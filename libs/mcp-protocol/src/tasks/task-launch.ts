@@ -38,6 +38,19 @@ export interface LaunchInit {
   readonly preTask: InputBroker;
   /** The request's cancellation; it stops the work only until the task exists. */
   readonly requestCancellation: Cancellation;
+  /**
+   * Progress once the task exists, besides its statusMessage: 2025-11-25 keeps the request's
+   * progress token valid for the task's life, and the notifications travel on the session's
+   * standalone stream (the request's own has ended with the handle).
+   */
+  readonly progressAfterBegin?: (taskId: string, progress: TaskProgress) => void;
+}
+
+/** One progress notification of a task's handler. */
+export interface TaskProgress {
+  readonly progress: number;
+  readonly total?: number;
+  readonly message?: string;
 }
 
 type Phase = 'undecided' | 'deferred' | 'task' | 'abandoned';
@@ -187,6 +200,11 @@ export class TaskLaunch {
       return Promise.resolve();
     }
     if (this.phase === 'task') {
+      this.init.progressAfterBegin?.(this.taskId, {
+        progress: params.progress,
+        ...(params.total !== undefined && { total: params.total }),
+        ...(params.message !== undefined && { message: params.message }),
+      });
       return this.host.report(this, statusText(params.progress, params.total, params.message));
     }
     if (this.phase === 'deferred' || this.phase === 'abandoned') {
@@ -372,6 +390,29 @@ function launchOf(ctx: RequestContext): TaskLaunch | undefined {
  */
 export function attachTaskWork(ctx: RequestContext, work: TaskWorkRef): Promise<boolean> {
   return launchOf(ctx)?.attach(work) ?? Promise.resolve(false);
+}
+
+/** What a handler that decides itself whether its call becomes a task holds (taskLaunchOf). */
+export interface TaskLaunchControl {
+  /** Makes the call a task now (a no-op once it is one); resolves when any node can read it. */
+  begin(): Promise<void>;
+}
+
+/**
+ * For a handler that learns only while it runs whether its call is worth a task (a call
+ * forwarded to a server that decides, as the tasks extension has it): call it first thing in
+ * the handler, synchronously. Undefined when the call cannot become a task. Otherwise the call
+ * waits for the handler: `begin` makes it a task; a handler that ends without calling it
+ * answers the request like any call (2026-07-28). Where the task was made before the handler
+ * ran (a 2025-11-25 `task` request), `begin` is a no-op and the handler's end ends the task.
+ */
+export function taskLaunchOf(ctx: RequestContext): TaskLaunchControl | undefined {
+  const launch = launchOf(ctx);
+  if (!launch) {
+    return undefined;
+  }
+  launch.defer();
+  return { begin: () => launch.begin().then(() => undefined) };
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   type ClientCapabilities as SdkClientCapabilities,
   type ListChangedOptions,
   type RequestOptions,
+  type StandardSchemaV1,
   type Transport,
 } from '@modelcontextprotocol/client';
 import {
@@ -21,12 +22,18 @@ import {
   isLogLevel,
   JsonObject,
   McpError,
+  carriedFromRound,
+  carryIntoRetry,
+  inputRoundsOf,
+  META,
   PromptHandler,
   ReadResourceResult,
   RequestContext,
   ResourceHandler,
   ResourceTemplateHandler,
+  taskLaunchOf,
   ToolHandler,
+  type TaskLaunchControl,
   uriTemplateMatcher,
   type Prompt,
   type Resource,
@@ -38,7 +45,14 @@ import type { BackendContext, BackendSource } from './backend-source';
 import { StdioUnavailableError } from './stdio-supervisor';
 import { TargetRefusedError } from './target-guard';
 import { NameMap } from './upstream-names';
-import { answerInputRequests, askClient, inputCapabilities, RelayedCalls } from './upstream-relay';
+import { HeldCalls, type HeldCall } from './upstream-held-calls';
+import {
+  answerInputRequests,
+  askClient,
+  inputCapabilities,
+  RelayedCalls,
+  type RelayedCall,
+} from './upstream-relay';
 import { ClientUpstreamSession, ClientUpstreamSessions, releaseClient } from './upstream-session';
 import {
   executeAlone,
@@ -48,6 +62,16 @@ import {
   UpstreamResilience,
 } from './upstream-resilience';
 import type { UpstreamSettings } from './upstream-settings';
+import {
+  followLegacyUpstreamTask,
+  followUpstreamTask,
+  liftTaskResults,
+  offersTasks,
+  upstreamTaskOf,
+  withTasksExtension,
+  type LegacyUpstreamTaskMethods,
+  type UpstreamTaskMethods,
+} from './upstream-tasks';
 import { traceUpstream } from './upstream-tracing';
 import { UpstreamSubscriptions } from './upstream-subscriptions';
 import type { UpstreamConnector } from './upstream-transports';
@@ -70,6 +94,20 @@ const META_CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
 const META_LOG_LEVEL = 'io.modelcontextprotocol/logLevel';
 /** input_required rounds one call may take with an upstream before it is given up. */
 const MAX_INPUT_ROUNDS = 10;
+/** The TTL asked of a 2025-11-25 upstream's task (it may grant less). */
+const UPSTREAM_TASK_TTL_MS = 3_600_000;
+
+/** A result schema taking any object: the SDK has none for the tasks extension's methods. */
+const ANY_RESULT: StandardSchemaV1<JsonObject> = {
+  '~standard': {
+    version: 1,
+    vendor: 'portico',
+    validate: (value) =>
+      typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? { value: value as JsonObject }
+        : { issues: [{ message: 'expected an object' }] },
+  },
+};
 
 type ListKind = 'tools' | 'prompts' | 'resources';
 
@@ -143,6 +181,8 @@ export class McpUpstreamSource implements BackendSource {
   private client?: Promise<Client>;
   /** Calls in flight on the pooled client, to which its logs and input requests are relayed. */
   private readonly calls = new RelayedCalls();
+  /** Calls held open across their 2026-07-28 client's input rounds (see upstream-held-calls). */
+  private readonly heldCalls = new HeldCalls();
   /**
    * How the pooled client relays. Only Streamable HTTP tags a call's messages; elsewhere the
    * only call in flight is the one way a 2026-07-28 caller hears its call's logs and input
@@ -161,6 +201,10 @@ export class McpUpstreamSource implements BackendSource {
   private listsStale = false;
   /** The upstream speaks 2026-07-28 (as last negotiated): it keeps no sessions to separate. */
   private upstreamModern = false;
+  /** The upstream offers the tasks extension (2026-07-28): it may answer a call with a task. */
+  private upstreamTasks = false;
+  /** A 2025-11-25 upstream that runs tools/call as (experimental) tasks when asked to. */
+  private upstreamLegacyTasks = false;
   private closed = false;
 
   private constructor(
@@ -291,6 +335,7 @@ export class McpUpstreamSource implements BackendSource {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.heldCalls.close();
     this.subscriptions.close();
     await this.clientSessions.close();
     this.connector.detach?.();
@@ -407,18 +452,33 @@ export class McpUpstreamSource implements BackendSource {
   // ---------------------------------------------------------------------------------------
   // Handlers
 
+  /**
+   * A tool of the upstream. Of an upstream with the tasks extension, every tool may become a
+   * task (the upstream decides per call): the gateway lists it so (`taskSupport: optional`,
+   * which 2025-11-25 clients see) and lets the call wait for the upstream's answer before its
+   * own task exists (taskLaunchOf), so a call the upstream answers at once is answered so.
+   */
   private toolHandler(tool: Tool, exposed: string): ToolHandler {
     const upstreamName = tool.name;
+    const tasks = this.upstreamTasks;
+    // A 2025-11-25 tool that only runs as a task is called as one (and followed).
+    const legacyTask =
+      this.upstreamLegacyTasks && tool.execution?.taskSupport === 'required'
+        ? { task: { ttl: UPSTREAM_TASK_TTL_MS } }
+        : undefined;
     return {
-      definition: { ...tool, name: exposed },
+      definition: tasks
+        ? { ...tool, name: exposed, execution: { taskSupport: 'optional' } }
+        : { ...tool, name: exposed },
       call: (args: JsonObject, ctx: RequestContext) =>
         this.exchange(
           'tools/call',
           upstreamName,
-          { name: upstreamName, arguments: args },
+          { name: upstreamName, arguments: args, ...legacyTask },
           ctx,
           (client, params, options) =>
             client.callTool(params as Parameters<Client['callTool']>[0], options),
+          tasks ? taskLaunchOf(ctx) : undefined,
         ) as Promise<CallToolResult>,
     };
   }
@@ -545,17 +605,72 @@ export class McpUpstreamSource implements BackendSource {
     params: JsonObject,
     ctx: RequestContext,
     send: (client: Client, params: JsonObject, options: RequestOptions) => Promise<unknown>,
+    launch?: TaskLaunchControl,
   ): Promise<Record<string, unknown>> {
+    const held = this.heldCalls.take(carriedFromRound(ctx));
+    if (held) {
+      // The retry of an input round: the upstream request is still open, waiting for it.
+      held.call.rebind(ctx);
+      return this.settleHeld(held, ctx);
+    }
     const lane = await this.laneOf(ctx);
     const call = lane.calls.open(ctx);
+    // A 2025-era upstream asks mid-call; a 2026-07-28 client answers with a retry.
+    call.holdable = !this.upstreamModern && inputRoundsOf(ctx);
+    const outcome = this.rounds(method, target, params, call, lane, send, launch);
+    return call.holdable ? this.settleHeld(HeldCalls.entry(call, outcome), ctx) : outcome;
+  }
+
+  /**
+   * The answer of a call that may be held: its upstream request's end, or, when the upstream
+   * asks the client for input first, the client's input round (the handler unwinds) with the
+   * call held for the retry, whose id goes into the round's requestState.
+   */
+  private async settleHeld(held: HeldCall, ctx: RequestContext): Promise<Record<string, unknown>> {
+    const first = await Promise.race([
+      held.outcome.then(
+        (result) => ({ result }),
+        (error: unknown) => ({ error }),
+      ),
+      held.call.inputNeeded(),
+    ]);
+    if ('result' in first) {
+      return first.result;
+    }
+    if ('error' in first) {
+      throw first.error;
+    }
+    held.call.detach();
+    if (carryIntoRetry(ctx, held.id)) {
+      this.heldCalls.keep(held, this.settings.timeoutMs);
+    } else {
+      held.call.abort(first.reason);
+    }
+    throw first.reason;
+  }
+
+  /**
+   * The upstream request(s) of one call, to its end: input_required rounds of a 2026-07-28
+   * upstream are answered and retried, and a task it makes is followed. The call's context
+   * is read afresh each time: a held call passes from request to retry.
+   */
+  private async rounds(
+    method: string,
+    target: string,
+    params: JsonObject,
+    call: RelayedCall,
+    lane: Lane,
+    send: (client: Client, params: JsonObject, options: RequestOptions) => Promise<unknown>,
+    launch?: TaskLaunchControl,
+  ): Promise<Record<string, unknown>> {
     try {
       let leg = params;
       for (let round = 1; ; round++) {
-        const result = (await this.traced(method, target, ctx.trace, (meta) =>
+        const result = (await this.traced(method, target, call.ctx.trace, (meta) =>
           this.request(
             this.resilience.call,
             (client, signal) =>
-              send(client, withRequestMeta(client, leg, ctx, call.token, meta), {
+              send(client, withRequestMeta(client, leg, call.ctx, call.token, meta, !!launch), {
                 signal,
                 timeout: this.sdkTimeout(),
                 allowInputRequired: true,
@@ -566,6 +681,18 @@ export class McpUpstreamSource implements BackendSource {
           ),
         )) as Record<string, unknown>;
         if (result.resultType !== 'input_required') {
+          const task = upstreamTaskOf(result);
+          if (task) {
+            // The upstream made the call a task: so does the gateway, which follows it.
+            await launch?.begin();
+            return this.upstreamModern
+              ? await followUpstreamTask(task, call.ctx, this.taskMethods(lane), this.label)
+              : await followLegacyUpstreamTask(
+                  task,
+                  call.ctx,
+                  this.legacyTaskMethods(lane, call.headers),
+                );
+          }
           return withoutEnvelope(result);
         }
         if (round >= MAX_INPUT_ROUNDS) {
@@ -574,7 +701,7 @@ export class McpUpstreamSource implements BackendSource {
             `${this.label}: ${method} still required input after ${MAX_INPUT_ROUNDS} rounds`,
           );
         }
-        const inputResponses = await answerInputRequests(ctx, result.inputRequests);
+        const inputResponses = await answerInputRequests(call.ctx, result.inputRequests);
         leg = {
           ...params,
           ...(Object.keys(inputResponses).length > 0 && { inputResponses }),
@@ -590,6 +717,64 @@ export class McpUpstreamSource implements BackendSource {
     } finally {
       lane.calls.close(call);
     }
+  }
+
+  /**
+   * tasks/get, tasks/update and tasks/cancel on the lane a task was created on, each under the
+   * backend's call policies (timeout, breaker, bulkhead) and declaring the extension.
+   */
+  private taskMethods(lane: Lane): UpstreamTaskMethods {
+    const meta = { [META_CLIENT_CAPABILITIES]: withTasksExtension({}) };
+    const send = (method: string, params: JsonObject, signal?: AbortSignal) =>
+      this.request(
+        this.resilience.call,
+        (client, deadline) =>
+          client.request({ method, params: { ...params, _meta: meta } } as never, ANY_RESULT, {
+            signal: deadline,
+            timeout: this.sdkTimeout(),
+          }),
+        signal,
+        lane,
+      );
+    return {
+      get: (taskId, signal) => send('tasks/get', { taskId }, signal),
+      update: (taskId, inputResponses, signal) =>
+        send('tasks/update', { taskId, inputResponses }, signal).then(() => undefined),
+      cancel: (taskId) => send('tasks/cancel', { taskId }).then(() => undefined),
+    };
+  }
+
+  /**
+   * tasks/get, tasks/result and tasks/cancel of a 2025-11-25 upstream, on the lane the task was
+   * created on. tasks/result carries the call's relay headers: the input requests on its
+   * stream reach the call they belong to.
+   */
+  private legacyTaskMethods(
+    lane: Lane,
+    headers: Record<string, string> | undefined,
+  ): LegacyUpstreamTaskMethods {
+    const send = (
+      method: string,
+      params: JsonObject,
+      signal?: AbortSignal,
+      options?: Pick<RequestOptions, 'headers'>,
+    ) =>
+      this.request(
+        this.resilience.call,
+        (client, deadline) =>
+          client.request({ method, params } as never, ANY_RESULT, {
+            signal: deadline,
+            timeout: this.sdkTimeout(),
+            ...options,
+          }),
+        signal,
+        lane,
+      );
+    return {
+      get: (taskId, signal) => send('tasks/get', { taskId }, signal),
+      result: (taskId, signal) => send('tasks/result', { taskId }, signal, { headers }),
+      cancel: (taskId) => send('tasks/cancel', { taskId }).then(() => undefined),
+    };
   }
 
   /** completion/complete, when the upstream offers completions; otherwise no suggestions. */
@@ -623,7 +808,8 @@ export class McpUpstreamSource implements BackendSource {
    * (it may ask again, e.g. during a call).
    */
   private async relayInput(relay: Relay, method: string, params: unknown): Promise<JsonObject> {
-    const { call, params: asked } = relay.calls.route(params, relay.onlyCall);
+    const { call, params: tagged } = relay.calls.route(params, relay.onlyCall);
+    const { params: asked, key } = takeInputKey(tagged);
     if (!call) {
       if (relay.session && !relay.session.closed) {
         return relay.session.request(method as InputMethod, asked);
@@ -633,12 +819,17 @@ export class McpUpstreamSource implements BackendSource {
         `${method} can only be answered during a request from the gateway`,
       );
     }
+    const named = key ?? (call.holdable ? call.nextKey(method) : undefined);
     try {
-      return await askClient(call.ctx, method, asked);
+      return await askClient(call.ctx, method, asked, named);
     } catch (err) {
       if (err instanceof Error) {
         // The client refused or failed (a missing capability, a timeout): the upstream hears so.
         throw err;
+      }
+      if (call.holdable && named !== undefined) {
+        // The client answers in its retry: the upstream request waits for it.
+        return call.hold(method, asked, named, err);
       }
       call.unwindFor(err);
       throw new McpError(ErrorCode.RequestCancelled, 'The client is asked first; retry later');
@@ -842,6 +1033,9 @@ export class McpUpstreamSource implements BackendSource {
       void this.dropClient(client);
     };
     this.upstreamModern = client.getProtocolEra() === 'modern';
+    this.upstreamTasks = this.upstreamModern && offersTasks(client.getServerCapabilities());
+    this.upstreamLegacyTasks =
+      !this.upstreamModern && offersLegacyToolTasks(client.getServerCapabilities());
     // The upstream may have restarted with other lists and owes us no list_changed for that.
     // Re-read them once a request succeeds (now they would meet a half-open circuit).
     this.listsStale = this.connectedOnce;
@@ -920,6 +1114,7 @@ export class McpUpstreamSource implements BackendSource {
     );
     try {
       await client.connect(transport, { timeout: this.settings.timeoutMs });
+      liftTaskResults(transport);
       if (client.getProtocolEra() !== 'modern' && offers(client, 'logging')) {
         // 2025-era logs are per session: take them all and filter per client (each call's
         // context, or the client session's own level). The level a client sets stays with
@@ -973,15 +1168,17 @@ function withRequestMeta(
   ctx: RequestContext,
   progressToken: string,
   trace?: Record<string, string>,
+  tasks = false,
 ): JsonObject {
   const modern = client.getProtocolEra() === 'modern';
+  const capabilities = inputCapabilities(ctx.clientCapabilities);
   return {
     ...params,
     _meta: {
       ...trace,
       progressToken,
       ...(modern && {
-        [META_CLIENT_CAPABILITIES]: inputCapabilities(ctx.clientCapabilities),
+        [META_CLIENT_CAPABILITIES]: tasks ? withTasksExtension(capabilities) : capabilities,
         [META_LOG_LEVEL]: 'debug',
       }),
     },
@@ -1006,6 +1203,27 @@ function notFoundInEra(err: unknown, uri: string, ctx: RequestContext): unknown 
   }
   const code = ctx.era === 'modern' ? ErrorCode.InvalidParams : ErrorCode.ResourceNotFound;
   return new McpError(code, err.message, { ...data, uri });
+}
+
+/**
+ * An input request's params without the key its server named in `_meta` (META.inputKey, which
+ * Portico sends its 2025-era clients), and that key: a 2026-07-28 caller is asked under it.
+ */
+function takeInputKey(params: JsonObject): { params: JsonObject; key?: string } {
+  const meta = params._meta;
+  if (typeof meta !== 'object' || meta === null || !(META.inputKey in meta)) {
+    return { params };
+  }
+  const { [META.inputKey]: named, ...rest } = meta as JsonObject;
+  const clean: JsonObject = { ...params };
+  if (Object.keys(rest).length > 0) {
+    clean._meta = rest;
+  } else {
+    delete clean._meta;
+  }
+  const key =
+    typeof named === 'string' && named.length > 0 && named.length <= 128 ? named : undefined;
+  return { params: clean, key };
 }
 
 /** The upstream's result without its own protocol envelope (our engine adds ours). */
@@ -1050,6 +1268,12 @@ function offers(
   capability: 'tools' | 'prompts' | 'resources' | 'completions' | 'logging',
 ): boolean {
   return client.getServerCapabilities()?.[capability] !== undefined;
+}
+
+/** A 2025-11-25 server's `tasks` capability covers tools/call. */
+function offersLegacyToolTasks(capabilities: unknown): boolean {
+  const tasks = (capabilities as { tasks?: { requests?: { tools?: { call?: unknown } } } })?.tasks;
+  return typeof tasks?.requests?.tools?.call === 'object' && tasks.requests.tools.call !== null;
 }
 
 function secondsSince(started: number): number {

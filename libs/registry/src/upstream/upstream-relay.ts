@@ -31,26 +31,54 @@ export const RELAY_META_KEY = 'dev.portico/upstream-call';
 /** How long a call keeps collecting input requests before it unwinds (see `unwindFor`). */
 export const INPUT_BATCH_MS = 25;
 
-/** One client request being served by an upstream request (or several, across MRTR rounds). */
+/** An input request of the upstream that waits for the client's retry (a held call). */
+interface HeldInput {
+  readonly method: string;
+  readonly params: JsonObject;
+  readonly key: string;
+  resolve(answer: JsonObject): void;
+  reject(reason: unknown): void;
+}
+
+const KEY_PREFIX: Record<string, string> = {
+  'elicitation/create': 'elicitation',
+  'sampling/createMessage': 'sampling',
+  'roots/list': 'roots',
+};
+
+/**
+ * One client request being served by an upstream request (or several, across MRTR rounds).
+ * A call that may be held (a 2026-07-28 client, a 2025-era upstream asking mid-call) outlives
+ * the client request that started it: the upstream request stays open while the client
+ * answers, and the client's retry takes the call over (`rebind`).
+ */
 export class RelayedCall {
   /** What the client's context threw when asked for input (a 2026-07-28 input round). */
   unwoundBy?: { reason: unknown };
+  /** Input rounds hold the call open rather than abandon it (see hold). */
+  holdable = false;
   /** Headers of every upstream POST of this call: they tag its response stream. */
   readonly headers: Record<string, string>;
   private readonly controller = new AbortController();
   private readonly onCallerAbort = () => this.controller.abort();
+  private current: RequestContext;
+  private held: HeldInput[] = [];
+  private inputIndex = 0;
+  private waiting = false;
+  private needed?: { promise: Promise<{ reason: unknown }>; resolve(v: { reason: unknown }): void };
 
   constructor(
     readonly token: string,
-    readonly ctx: RequestContext,
+    ctx: RequestContext,
   ) {
     this.headers = { [RELAY_HEADER]: token };
-    // A listener rather than AbortSignal.any: cheaper, and removed when the call ends.
-    if (ctx.signal.aborted) {
-      this.controller.abort();
-    } else {
-      ctx.signal.addEventListener('abort', this.onCallerAbort, { once: true });
-    }
+    this.current = ctx;
+    this.follow(ctx);
+  }
+
+  /** The client request the call serves now (the latest retry, for a held call). */
+  get ctx(): RequestContext {
+    return this.current;
   }
 
   /**
@@ -73,9 +101,102 @@ export class RelayedCall {
     this.timer = setTimeout(() => this.controller.abort(), INPUT_BATCH_MS);
   }
 
+  /** The key of the call's next input request of `method`: the same in every round. */
+  nextKey(method: string): string {
+    return `${KEY_PREFIX[method] ?? 'input'}-${this.inputIndex++}`;
+  }
+
+  /**
+   * Keeps an upstream input request waiting for the client's retry instead of abandoning the
+   * upstream request; once no further one has arrived for INPUT_BATCH_MS, `inputNeeded`
+   * resolves: the handler unwinds (the client gets an input round) and the call is held.
+   */
+  hold(method: string, params: JsonObject, key: string, reason: unknown): Promise<JsonObject> {
+    return new Promise<JsonObject>((resolve, reject) => {
+      this.held.push({ method, params, key, resolve, reject });
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.signalNeeded(reason), INPUT_BATCH_MS);
+    });
+  }
+
+  /** Resolves when held input requests wait for the client (see hold). */
+  inputNeeded(): Promise<{ reason: unknown }> {
+    if (!this.needed) {
+      let resolve!: (v: { reason: unknown }) => void;
+      const promise = new Promise<{ reason: unknown }>((r) => (resolve = r));
+      this.needed = { promise, resolve };
+    }
+    return this.needed.promise;
+  }
+
+  /**
+   * The client's retry takes the held call over: from now on its messages go to `ctx`, and
+   * `ctx` answers the held input requests (from its inputResponses, under the same keys).
+   * Those it cannot answer yet stay held for the next round.
+   */
+  rebind(ctx: RequestContext): void {
+    this.current.signal.removeEventListener('abort', this.onCallerAbort);
+    this.waiting = false;
+    this.current = ctx;
+    this.needed = undefined;
+    this.follow(ctx);
+    const waiting = this.held;
+    this.held = [];
+    for (const input of waiting) {
+      askClient(ctx, input.method, input.params, input.key).then(
+        (answer) => input.resolve(answer),
+        (err: unknown) => {
+          if (err instanceof Error) {
+            input.reject(err);
+            return;
+          }
+          // Still unanswered: held for another round.
+          this.held.push(input);
+          clearTimeout(this.timer);
+          this.timer = setTimeout(() => this.signalNeeded(err), INPUT_BATCH_MS);
+        },
+      );
+    }
+  }
+
+  /** Held until a retry comes: the request that started it ends without stopping it. */
+  detach(): void {
+    this.current.signal.removeEventListener('abort', this.onCallerAbort);
+    this.waiting = true;
+  }
+
+  /** Held, waiting for its client's retry (see detach). */
+  get waitingForRetry(): boolean {
+    return this.waiting;
+  }
+
+  /** Gives the upstream request up (a held call nobody came back for). */
+  abort(reason: unknown): void {
+    this.controller.abort(reason);
+    const waiting = this.held;
+    this.held = [];
+    waiting.forEach((input) => input.reject(reason));
+  }
+
   dispose(): void {
     clearTimeout(this.timer);
-    this.ctx.signal.removeEventListener('abort', this.onCallerAbort);
+    this.current.signal.removeEventListener('abort', this.onCallerAbort);
+  }
+
+  /** The caller going away aborts the upstream request (a listener: cheaper than any()). */
+  private follow(ctx: RequestContext): void {
+    if (ctx.signal.aborted) {
+      this.controller.abort();
+    } else {
+      ctx.signal.addEventListener('abort', this.onCallerAbort, { once: true });
+    }
+  }
+
+  private signalNeeded(reason: unknown): void {
+    this.needed?.resolve({ reason });
+    if (!this.needed) {
+      this.needed = { promise: Promise.resolve({ reason }), resolve: () => undefined };
+    }
   }
 
   private timer?: NodeJS.Timeout;
@@ -95,6 +216,25 @@ export class RelayedCalls {
   close(call: RelayedCall): void {
     call.dispose();
     this.calls.delete(call.token);
+  }
+
+  /**
+   * The one call that may be speaking, if there is exactly one: a held call waits for its
+   * client's retry, its upstream request blocked on the input it asked for, so it is not
+   * counted.
+   */
+  private onlyActive(): RelayedCall | undefined {
+    let only: RelayedCall | undefined;
+    for (const call of this.calls.values()) {
+      if (call.waitingForRetry) {
+        continue;
+      }
+      if (only) {
+        return undefined;
+      }
+      only = call;
+    }
+    return only;
   }
 
   /** How many calls are in flight. */
@@ -117,7 +257,7 @@ export class RelayedCalls {
     if (clean.token !== undefined) {
       return { call: this.calls.get(clean.token), params: clean.params };
     }
-    const only = onlyCall && this.calls.size === 1 ? this.calls.values().next().value : undefined;
+    const only = onlyCall ? this.onlyActive() : undefined;
     return { call: only, params: clean.params };
   }
 }
