@@ -112,6 +112,10 @@ export class RelayedCall {
    * resolves: the handler unwinds (the client gets an input round) and the call is held.
    */
   hold(method: string, params: JsonObject, key: string, reason: unknown): Promise<JsonObject> {
+    if (this.signal.aborted) {
+      // Given up already (no retry came, the backend closed): nothing will answer it.
+      return Promise.reject(this.signal.reason);
+    }
     return new Promise<JsonObject>((resolve, reject) => {
       this.held.push({ method, params, key, resolve, reject });
       clearTimeout(this.timer);
@@ -148,6 +152,11 @@ export class RelayedCall {
         (err: unknown) => {
           if (err instanceof Error) {
             input.reject(err);
+            return;
+          }
+          if (this.signal.aborted) {
+            // Given up meanwhile: nothing will answer it.
+            input.reject(this.signal.reason);
             return;
           }
           // Still unanswered: held for another round.
