@@ -238,6 +238,24 @@ function tools(probes: E2eProbes): ToolHandler[] {
     },
     {
       definition: {
+        name: 'task_progress',
+        description: 'As a task: progress 1, gate a, progress 2, gate b, result.',
+        inputSchema: objectSchema({ key: { type: 'string' } }, ['key']),
+        execution: { taskSupport: 'optional' },
+      },
+      call: async (args, ctx) => {
+        const key = String(args.key);
+        await ctx.progress(1, 2, 'first half');
+        probes.fire(`task_progress:${key}:progress-1`);
+        await probes.wait(`task_progress:${key}:gate-a`, 10_000);
+        await ctx.progress(2, 2, 'second half');
+        probes.fire(`task_progress:${key}:progress-2`);
+        await probes.wait(`task_progress:${key}:gate-b`, 10_000);
+        return text(`progressed ${key}`);
+      },
+    },
+    {
+      definition: {
         name: 'elicit',
         description: 'Asks the user for their name.',
         inputSchema: objectSchema(),

@@ -1794,7 +1794,7 @@ function withInputKey(params: JsonObject, key: string): JsonObject {
   return {
     ...params,
     _meta: {
-      ...(typeof meta === 'object' && meta !== null ? (meta) : {}),
+      ...(typeof meta === 'object' && meta !== null ? meta : {}),
       [META.inputKey]: key,
     },
   };

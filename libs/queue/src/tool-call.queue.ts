@@ -29,6 +29,7 @@ import {
   McpError,
   NODE_STOPPED_MESSAGE,
   RequestContext,
+  type TaskProgress,
   type TaskWorkRef,
   type TaskWorkResumer,
   ToolHandler,
@@ -389,18 +390,33 @@ export class ToolCallQueue implements OnApplicationShutdown, TaskWorkResumer {
    * Waits for the job of a task whose gateway node stopped (TaskWorkResumer): its result, or its
    * error as the node that queued it would have reported it. Cancelling the task cancels the job.
    */
-  resume(work: TaskWorkRef, cancellation: Cancellation): Promise<JsonObject> | undefined {
+  resume(
+    work: TaskWorkRef,
+    cancellation: Cancellation,
+    progress?: (progress: TaskProgress) => void,
+  ): Promise<JsonObject> | undefined {
     if (work.kind !== TOOL_CALL_WORK || this.stopping) {
       return undefined;
     }
-    return this.adopt(work.id, cancellation);
+    return this.adopt(work.id, cancellation, progress);
   }
 
-  private async adopt(jobId: string, cancellation: Cancellation): Promise<JsonObject> {
+  private async adopt(
+    jobId: string,
+    cancellation: Cancellation,
+    progress?: (progress: TaskProgress) => void,
+  ): Promise<JsonObject> {
     await this.producer();
     // Waiting before the job is read: an event of it finishing meanwhile still settles this.
     const waiter = new JobWaiter();
     this.waiters.set(jobId, waiter);
+    // The job's progress from now on becomes the task's statusMessage (logs have no stream).
+    const watcher = (p: ToolJobProgress): void => {
+      if (p.kind === 'progress') {
+        progress?.({ progress: p.progress, total: p.total, message: p.message });
+      }
+    };
+    this.watchers.set(jobId, watcher);
     const undoCancel = cancellation.onCancel(() => void this.cancel(jobId));
     try {
       const job = await this.jobsQueue().getJob(jobId);
@@ -438,6 +454,9 @@ export class ToolCallQueue implements OnApplicationShutdown, TaskWorkResumer {
       waiter.dispose();
       if (this.waiters.get(jobId) === waiter) {
         this.waiters.delete(jobId);
+      }
+      if (this.watchers.get(jobId) === watcher) {
+        this.watchers.delete(jobId);
       }
     }
   }

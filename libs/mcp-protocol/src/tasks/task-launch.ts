@@ -200,17 +200,28 @@ export class TaskLaunch {
       return Promise.resolve();
     }
     if (this.phase === 'task') {
-      this.init.progressAfterBegin?.(this.taskId, {
+      // Once the task is stored (and its handle on its way): in order, without holding the
+      // handler up (creating the task may fail; the handler is then cancelled).
+      const progress: TaskProgress = {
         progress: params.progress,
         ...(params.total !== undefined && { total: params.total }),
         ...(params.message !== undefined && { message: params.message }),
+      };
+      void this.begun.then(() => {
+        this.init.progressAfterBegin?.(this.taskId, progress);
+        return this.host.report(
+          this,
+          statusText(progress.progress, progress.total, progress.message),
+        );
       });
-      return this.host.report(this, statusText(params.progress, params.total, params.message));
+      return Promise.resolve();
     }
     if (this.phase === 'deferred' || this.phase === 'abandoned') {
       return original.progress(params.progress, params.total, params.message);
     }
-    return Promise.resolve();
+    // Reported before the engine decided (the handler's first synchronous steps): handled as
+    // soon as it has.
+    return this.decision.then(() => this.progress(message, original));
   }
 
   /** Input for this task arrived (from any node). */

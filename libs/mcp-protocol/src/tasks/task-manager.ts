@@ -4,7 +4,14 @@ import type { Principal } from '../catalog';
 import { ErrorCode } from '../constants';
 import type { InputMethod } from '../context';
 import { McpError, type JsonObject } from '../jsonrpc';
-import { type LaunchHost, type LaunchInit, TaskLaunch, taskOutcome } from './task-launch';
+import {
+  statusText,
+  TaskLaunch,
+  taskOutcome,
+  type LaunchHost,
+  type LaunchInit,
+  type TaskProgress,
+} from './task-launch';
 import type { TaskStore } from './task-store';
 import type { TaskLease, TaskOutcome, TaskRecord, TaskSignal, TaskWorkRef } from './task.types';
 
@@ -16,9 +23,14 @@ import type { TaskLease, TaskOutcome, TaskRecord, TaskSignal, TaskWorkRef } from
 export interface TaskWorkResumer {
   /**
    * The work's outcome: resolves to the call's result, rejects with its error; `cancellation`
-   * fires when the task is cancelled. Undefined for a kind this node cannot take over.
+   * fires when the task is cancelled; `progress` hears the work's progress from now on (it
+   * becomes the task's statusMessage). Undefined for a kind this node cannot take over.
    */
-  resume(work: TaskWorkRef, cancellation: Cancellation): Promise<JsonObject> | undefined;
+  resume(
+    work: TaskWorkRef,
+    cancellation: Cancellation,
+    progress?: (progress: TaskProgress) => void,
+  ): Promise<JsonObject> | undefined;
 }
 
 export interface TaskManagerOptions {
@@ -391,7 +403,11 @@ export class TaskManager {
     }
     const work = record.work;
     const task = work && new AdoptedTask(taskId, work);
-    const resumed = task && this.resumer?.resume(task.work, task.cancellation);
+    const resumed =
+      task &&
+      this.resumer?.resume(task.work, task.cancellation, (p) => {
+        void this.report(taskId, statusText(p.progress, p.total, p.message)).catch(() => undefined);
+      });
     if (!task || !resumed) {
       const message = work
         ? `${NODE_STOPPED_MESSAGE}, and no node here can take over its ${work.kind} work`
