@@ -61,6 +61,7 @@ export const CONFIG_SCHEMA = {
     WS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 65536, default: 8388608 },
     EVENT_STORE_MAX_EVENTS: { type: 'integer', minimum: 0, default: 1000 },
     CLIENT_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 60000 },
+    MAX_RESOURCE_SUBSCRIPTIONS: { type: 'integer', minimum: 1, maximum: 1000000, default: 1000 },
     REQUEST_STATE_TTL_MS: { type: 'integer', minimum: 1000, default: 600000 },
     /** How long a task (a tools/call answered with a handle) and its result are kept. */
     TASK_TTL_MS: { type: 'integer', minimum: 1000, maximum: 2592000000, default: 3600000 },

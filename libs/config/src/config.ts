@@ -34,6 +34,8 @@ export interface PorticoConfig {
     wsMaxBufferedBytes: number;
     eventStoreMaxEvents: number;
     clientRequestTimeoutMs: number;
+    /** Resource URIs one session or listen stream may follow at once. */
+    maxResourceSubscriptions: number;
     requestStateTtlMs: number;
     /** How long a task and its result are kept (from its creation). */
     taskTtlMs: number;
@@ -216,6 +218,7 @@ export function loadConfig(
       wsMaxBufferedBytes: v.WS_MAX_BUFFERED_BYTES,
       eventStoreMaxEvents: v.EVENT_STORE_MAX_EVENTS,
       clientRequestTimeoutMs: v.CLIENT_REQUEST_TIMEOUT_MS,
+      maxResourceSubscriptions: v.MAX_RESOURCE_SUBSCRIPTIONS,
       requestStateTtlMs: v.REQUEST_STATE_TTL_MS,
       taskTtlMs: v.TASK_TTL_MS,
       taskMaxTtlMs: Math.max(v.TASK_MAX_TTL_MS, v.TASK_TTL_MS),

@@ -111,6 +111,13 @@ export interface EngineOptions {
   taskPollIntervalMs?: number;
   /** How long a node's unrenewed lease on its running tasks lasts (default 15 s). */
   taskLeaseMs?: number;
+  /**
+   * The most resource URIs one client may follow at once: a 2025-era session's
+   * resources/subscribe, one subscriptions/listen stream's `resourceSubscriptions` (default
+   * 1000). Each is a claim on the resource's provider (for a federated resource, an upstream
+   * subscription), so an unbounded list would let one client grow the gateway's state.
+   */
+  maxResourceSubscriptions?: number;
   /** Takes over queued work of tasks whose node stopped (the tool-call queue). */
   taskWork?: TaskWorkResumer;
   /** Wraps the handling of every request, both eras, every transport (tracing hooks in here). */
@@ -365,6 +372,7 @@ export class McpEngine {
   private readonly nonces: NonceStore;
   private readonly serverInfoMeta: JsonObject;
   private readonly clientRequestTimeoutMs: number;
+  private readonly maxResourceSubscriptions: number;
   private readonly stateTtlMs: number;
   private readonly listTtlMs: number;
   private readonly listeners = new Set<() => void>();
@@ -385,6 +393,7 @@ export class McpEngine {
     this.nonces = options.nonceStore ?? new MemoryNonceStore();
     this.serverInfoMeta = { [META.serverInfo]: options.serverInfo };
     this.clientRequestTimeoutMs = options.clientRequestTimeoutMs ?? 60_000;
+    this.maxResourceSubscriptions = options.maxResourceSubscriptions ?? 1000;
     this.stateTtlMs = options.requestStateTtlMs ?? 10 * 60_000;
     this.listTtlMs = options.listTtlMs ?? 0;
     this.tasks = new TaskManager({
@@ -862,8 +871,14 @@ export class McpEngine {
     }
     const taskIds = ownedTaskIds ?? [];
     const uris = Array.isArray(f.resourceSubscriptions)
-      ? f.resourceSubscriptions.filter((u): u is string => typeof u === 'string')
+      ? [...new Set(f.resourceSubscriptions.filter((u): u is string => typeof u === 'string'))]
       : [];
+    if (uris.length > this.maxResourceSubscriptions) {
+      throw McpError.invalidParams(
+        `notifications.resourceSubscriptions lists ${uris.length} URIs; ` +
+          `at most ${this.maxResourceSubscriptions} may be followed on one stream`,
+      );
+    }
     const agreed: JsonObject = {};
     if (f.toolsListChanged === true) {
       agreed.toolsListChanged = true;
@@ -1213,6 +1228,15 @@ export class McpEngine {
         }
         // Answered once the URI's provider listens, so that updates from then on arrive.
         if (method === 'resources/subscribe') {
+          if (
+            !session.subscriptions.has(params.uri) &&
+            session.subscriptions.size >= this.maxResourceSubscriptions
+          ) {
+            throw McpError.invalidParams(
+              `This session already follows ${session.subscriptions.size} resources, the most ` +
+                'allowed: unsubscribe from one first',
+            );
+          }
           session.subscriptions.add(params.uri);
           await this.interestOf(session).add(params.uri);
         } else {

@@ -3,6 +3,7 @@ import { DelayedError, Job, Queue, QueueEvents, UnrecoverableError, Worker } fro
 import type { QueueBase } from 'bullmq';
 import Redis, { RedisOptions } from 'ioredis';
 import { ConfigService } from '@portico/config';
+import { keepSubscribed } from '@portico/session';
 import { ROOT_CONTEXT, type Span, SpanKind } from '@opentelemetry/api';
 import {
   failSpan,
@@ -29,6 +30,7 @@ import {
   McpError,
   NODE_STOPPED_MESSAGE,
   RequestContext,
+  TaskHandedOverError,
   type TaskProgress,
   type TaskWorkRef,
   type TaskWorkResumer,
@@ -353,7 +355,14 @@ export class ToolCallQueue implements OnApplicationShutdown, TaskWorkResumer {
     // Waiting before the job exists: its events cannot come before anyone listens.
     const waiter = new JobWaiter(Math.max(1, data.deadline - Date.now()));
     this.waiters.set(jobId, waiter);
-    const onAbort = () => void this.cancel(jobId);
+    const onAbort = () => {
+      if (ctx.signal.reason instanceof TaskHandedOverError) {
+        // Another node waits for the job now: stop waiting here, the job goes on.
+        waiter.fail(ctx.signal.reason);
+        return;
+      }
+      void this.cancel(jobId);
+    };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     try {
       // Recorded before the job exists: a node that takes the task over never misses its job.
@@ -505,10 +514,9 @@ export class ToolCallQueue implements OnApplicationShutdown, TaskWorkResumer {
     // Nothing here waits for Redis: a node must boot (and report unready) while Redis is down;
     // BullMQ and ioredis connect, and reconnect, on their own.
     this.jobMetrics = this.metrics?.trackWorker(TOOL_CALL_QUEUE);
-    this.subscriber = this.connection();
-    this.subscriber
-      .subscribe(`${this.prefix}:${TOOL_CALL_CANCEL_CHANNEL}`)
-      .catch((err: unknown) => this.logger.warn(`Cancel channel: ${String(err)}`));
+    this.subscriber = this.connection({ maxRetriesPerRequest: null, autoResubscribe: false });
+    const warn = (err: unknown) => this.logger.warn(`Cancel channel: ${String(err)}`);
+    keepSubscribed(this.subscriber, `${this.prefix}:${TOOL_CALL_CANCEL_CHANNEL}`, warn).catch(warn);
     this.subscriber.on('error', () => undefined);
     this.subscriber.on('message', (_channel: string, jobId: string) => {
       this.running.get(jobId)?.abort();

@@ -1,6 +1,12 @@
 import { Module, OnModuleDestroy } from '@nestjs/common';
 import { ConfigService, PORTICO_VERSION, type PorticoConfig } from '@portico/config';
-import { CatalogProvider, McpEngine, MemoryTaskStore, type TaskStore } from '@portico/mcp-protocol';
+import {
+  CatalogProvider,
+  McpEngine,
+  MemoryTaskStore,
+  type TaskStore,
+  type TaskWorkResumer,
+} from '@portico/mcp-protocol';
 import { McpRequestTracer } from '@portico/observability';
 import { ToolCallQueue } from '@portico/queue';
 import { RedisTaskStore } from '@portico/session';
@@ -36,14 +42,16 @@ export const SERVER_INFO = {
           secret: mcp.secret,
           pageSize: mcp.pageSize,
           clientRequestTimeoutMs: mcp.clientRequestTimeoutMs,
+          maxResourceSubscriptions: mcp.maxResourceSubscriptions,
           requestStateTtlMs: mcp.requestStateTtlMs,
           taskStore: taskStoreFor(config.values),
           taskTtlMs: mcp.taskTtlMs,
           taskMaxTtlMs: mcp.taskMaxTtlMs,
           taskPollIntervalMs: mcp.taskPollIntervalMs,
           taskLeaseMs: mcp.taskLeaseMs,
-          // A task whose node stopped while its queued job ran is taken over, job and all.
-          taskWork: queue ?? undefined,
+          // A task whose node stopped is taken over: waiting for its queued job, or following
+          // its upstream's task.
+          taskWork: eitherResumer(queue ?? undefined, catalog),
           // A span per request when tracing is on; no per-request hook at all when it is off.
           observer: tracer?.enabled ? tracer : undefined,
         });
@@ -77,4 +85,26 @@ function taskStoreFor(config: PorticoConfig): TaskStore {
   return config.redis
     ? new RedisTaskStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix })
     : new MemoryTaskStore();
+}
+
+/** The first of `resumers` that knows a task's work (each answers undefined for others). */
+function eitherResumer(...resumers: unknown[]): TaskWorkResumer | undefined {
+  const known = resumers.filter(
+    (r): r is TaskWorkResumer =>
+      typeof (r as Partial<TaskWorkResumer> | undefined)?.resume === 'function',
+  );
+  if (known.length === 0) {
+    return undefined;
+  }
+  return {
+    resume: (work, cancellation, progress) => {
+      for (const resumer of known) {
+        const resumed = resumer.resume(work, cancellation, progress);
+        if (resumed) {
+          return resumed;
+        }
+      }
+      return undefined;
+    },
+  };
 }

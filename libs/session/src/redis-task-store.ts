@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import Redis, { type ChainableCommander } from 'ioredis';
+import Redis, { type ChainableCommander, type RedisOptions } from 'ioredis';
 import {
   isTerminalStatus,
   TASK_STATUSES,
@@ -14,6 +14,7 @@ import {
   type TaskStore,
   type TaskWorkRef,
 } from '@portico/mcp-protocol';
+import { keepSubscribed } from './redis-subscriber';
 
 /**
  * A task's state: a hash (meta, status, updated, expires, message, result, error; work, the
@@ -480,7 +481,7 @@ export class RedisTaskStore implements TaskStore {
   /** One subscriber connection per store, shared by every local listener. */
   private listen(): Promise<void> {
     if (!this.subscribing) {
-      const subscriber = this.connection();
+      const subscriber = this.connection({ autoResubscribe: false });
       this.subscriber = subscriber;
       subscriber.on('message', (_channel: string, message: string) => {
         let signal: TaskSignal;
@@ -491,9 +492,7 @@ export class RedisTaskStore implements TaskStore {
         }
         this.signals.emit(SIGNAL, signal);
       });
-      const subscribing = subscriber
-        .subscribe(taskSignalChannel(this.prefix))
-        .then(() => undefined);
+      const subscribing = keepSubscribed(subscriber, taskSignalChannel(this.prefix));
       this.subscribing = subscribing;
       subscribing.catch(() => {
         // Retried by the next subscriber.
@@ -506,8 +505,9 @@ export class RedisTaskStore implements TaskStore {
     return this.subscribing;
   }
 
-  private connection(): Redis {
+  private connection(extra: RedisOptions = {}): Redis {
     const client = new Redis(this.options.url, {
+      ...extra,
       // A task call fails promptly while Redis is down instead of waiting in memory for it.
       maxRetriesPerRequest: 2,
       retryStrategy: (times) => (this.closed ? null : Math.min(times * 200, 2000)),

@@ -7,13 +7,19 @@
 // `READY <port>` once listening on 127.0.0.1; the endpoint is POST /mcp.
 //
 // Tools (a call from a client that did not declare the extension is never a task: `hold`,
-// `doomed` and `ask` then answer -32021, `plain` answers as always):
+// `doomed`, `ask` and `late_ask` then answer -32021, `plain` and `ticks` answer as always):
 //   plain   answers at once: "plain answer".
 //   hold    a task that stays `working` (statusMessage "Holding until cancelled") until
 //           tasks/cancel.
 //   doomed  a task whose every tasks/get shows it `failed` with the error DOOMED_ERROR.
 //   ask     a task that is `input_required` (inputRequests.approval, an elicitation) until a
 //           tasks/update answers `approval`; then `completed` with "approved=<content.ok>".
+//   late_ask {ms} a task that stays `working` (statusMessage "Working before asking") for `ms`
+//           (default 2000) after its creation, then asks as `ask` does (the first tasks/get
+//           after that shows it `input_required`).
+//   ticks {n, ms} never a task: answers on an SSE stream, sending notifications/progress
+//           (the request's _meta.progressToken; progress i of n, message "tick <i>") every
+//           `ms` (default 200) for `n` ticks (default 5), then the result "ticked <n>".
 //
 // GET /stats answers what arrived: `calls` (each tools/call: name and whether it declared the
 // extension), `tasks` (upstream task id → tool and status), `cancels` (the task ids of every
@@ -45,7 +51,20 @@ const TOOLS = [
   { name: 'hold', description: 'A task that runs until cancelled.' },
   { name: 'doomed', description: 'A task that fails.' },
   { name: 'ask', description: 'A task that asks for an approval.' },
-].map((tool) => ({ ...tool, inputSchema: { type: 'object', properties: {} } }));
+  {
+    name: 'late_ask',
+    description: 'A task that asks for an approval after a while.',
+    properties: { ms: { type: 'number' } },
+  },
+  {
+    name: 'ticks',
+    description: 'Reports progress, then answers.',
+    properties: { n: { type: 'number' }, ms: { type: 'number' } },
+  },
+].map(({ properties, ...tool }) => ({
+  ...tool,
+  inputSchema: { type: 'object', properties: properties ?? {} },
+}));
 
 class RpcError extends Error {
   constructor(code, message, data) {
@@ -105,7 +124,7 @@ function callTool(params) {
   if (name === 'plain') {
     return complete(text('plain answer'));
   }
-  if (!['hold', 'doomed', 'ask'].includes(name)) {
+  if (!['hold', 'doomed', 'ask', 'late_ask'].includes(name)) {
     throw new RpcError(-32602, `Unknown tool: ${name}`);
   }
   if (!extension) {
@@ -118,6 +137,12 @@ function callTool(params) {
       return createTask(name, 'working', 'Holding until cancelled');
     case 'doomed':
       return createTask(name, 'working');
+    case 'late_ask': {
+      const created = createTask(name, 'working', 'Working before asking');
+      const ms = params.arguments?.ms;
+      tasks.get(created.taskId).askAt = Date.now() + (typeof ms === 'number' ? ms : 2000);
+      return created;
+    }
     default:
       return createTask(name, 'input_required', 'Waiting for an approval');
   }
@@ -127,6 +152,9 @@ function getTask(params) {
   const task = taskOf(params);
   if (task.tool === 'doomed' && task.status === 'working') {
     setStatus(task, 'failed', DOOMED_ERROR.message);
+  }
+  if (task.tool === 'late_ask' && task.status === 'working' && Date.now() >= task.askAt) {
+    setStatus(task, 'input_required', 'Waiting for an approval');
   }
   const detailed = complete(taskFields(task));
   if (task.status === 'input_required') {
@@ -196,6 +224,39 @@ function answer(method, params) {
   }
 }
 
+const positive = (value, fallback) =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : fallback;
+
+/** `ticks`: progress notifications on the request's SSE stream, then its result. */
+function serveTicks(message, res) {
+  const params = message.params ?? {};
+  stats.calls.push({ name: 'ticks', extension: declaresTasks(params) });
+  const n = Math.floor(positive(params.arguments?.n, 5));
+  const ms = positive(params.arguments?.ms, 200);
+  const token = params._meta?.progressToken;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const event = (body) => res.write(`event: message\ndata: ${JSON.stringify(body)}\n\n`);
+  let tick = 0;
+  const timer = setInterval(() => {
+    if (tick >= n) {
+      clearInterval(timer);
+      event({ jsonrpc: '2.0', id: message.id, result: complete(text(`ticked ${n}`)) });
+      res.end();
+      return;
+    }
+    tick++;
+    if (token !== undefined) {
+      event({
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: token, progress: tick, total: n, message: `tick ${tick}` },
+      });
+    }
+  }, ms);
+  // The caller gave up (cancelled, timed out): no more ticks.
+  res.on('close', () => clearInterval(timer));
+}
+
 function send(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
@@ -219,6 +280,10 @@ function serveRpc(raw, res) {
       id: message.id,
       error: { code: -32601, message: 'Method not found: initialize' },
     });
+    return;
+  }
+  if (message.method === 'tools/call' && message.params?.name === 'ticks') {
+    serveTicks(message, res);
     return;
   }
   try {

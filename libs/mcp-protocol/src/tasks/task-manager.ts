@@ -54,6 +54,18 @@ export interface TaskManagerOptions {
 /** The failure of a task whose work was lost with its node. */
 export const NODE_STOPPED_MESSAGE = 'The gateway node running this task stopped';
 
+/**
+ * What a task's local work is stopped with when another node took the task over (this node
+ * lost its lease, or shut down and handed it over): the work itself goes on elsewhere, so the
+ * executor must not cancel it (a queued job, an upstream's task), only stop waiting for it.
+ */
+export class TaskHandedOverError extends McpError {
+  constructor() {
+    super(ErrorCode.InternalError, 'The task was handed over to another gateway node');
+    this.name = 'TaskHandedOverError';
+  }
+}
+
 /** What this node runs for a task: its own launch, or work it took over from another node. */
 interface RunningTask {
   readonly taskId: string;
@@ -288,13 +300,20 @@ export class TaskManager {
     }
     const elsewhere = [...this.running.values()]
       .filter(({ launch }) => launch.work !== undefined)
-      .map(({ launch }) => launch.taskId);
-    for (const taskId of elsewhere) {
-      this.running.delete(taskId);
-      this.handedOver.add(taskId);
+      .map(({ launch }) => launch);
+    for (const launch of elsewhere) {
+      this.running.delete(launch.taskId);
+      this.handedOver.add(launch.taskId);
     }
     // A store that cannot be reached lets the leases lapse on their own: same outcome, later.
-    await this.store.release(elsewhere, this.lease.node).catch(() => undefined);
+    await this.store
+      .release(
+        elsewhere.map((launch) => launch.taskId),
+        this.lease.node,
+      )
+      .catch(() => undefined);
+    // This node stops waiting for that work; the node that takes each task over goes on.
+    elsewhere.forEach((launch) => launch.stop(new TaskHandedOverError()));
     const error = new McpError(
       ErrorCode.InternalError,
       'The server shut down before the task finished',
@@ -462,9 +481,11 @@ export class TaskManager {
       // This node was presumed gone and another took the task over: its outcome is theirs.
       this.running.delete(taskId);
       this.handedOver.add(taskId);
-      if (entry.launch.work === undefined) {
-        entry.launch.stop(new McpError(ErrorCode.InternalError, NODE_STOPPED_MESSAGE));
-      }
+      entry.launch.stop(
+        entry.launch.work === undefined
+          ? new McpError(ErrorCode.InternalError, NODE_STOPPED_MESSAGE)
+          : new TaskHandedOverError(),
+      );
     }
   }
 

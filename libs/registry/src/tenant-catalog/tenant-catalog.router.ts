@@ -7,8 +7,14 @@ import {
   ErrorCode,
   MaybePromise,
   McpError,
+  NODE_STOPPED_MESSAGE,
   StaticCatalog,
   ToolHandler,
+  type Cancellation,
+  type JsonObject,
+  type TaskProgress,
+  type TaskWorkRef,
+  type TaskWorkResumer,
 } from '@portico/mcp-protocol';
 import { SpanKind } from '@opentelemetry/api';
 import type { PinoLogger } from 'nestjs-pino';
@@ -46,6 +52,7 @@ import {
 import { ServerCatalogView } from './server-catalog-view';
 import { serverOfScope } from './server-principal';
 import type { BackendSource } from '../upstream/backend-source';
+import { parseUpstreamTaskWork } from '../upstream/upstream-tasks';
 import { UpstreamSourceFactory } from '../upstream/upstream-source.factory';
 import { ExecutionPlan } from '../execution/execution-plan';
 import { ExecutorSource } from '../execution/executor-source';
@@ -161,7 +168,7 @@ const CHANGE_EVENTS: CatalogEvent[] = [
  * nothing).
  */
 @Injectable()
-export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
+export class TenantCatalogRouter implements CatalogProvider, TaskWorkResumer, OnModuleDestroy {
   private readonly logger = new Logger(TenantCatalogRouter.name);
   private readonly entries = new Map<string, Entry>();
   /** Each tenant's backend sources as built, before the queue wraps them: what workers call. */
@@ -559,6 +566,33 @@ export class TenantCatalogRouter implements CatalogProvider, OnModuleDestroy {
         tenant: job.principal.tenant,
         scopes: job.principal.scopes,
       },
+    });
+  }
+
+  /**
+   * Follows on the upstream task a gateway task followed on a node that stopped
+   * (TaskWorkResumer for UPSTREAM_TASK_WORK records); undefined for other work, or when the
+   * backend is gone or cannot resume tasks.
+   */
+  resume(
+    work: TaskWorkRef,
+    cancellation: Cancellation,
+    progress?: (progress: TaskProgress) => void,
+  ): Promise<JsonObject> | undefined {
+    const named = parseUpstreamTaskWork(work);
+    if (!named) {
+      return undefined;
+    }
+    return this.entry(named.tenantId).built.then(() => {
+      const source = this.direct.get(named.tenantId)?.get(named.backend);
+      const resumed = source?.resumeTask?.(named.taskId, cancellation, progress);
+      if (!resumed) {
+        throw new McpError(
+          ErrorCode.InternalError,
+          `${NODE_STOPPED_MESSAGE}, and its backend ${named.backend} cannot follow its task here`,
+        );
+      }
+      return resumed;
     });
   }
 

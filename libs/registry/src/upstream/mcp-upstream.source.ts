@@ -22,6 +22,10 @@ import {
   isLogLevel,
   JsonObject,
   McpError,
+  attachTaskWork,
+  Cancellation,
+  NODE_STOPPED_MESSAGE,
+  type TaskProgress,
   carriedFromRound,
   carryIntoRetry,
   inputRoundsOf,
@@ -63,11 +67,13 @@ import {
 } from './upstream-resilience';
 import type { UpstreamSettings } from './upstream-settings';
 import {
+  adoptedTaskContext,
   followLegacyUpstreamTask,
   followUpstreamTask,
   liftTaskResults,
   offersTasks,
   upstreamTaskOf,
+  upstreamTaskWork,
   withTasksExtension,
   type LegacyUpstreamTaskMethods,
   type UpstreamTaskMethods,
@@ -685,6 +691,17 @@ export class McpUpstreamSource implements BackendSource {
           if (task) {
             // The upstream made the call a task: so does the gateway, which follows it.
             await launch?.begin();
+            if (this.upstreamModern) {
+              // Another node can follow it on if this one stops (stateless upstream tasks).
+              await attachTaskWork(
+                call.ctx,
+                upstreamTaskWork({
+                  tenantId: this.context.tenantId,
+                  backend: this.context.backend.name,
+                  taskId: task.taskId as string,
+                }),
+              ).catch(() => false);
+            }
             return this.upstreamModern
               ? await followUpstreamTask(task, call.ctx, this.taskMethods(lane), this.label)
               : await followLegacyUpstreamTask(
@@ -717,6 +734,36 @@ export class McpUpstreamSource implements BackendSource {
     } finally {
       lane.calls.close(call);
     }
+  }
+
+  /**
+   * Follows an upstream task of this backend that a gateway task followed on a node that
+   * stopped (see upstreamTaskWork): to its result or error; `cancellation` is the gateway
+   * task's. Only a 2026-07-28 upstream's tasks can be taken over: they belong to no session.
+   */
+  resumeTask(
+    taskId: string,
+    cancellation: Cancellation,
+    progress?: (progress: TaskProgress) => void,
+  ): Promise<JsonObject> | undefined {
+    if (this.closed) {
+      return undefined;
+    }
+    const ctx = adoptedTaskContext(cancellation, progress);
+    return this.connected().then(() => {
+      if (!this.upstreamModern) {
+        throw new McpError(
+          ErrorCode.InternalError,
+          `${NODE_STOPPED_MESSAGE}, and ${this.label}'s task cannot be followed from another node`,
+        );
+      }
+      return followUpstreamTask(
+        { taskId, status: 'working' },
+        ctx,
+        this.taskMethods(this.pooledLane),
+        this.label,
+      );
+    });
   }
 
   /**

@@ -14,11 +14,18 @@
  * outcome.
  */
 import {
+  Cancellation,
   ErrorCode,
+  HandlerContext,
   McpError,
+  MODERN_PROTOCOL_VERSION,
+  NODE_STOPPED_MESSAGE,
+  TaskHandedOverError,
   TASKS_EXTENSION,
   type JsonObject,
   type RequestContext,
+  type TaskProgress,
+  type TaskWorkRef,
 } from '@portico/mcp-protocol';
 import type { Transport } from '@modelcontextprotocol/client';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -29,6 +36,81 @@ import { answerInputRequests } from './upstream-relay';
  * the key is Portico's own and never leaves the upstream source.
  */
 export const UPSTREAM_TASK_META = 'dev.portico/upstream-task';
+
+/** The TaskWorkRef kind of a gateway task that follows an upstream's task. */
+export const UPSTREAM_TASK_WORK = 'upstream-task';
+
+/** What a node taking a task over needs to follow its upstream task (see upstreamTaskWork). */
+export interface UpstreamTaskWork {
+  readonly tenantId: string;
+  /** The backend's name (unique within its tenant). */
+  readonly backend: string;
+  readonly taskId: string;
+}
+
+/** The work record of a gateway task following `work`'s upstream task (2026-07-28). */
+export function upstreamTaskWork(work: UpstreamTaskWork): TaskWorkRef {
+  return {
+    kind: UPSTREAM_TASK_WORK,
+    id: JSON.stringify({ t: work.tenantId, b: work.backend, u: work.taskId }),
+  };
+}
+
+/** The upstream task a work record names; undefined for another kind or a malformed one. */
+export function parseUpstreamTaskWork(ref: TaskWorkRef): UpstreamTaskWork | undefined {
+  if (ref.kind !== UPSTREAM_TASK_WORK) {
+    return undefined;
+  }
+  try {
+    const { t, b, u } = JSON.parse(ref.id) as Record<string, unknown>;
+    return typeof t === 'string' && typeof b === 'string' && typeof u === 'string'
+      ? { tenantId: t, backend: b, taskId: u }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The context a node that took a task over follows its upstream task with: the task's
+ * cancellation, its progress to `progress`; no client to ask (the request that started the
+ * task was answered by the node that stopped), so input the upstream asks for fails the task
+ * with a clear message.
+ */
+export function adoptedTaskContext(
+  cancellation: Cancellation,
+  progress?: (progress: TaskProgress) => void,
+): RequestContext {
+  return new HandlerContext({
+    era: 'modern',
+    protocolVersion: MODERN_PROTOCOL_VERSION,
+    requestId: 'adopted-task',
+    method: 'tools/call',
+    // Every input reaches the broker, which says why it cannot be answered.
+    clientCapabilities: { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} },
+    cancellation,
+    progressToken: 'adopted-task',
+    logsEnabled: false,
+    outbound: {
+      send: (message) => {
+        const params = ('method' in message && message.params) as Partial<TaskProgress> | false;
+        if (params && typeof params.progress === 'number') {
+          progress?.({ progress: params.progress, total: params.total, message: params.message });
+        }
+      },
+    },
+    broker: {
+      request: () =>
+        Promise.reject(
+          new McpError(
+            ErrorCode.InternalError,
+            `${NODE_STOPPED_MESSAGE}; its upstream task then asked for client input, which no ` +
+              'client can give here: call the tool again',
+          ),
+        ),
+    },
+  });
+}
 
 /** The bounds on the poll interval an upstream asks for. */
 const MIN_POLL_MS = 50;
@@ -167,16 +249,12 @@ export async function followUpstreamTask(
   const taskId = handle.taskId as string;
   const signal = ctx.signal;
   const answered = new Set<string>();
+  const status = new StatusMirror(ctx);
   let task = handle;
-  let reported: string | undefined;
-  let step = 0;
   let failures = 0;
-  try {
+  return cancellingUpstream(taskId, signal, methods, async () => {
     for (;;) {
-      if (typeof task.statusMessage === 'string' && task.statusMessage !== reported) {
-        reported = task.statusMessage;
-        await ctx.progress(++step, undefined, reported);
-      }
+      await status.mirror(task);
       let asked = false;
       switch (task.status) {
         case 'completed':
@@ -186,7 +264,7 @@ export async function followUpstreamTask(
         case 'cancelled':
           throw new McpError(
             ErrorCode.InternalError,
-            `${label}: the upstream cancelled the task${reported ? ` (${reported})` : ''}`,
+            `${label}: the upstream cancelled the task${status.last ? ` (${status.last})` : ''}`,
           );
         case 'input_required':
           asked = await answerNew(task, ctx, methods, answered, signal);
@@ -204,10 +282,42 @@ export async function followUpstreamTask(
         }
       }
     }
+  });
+}
+
+/** Mirrors an upstream task's statusMessage as the caller's progress, once per message. */
+class StatusMirror {
+  last?: string;
+  private step = 0;
+
+  constructor(private readonly ctx: RequestContext) {}
+
+  async mirror(task: JsonObject): Promise<void> {
+    if (typeof task.statusMessage === 'string' && task.statusMessage !== this.last) {
+      this.last = task.statusMessage;
+      await this.ctx.progress(++this.step, undefined, this.last);
+    }
+  }
+}
+
+/**
+ * Runs `follow`; when it ends because the gateway's task was cancelled (or its node stops),
+ * the upstream's task is cancelled too, and the cancellation is what the follow ends with.
+ */
+async function cancellingUpstream<T>(
+  taskId: string,
+  signal: AbortSignal,
+  methods: { cancel(taskId: string): Promise<void> },
+  follow: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await follow();
   } catch (err) {
     if (signal.aborted) {
-      // The gateway's task was cancelled (or its node stops): so is the upstream's.
-      void methods.cancel(taskId).catch(() => undefined);
+      // Handed over to another node, the upstream task goes on there; else it is cancelled.
+      if (!(signal.reason instanceof TaskHandedOverError)) {
+        void methods.cancel(taskId).catch(() => undefined);
+      }
       throw signal.reason ?? err;
     }
     throw err;
@@ -238,16 +348,12 @@ export async function followLegacyUpstreamTask(
 ): Promise<JsonObject> {
   const taskId = handle.taskId as string;
   const signal = ctx.signal;
+  const status = new StatusMirror(ctx);
   let task = handle;
-  let reported: string | undefined;
-  let step = 0;
   let failures = 0;
-  try {
+  return cancellingUpstream(taskId, signal, methods, async () => {
     for (;;) {
-      if (typeof task.statusMessage === 'string' && task.statusMessage !== reported) {
-        reported = task.statusMessage;
-        await ctx.progress(++step, undefined, reported);
-      }
+      await status.mirror(task);
       try {
         if (LEGACY_RESULT_READY.has(task.status as string)) {
           const result = { ...(await methods.result(taskId, signal)) };
@@ -265,13 +371,7 @@ export async function followLegacyUpstreamTask(
         task = { ...task, status: 'working' };
       }
     }
-  } catch (err) {
-    if (signal.aborted) {
-      void methods.cancel(taskId).catch(() => undefined);
-      throw signal.reason ?? err;
-    }
-    throw err;
-  }
+  });
 }
 
 function legacyPollInterval(task: JsonObject, handle: JsonObject): number {
