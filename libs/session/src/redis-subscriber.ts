@@ -12,7 +12,8 @@ export function keepSubscribed(
   channel: string,
   onError: (err: unknown) => void = () => undefined,
 ): Promise<void> {
-  let first = true;
+  // The 'ready' of the first connection needs nothing: the SUBSCRIBE below is sent on it.
+  let first = client.status !== 'ready';
   client.on('ready', () => {
     if (first) {
       first = false;
