@@ -20,7 +20,7 @@
 //   FEDCONF_LOG_LEVEL         the gateway's LOG_LEVEL (default warn; its log is kept per run)
 //   FEDCONF_HOLD=1            start everything, print the tenant URLs, run nothing, wait for ^C
 // Results (checks.json per scenario, the suite's output, the gateway log) go to
-// conformance-results/federated/. Exits non-zero when a scored scenario fails.
+// conformance-results/federated/. Exits non-zero when any scenario fails, scored or not.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -415,7 +415,9 @@ try {
       String(r.code).padStart(5),
     ];
     console.log(row.join('  '));
-    if (r.code !== 0 || scored.length === 0) {
+    // The suite's exit code counts the scored scenarios only; the extension scenarios
+    // (tasks-*) pass through federation too, in every configuration: a failure there is one.
+    if (r.code !== 0 || scored.length === 0 || all.some((s) => s.failed > 0)) {
       exitCode = 1;
     }
   }

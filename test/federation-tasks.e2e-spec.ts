@@ -6,8 +6,9 @@
  * their own processes, both 2026-07-28 only: the conformance catalog
  * (libs/testing/fixtures-upstream/conformance-upstream.mjs --era modern: Portico's build,
  * `npm run build` first) and a scripted server (tasks-upstream.mjs) whose /stats shows what
- * reached it. The clients are raw JSON-RPC over fetch: 2026-07-28 requests, and a 2025-11-25
- * session with `task`-augmented calls.
+ * reached it. A third, the same catalog as a 2025-11-25 server (--era 2025: initialize,
+ * sessions, `task`-augmented calls), is joined by its own describe block. The clients are raw
+ * JSON-RPC over fetch: 2026-07-28 requests, and a 2025-11-25 session with `task`-augmented calls.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -15,6 +16,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { TASKS_EXTENSION } from '@portico/mcp-protocol';
+import type { TenantEntity } from '@portico/persistence';
 import { TenantService } from '@portico/tenancy';
 import { RunningGateway, startGateway } from './support/gateway';
 import { seedTenant } from './support/tenants';
@@ -53,6 +55,7 @@ interface ScriptedStats {
 }
 
 let gateway: RunningGateway;
+let tenant: TenantEntity;
 let endpoint: string;
 let apiKey: string;
 /** The conformance upstream's own MCP endpoint, and the scripted upstream's base URL. */
@@ -239,6 +242,7 @@ beforeAll(async () => {
     SHUTDOWN_GRACE_MS: '0',
   });
   const seeded = await seedTenant(gateway.app, { slug: 'fedtasks', fixtures: [] });
+  tenant = seeded.tenant;
   apiKey = seeded.apiKey;
   endpoint = `${gateway.mcpUrl}/fedtasks`;
   const tenants = gateway.app.get(TenantService);
@@ -549,5 +553,118 @@ describe('a 2025-11-25 client session', () => {
       taskId,
       status: 'completed',
     });
+  }, 60_000);
+});
+
+describe('a 2026-07-28 client, through a 2025-11-25 upstream with tasks', () => {
+  /** The backend name of the conformance catalog served as a 2025-11-25 server. */
+  const PREFIX = 'lg';
+
+  beforeAll(async () => {
+    const port = await startUpstream(CONFORMANCE, ['--transport', 'http', '--era', '2025']);
+    const tenants = gateway.app.get(TenantService);
+    await tenants.backends(tenant.id).insert({
+      name: PREFIX,
+      kind: 'mcp-http',
+      target: `http://127.0.0.1:${port}/mcp`,
+      settings: { internal: true },
+      credentialsSealed: null,
+    });
+    await tenants.changed(tenant);
+    await until(async () => {
+      const { body } = await rpc(
+        'tools/call',
+        { name: `${PREFIX}__test_simple_text`, arguments: {} },
+        { caps: {} },
+      );
+      return body.result !== undefined;
+    }, `${PREFIX}__test_simple_text in the catalog`);
+  }, 120_000);
+
+  it('asks the question the upstream task asks first on the call, then answers with a task', async () => {
+    const name = `${PREFIX}__test_tool_with_task`;
+    const first = await rpc('tools/call', { name, arguments: {} }, { caps: TASK_AND_INPUT_CAPS });
+    expect(first.body.error).toBeUndefined();
+    expect(first.body.result).toMatchObject({
+      resultType: 'input_required',
+      requestState: expect.any(String),
+      inputRequests: {
+        user_name: {
+          method: 'elicitation/create',
+          params: expect.objectContaining({ message: 'What is your name?' }),
+        },
+      },
+    });
+    expect(first.body.result.taskId).toBeUndefined();
+    expect(Object.keys(first.body.result.inputRequests as Json)).toEqual(['user_name']);
+
+    const retried = await rpc(
+      'tools/call',
+      {
+        name,
+        arguments: {},
+        inputResponses: { user_name: { action: 'accept', content: { name: 'Alice' } } },
+        requestState: first.body.result.requestState,
+      },
+      { caps: TASK_AND_INPUT_CAPS },
+    );
+    expect(retried.body.error).toBeUndefined();
+    expect(retried.body.result).toMatchObject({ resultType: 'task', status: 'working' });
+    expect(retried.body.result.requestState).toBeUndefined();
+    expect(retried.body.result.inputRequests).toBeUndefined();
+    const taskId = retried.body.result.taskId as string;
+    expect(typeof taskId).toBe('string');
+
+    const done = await pollTask(
+      taskId,
+      (t) => !['working', 'input_required'].includes(t.status as string),
+      TASK_AND_INPUT_CAPS,
+    );
+    expect(done).toMatchObject({
+      taskId,
+      status: 'completed',
+      result: { resultType: 'complete', content: [{ type: 'text' }] },
+    });
+    expect(done.result.content[0].text).toContain('Alice');
+  }, 60_000);
+
+  it('answers a task-only tool that asks nothing with a task at once, ending in its tool error', async () => {
+    const taskId = await startTask(`${PREFIX}__failing_job`, {}, TASK_AND_INPUT_CAPS);
+    const done = await pollTask(taskId, (t) => t.status !== 'working', TASK_AND_INPUT_CAPS);
+    // 2026-07-28 counts a tool error as a completed task, its result inlined.
+    expect(done).toMatchObject({
+      taskId,
+      status: 'completed',
+      result: {
+        isError: true,
+        content: [{ type: 'text', text: 'The job failed, as it always does' }],
+      },
+    });
+  }, 60_000);
+
+  it("wraps an optional task tool's plain upstream call in the gateway's own task", async () => {
+    const taskId = await startTask(`${PREFIX}__slow_compute`, { seconds: 1, label: 'era2025' });
+    const done = await pollTask(taskId, (t) => t.status !== 'working');
+    expect(done).toMatchObject({
+      taskId,
+      status: 'completed',
+      result: {
+        resultType: 'complete',
+        content: [{ type: 'text', text: 'Computed era2025 after 1 s' }],
+      },
+    });
+  }, 60_000);
+
+  it('cancels a running task', async () => {
+    const taskId = await startTask(`${PREFIX}__slow_compute`, { seconds: 600, label: 'forever' });
+    expect((await rpc('tasks/get', { taskId })).body.result).toMatchObject({
+      taskId,
+      status: 'working',
+    });
+    const ack = await rpc('tasks/cancel', { taskId });
+    expect(ack.body.error).toBeUndefined();
+    expect(ack.body.result).toMatchObject({ resultType: 'complete' });
+    const cancelled = await pollTask(taskId, (t) => t.status !== 'working');
+    expect(cancelled.status).toBe('cancelled');
   }, 60_000);
 });

@@ -393,7 +393,11 @@ describe.each(PLACEMENTS)('SDK v1 (2025-11-25 tasks), $title', (placement) => {
           properties: { confirm: { type: 'boolean' } },
           required: ['confirm'],
         },
-        _meta: { 'io.modelcontextprotocol/related-task': { taskId } },
+        _meta: {
+          'io.modelcontextprotocol/related-task': { taskId },
+          // The task's key for the input (a gateway federating this server asks under it).
+          'dev.portico/input-key': 'confirm',
+        },
       },
     ]);
     expect((await follower.client.experimental.tasks.getTask(taskId)).status).toBe('completed');
@@ -407,8 +411,12 @@ describe.each(PLACEMENTS)('SDK v1 (2025-11-25 tasks), $title', (placement) => {
     expect(result.content).toEqual([{ type: 'text', text: 'Got Ada and Grace' }]);
     const questions = follower.elicitations.asked.slice(asked);
     expect(questions.map((q) => q.message).sort()).toEqual(['First answer?', 'Second answer?']);
+    const keys = { 'First answer?': 'first_name', 'Second answer?': 'second_name' };
     for (const question of questions) {
-      expect(question._meta).toEqual({ 'io.modelcontextprotocol/related-task': { taskId } });
+      expect(question._meta).toEqual({
+        'io.modelcontextprotocol/related-task': { taskId },
+        'dev.portico/input-key': keys[question.message as keyof typeof keys],
+      });
     }
   });
 

@@ -1425,6 +1425,8 @@ export class McpEngine {
           _meta: {
             ...(typeof meta === 'object' && meta !== null ? meta : {}),
             [META.relatedTask]: { taskId: task.taskId },
+            // The task's key for this input, as a mid-call request names it (withInputKey).
+            [META.inputKey]: key,
           },
         };
         void session

@@ -405,6 +405,11 @@ export function attachTaskWork(ctx: RequestContext, work: TaskWorkRef): Promise<
 
 /** What a handler that decides itself whether its call becomes a task holds (taskLaunchOf). */
 export interface TaskLaunchControl {
+  /**
+   * The call waits for `begin` (2026-07-28): until then input is gathered with input_required
+   * rounds on the request, and ending without `begin` answers it like any call.
+   */
+  readonly deferred: boolean;
   /** Makes the call a task now (a no-op once it is one); resolves when any node can read it. */
   begin(): Promise<void>;
 }
@@ -422,8 +427,8 @@ export function taskLaunchOf(ctx: RequestContext): TaskLaunchControl | undefined
   if (!launch) {
     return undefined;
   }
-  launch.defer();
-  return { begin: () => launch.begin().then(() => undefined) };
+  const deferred = launch.defer();
+  return { deferred, begin: () => launch.begin().then(() => undefined) };
 }
 
 /**

@@ -472,6 +472,7 @@ export class McpUpstreamSource implements BackendSource {
       this.upstreamLegacyTasks && tool.execution?.taskSupport === 'required'
         ? { task: { ttl: UPSTREAM_TASK_TTL_MS } }
         : undefined;
+    const mayDefer = tasks || legacyTask !== undefined;
     return {
       definition: tasks
         ? { ...tool, name: exposed, execution: { taskSupport: 'optional' } }
@@ -484,7 +485,7 @@ export class McpUpstreamSource implements BackendSource {
           ctx,
           (client, params, options) =>
             client.callTool(params as Parameters<Client['callTool']>[0], options),
-          tasks ? taskLaunchOf(ctx) : undefined,
+          mayDefer ? taskLaunchOf(ctx) : undefined,
         ) as Promise<CallToolResult>,
     };
   }
@@ -623,6 +624,7 @@ export class McpUpstreamSource implements BackendSource {
     const call = lane.calls.open(ctx);
     // A 2025-era upstream asks mid-call; a 2026-07-28 client answers with a retry.
     call.holdable = !this.upstreamModern && inputRoundsOf(ctx);
+    call.launch = launch?.deferred ? launch : undefined;
     const outcome = this.rounds(method, target, params, call, lane, send, launch);
     return call.holdable ? this.settleHeld(HeldCalls.entry(call, outcome), ctx) : outcome;
   }
@@ -689,8 +691,11 @@ export class McpUpstreamSource implements BackendSource {
         if (result.resultType !== 'input_required') {
           const task = upstreamTaskOf(result);
           if (task) {
-            // The upstream made the call a task: so does the gateway, which follows it.
-            await launch?.begin();
+            // The upstream made the call a task: so does the gateway, which follows it. A
+            // 2025-11-25 task that asks for input first gets it on the request (below).
+            if (this.upstreamModern || !launch?.deferred) {
+              await launch?.begin();
+            }
             if (this.upstreamModern) {
               // Another node can follow it on if this one stops (stateless upstream tasks).
               await attachTaskWork(
@@ -707,7 +712,8 @@ export class McpUpstreamSource implements BackendSource {
               : await followLegacyUpstreamTask(
                   task,
                   call.ctx,
-                  this.legacyTaskMethods(lane, call.headers),
+                  this.legacyTaskMethods(lane, call),
+                  call.launch,
                 );
           }
           return withoutEnvelope(result);
@@ -796,10 +802,7 @@ export class McpUpstreamSource implements BackendSource {
    * created on. tasks/result carries the call's relay headers: the input requests on its
    * stream reach the call they belong to.
    */
-  private legacyTaskMethods(
-    lane: Lane,
-    headers: Record<string, string> | undefined,
-  ): LegacyUpstreamTaskMethods {
+  private legacyTaskMethods(lane: Lane, call: RelayedCall): LegacyUpstreamTaskMethods {
     const send = (
       method: string,
       params: JsonObject,
@@ -817,9 +820,11 @@ export class McpUpstreamSource implements BackendSource {
         signal,
         lane,
       );
+    // The call's signal: it follows the caller's, and ends the wait of tasks/result when the
+    // client has to answer first (an input round unwinds the call).
     return {
-      get: (taskId, signal) => send('tasks/get', { taskId }, signal),
-      result: (taskId, signal) => send('tasks/result', { taskId }, signal, { headers }),
+      get: (taskId) => send('tasks/get', { taskId }, call.signal),
+      result: (taskId) => send('tasks/result', { taskId }, call.signal, { headers: call.headers }),
       cancel: (taskId) => send('tasks/cancel', { taskId }).then(() => undefined),
     };
   }
@@ -868,7 +873,10 @@ export class McpUpstreamSource implements BackendSource {
     }
     const named = key ?? (call.holdable ? call.nextKey(method) : undefined);
     try {
-      return await askClient(call.ctx, method, asked, named);
+      const answer = await askClient(call.ctx, method, asked, named);
+      // Input gathered before the task exists: the call is worth its task now.
+      void call.launch?.begin().catch(() => undefined);
+      return answer;
     } catch (err) {
       if (err instanceof Error) {
         // The client refused or failed (a missing capability, a timeout): the upstream hears so.
@@ -1255,13 +1263,19 @@ function notFoundInEra(err: unknown, uri: string, ctx: RequestContext): unknown 
 /**
  * An input request's params without the key its server named in `_meta` (META.inputKey, which
  * Portico sends its 2025-era clients), and that key: a 2026-07-28 caller is asked under it.
+ * The upstream's related-task `_meta` goes too.
  */
 function takeInputKey(params: JsonObject): { params: JsonObject; key?: string } {
   const meta = params._meta;
-  if (typeof meta !== 'object' || meta === null || !(META.inputKey in meta)) {
+  if (
+    typeof meta !== 'object' ||
+    meta === null ||
+    !(META.inputKey in meta || META.relatedTask in meta)
+  ) {
     return { params };
   }
-  const { [META.inputKey]: named, ...rest } = meta as JsonObject;
+  // The upstream's own task (a 2025-11-25 task's question) means nothing to the caller.
+  const { [META.inputKey]: named, [META.relatedTask]: _task, ...rest } = meta as JsonObject;
   const clean: JsonObject = { ...params };
   if (Object.keys(rest).length > 0) {
     clean._meta = rest;

@@ -9,6 +9,7 @@ import {
   type InputMethod,
   type JsonObject,
   type RequestContext,
+  type TaskLaunchControl,
 } from '@portico/mcp-protocol';
 
 /*
@@ -57,6 +58,11 @@ export class RelayedCall {
   unwoundBy?: { reason: unknown };
   /** Input rounds hold the call open rather than abandon it (see hold). */
   holdable = false;
+  /**
+   * A call waiting to become a task (a 2025-11-25 upstream's task behind a 2026-07-28 client):
+   * once the upstream's questions were answered on the request, it becomes one.
+   */
+  launch?: TaskLaunchControl;
   /** Headers of every upstream POST of this call: they tag its response stream. */
   readonly headers: Record<string, string>;
   private readonly controller = new AbortController();

@@ -24,6 +24,7 @@ import {
   TASKS_EXTENSION,
   type JsonObject,
   type RequestContext,
+  type TaskLaunchControl,
   type TaskProgress,
   type TaskWorkRef,
 } from '@portico/mcp-protocol';
@@ -119,6 +120,9 @@ const DEFAULT_POLL_MS = 500;
 
 /** tools/call ids awaiting their answer that liftTaskResults keeps at most. */
 const MAX_TRACKED_CALLS = 10_000;
+
+/** When a deferred call first looks at a 2025-11-25 upstream task it created. */
+const FIRST_LOOK_MS = 100;
 
 /** Failed tasks/get in a row before the gateway gives up following a task. */
 const MAX_POLL_FAILURES = 5;
@@ -345,6 +349,7 @@ export async function followLegacyUpstreamTask(
   handle: JsonObject,
   ctx: RequestContext,
   methods: LegacyUpstreamTaskMethods,
+  launch?: TaskLaunchControl,
 ): Promise<JsonObject> {
   const taskId = handle.taskId as string;
   const signal = ctx.signal;
@@ -352,6 +357,18 @@ export async function followLegacyUpstreamTask(
   let task = handle;
   let failures = 0;
   return cancellingUpstream(taskId, signal, methods, async () => {
+    if (launch?.deferred) {
+      // A 2025-11-25 task exists from the call on, and asks its questions through tasks/result.
+      // A 2026-07-28 client may answer questions before the gateway's task exists (input_required
+      // rounds): one early look tells whether the task asks first; if so, tasks/result below
+      // relays the questions to the request, and the call becomes a task once they are answered
+      // (relayInput); if not, it becomes one now.
+      await delay(FIRST_LOOK_MS, undefined, { signal });
+      task = { ...task, ...(await methods.get(taskId, signal)) };
+      if (task.status !== 'input_required') {
+        await launch.begin();
+      }
+    }
     for (;;) {
       await status.mirror(task);
       try {
