@@ -8,15 +8,15 @@
  * libs/testing/fixtures-upstream/counting-upstream.mjs (SDK v1 server), over stateful
  * Streamable HTTP and over stdio; its tools count their runs per label.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { TenantService } from '@portico/tenancy';
 import { RunningGateway, startGateway } from './support/gateway';
-import { ClientAnswers, closeAll, connectV1, HttpRecorder, within } from './support/sdk';
+import { ClientAnswers, closeAll, connectV1, HttpRecorder } from './support/sdk';
 import { seedTenant } from './support/tenants';
+import { startReadyProcess } from './support/queue';
 
 const FIXTURE = join(
   resolve(__dirname, '..'),
@@ -55,23 +55,8 @@ let nextId = 1;
 
 /** The HTTP upstream process; resolves with its URL once it printed `READY <port>`. */
 async function startHttpUpstream(): Promise<string> {
-  const child = spawn(process.execPath, [FIXTURE, '--transport', 'http'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const { child, port } = await startReadyProcess(FIXTURE, ['--transport', 'http'], WAIT_MS);
   upstream = child;
-  const port = await within(
-    new Promise<number>((done, fail) => {
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        const match = /^READY (\d+)$/.exec(line);
-        if (match) {
-          done(Number(match[1]));
-        }
-      });
-      child.once('exit', (code) => fail(new Error(`upstream exited with ${code}`)));
-    }),
-    WAIT_MS,
-    'upstream start',
-  );
   return `http://127.0.0.1:${port}/mcp`;
 }
 

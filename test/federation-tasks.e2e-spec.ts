@@ -10,16 +10,16 @@
  * sessions, `task`-augmented calls), is joined by its own describe block. The clients are raw
  * JSON-RPC over fetch: 2026-07-28 requests, and a 2025-11-25 session with `task`-augmented calls.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { TASKS_EXTENSION } from '@portico/mcp-protocol';
 import type { TenantEntity } from '@portico/persistence';
 import { TenantService } from '@portico/tenancy';
 import { RunningGateway, startGateway } from './support/gateway';
 import { seedTenant } from './support/tenants';
+import { startReadyProcess } from './support/queue';
 
 const ROOT = resolve(__dirname, '..');
 const CONFORMANCE = join(ROOT, 'libs/testing/fixtures-upstream/conformance-upstream.mjs');
@@ -206,25 +206,9 @@ async function until(probe: () => Promise<boolean> | boolean, what: string): Pro
 
 /** An upstream fixture process; resolves with its port once it printed `READY <port>`. */
 async function startUpstream(script: string, args: string[]): Promise<number> {
-  const child = spawn(process.execPath, [script, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const { child, port } = await startReadyProcess(script, args, 60_000);
   upstreams.push(child);
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await new Promise<number>((done, fail) => {
-      timer = setTimeout(() => fail(new Error(`${script}: not ready within 60 s`)), 60_000);
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        const match = /^READY (\d+)$/.exec(line);
-        if (match) {
-          done(Number(match[1]));
-        }
-      });
-      child.once('exit', (code) => fail(new Error(`${script} exited with ${code}`)));
-    });
-  } finally {
-    clearTimeout(timer);
-  }
+  return port;
 }
 
 beforeAll(async () => {

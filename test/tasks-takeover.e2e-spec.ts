@@ -16,12 +16,11 @@
  * `npm run build` first) and a scripted server (tasks-upstream.mjs) whose /stats shows what
  * reached it.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import Redis from 'ioredis';
 import { NODE_STOPPED_MESSAGE, TASKS_EXTENSION } from '@portico/mcp-protocol';
 import { TOOL_CALL_WORK } from '@portico/queue';
@@ -32,6 +31,7 @@ import { testDatabaseEnv } from '@portico/testing';
 import { RunningGateway, startGateway } from './support/gateway';
 import { TcpProxy } from './support/tcp-proxy';
 import { seedTenant } from './support/tenants';
+import { startReadyProcess } from './support/queue';
 
 jest.setTimeout(120_000);
 
@@ -135,25 +135,9 @@ describe('tasks taken over from a gateway node that stops', () => {
 
   /** An upstream fixture process; resolves with its port once it printed `READY <port>`. */
   async function startUpstream(script: string, args: string[]): Promise<number> {
-    const child = spawn(process.execPath, [script, ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const { child, port } = await startReadyProcess(script, args, 60_000);
     upstreams.push(child);
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await new Promise<number>((done, fail) => {
-        timer = setTimeout(() => fail(new Error(`${script}: not ready within 60 s`)), 60_000);
-        createInterface({ input: child.stdout }).on('line', (line) => {
-          const match = /^READY (\d+)$/.exec(line);
-          if (match) {
-            done(Number(match[1]));
-          }
-        });
-        child.once('exit', (code) => fail(new Error(`${script} exited with ${code}`)));
-      });
-    } finally {
-      clearTimeout(timer);
-    }
+    return port;
   }
 
   async function scriptedStats(): Promise<ScriptedStats> {

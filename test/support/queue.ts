@@ -27,23 +27,43 @@ export interface FixtureUpstream {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts a fixture process (`node script ...args`) that prints `READY <port>` once it listens;
+ * resolves with the child and that port. The child is the caller's to stop (stopProcess).
+ */
+export async function startReadyProcess(
+  script: string,
+  args: string[],
+  timeoutMs = 10_000,
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [script, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  try {
+    const port = await within(
+      new Promise<number>((resolve, reject) => {
+        lines.on('line', (line) => {
+          const match = /^READY (\d+)$/.exec(line);
+          if (match) {
+            resolve(Number(match[1]));
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+      }),
+      timeoutMs,
+      `${script} start`,
+    );
+    return { child, port };
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+}
+
 /** Starts libs/testing/fixtures-upstream/upstream-server.mjs on a free port. */
 export async function startFixtureUpstream(): Promise<FixtureUpstream> {
-  const child = spawn(process.execPath, [FIXTURE, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const port = await within(
-    new Promise<number>((resolve, reject) => {
-      lines.on('line', (line) => {
-        const match = /^READY (\d+)$/.exec(line);
-        if (match) {
-          resolve(Number(match[1]));
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`fixture upstream exited with ${code}`)));
-    }),
-    10_000,
-    'fixture upstream start',
-  );
+  const { child, port } = await startReadyProcess(FIXTURE, ['0']);
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     stats: async () => {
